@@ -1,0 +1,54 @@
+# consent-replay — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint format proof bench bench-crypto bench-pipeline bench-serve clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	@scripts/ensure-system.sh
+	$(BIN)/consent-replay up
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: $(STAMP) lint
+	@scripts/ensure-system.sh --browser
+	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && \
+	  $(BIN)/python -m pytest -m "not proof" $(PYTEST_ARGS)
+
+proof: $(STAMP)
+	@scripts/ensure-system.sh --browser
+	@export CR_TEST_PG="$$(scripts/ensure-services.sh --rabbitmq)" && \
+	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS) && \
+	  $(BIN)/python scripts/reliability_report.py
+
+bench: bench-crypto bench-pipeline bench-serve
+
+bench-crypto: $(STAMP)
+	@scripts/ensure-system.sh --age
+	$(BIN)/python bench/crypto.py
+
+bench-pipeline: $(STAMP)
+	@scripts/ensure-system.sh
+	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && $(BIN)/python bench/pipeline.py
+
+bench-serve: $(STAMP)
+	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && $(BIN)/python bench/serve.py
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,94 @@
+"""``/api/v1/recordings``: upload, list, read and delete one's own recordings."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_smorest import Blueprint
+
+from app.api.schemas import (
+    RecordingListArgs,
+    RecordingListSchema,
+    RecordingSchema,
+    RecordingUploadSchema,
+)
+from app.auth import current_user, db_session, require
+from app.metrics import UPLOAD_BYTES
+from app.models import Role
+from app.runtime import runtime
+from app.services import policy, recordings
+from app.services.ingest import ingest_upload, store_cleanup
+
+blp = Blueprint(
+    "recordings",
+    __name__,
+    url_prefix="/api/v1/recordings",
+    description="An employee's own recordings (private drafts)",
+)
+
+
+@blp.route("", methods=["POST"])
+@require(Role.EMPLOYEE)
+@blp.doc(
+    requestBody={
+        "required": True,
+        "content": {"multipart/form-data": {"schema": RecordingUploadSchema}},
+    }
+)
+@blp.response(201, RecordingSchema)
+@blp.alt_response(413, description="Larger than the upload limit")
+@blp.alt_response(415, description="Not multipart, or a file that is not audio or video")
+def upload():
+    """Upload a recording: ``screen`` and/or ``audio``, streamed and encrypted as it arrives."""
+    rt = runtime()
+    session = db_session()
+    limit = min(policy.current_policy(session).max_upload_bytes, rt.settings.max_upload_bytes)
+    session.rollback()  # release the read transaction while the upload streams in
+    result = ingest_upload(
+        request.stream,
+        request.headers.get("Content-Type"),
+        request.content_length,
+        store=rt.store,
+        max_bytes=limit,
+        on_bytes=UPLOAD_BYTES.inc,
+    )
+    try:
+        recording = recordings.create_recording(session, rt, current_user(), result)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        for part in result.parts:
+            store_cleanup(rt.store, part.name)
+        raise
+    return recordings.present(session, rt, recording), 201
+
+
+@blp.route("", methods=["GET"])
+@require(Role.EMPLOYEE)
+@blp.arguments(RecordingListArgs, location="query")
+@blp.response(200, RecordingListSchema)
+def list_recordings(args):
+    """My recordings (drafts; ``include_deleted`` adds deleted ones with their certificates)."""
+    rt, session = runtime(), db_session()
+    rows = recordings.list_own(session, current_user(), include_deleted=args["include_deleted"])
+    return {"recordings": [recordings.present(session, rt, r) for r in rows]}
+
+
+@blp.route("/<string:recording_id>", methods=["GET"])
+@require(Role.EMPLOYEE)
+@blp.response(200, RecordingSchema)
+def get_recording(recording_id: str):
+    """One of my recordings."""
+    rt, session = runtime(), db_session()
+    return recordings.present(
+        session, rt, recordings.get_own(session, current_user(), recording_id)
+    )
+
+
+@blp.route("/<string:recording_id>", methods=["DELETE"])
+@require(Role.EMPLOYEE)
+@blp.response(200, RecordingSchema)
+def delete_recording(recording_id: str):
+    """Shred the recording and revoke all of its shares; answers with its certificate."""
+    rt, session = runtime(), db_session()
+    recording = recordings.delete_recording(session, rt, current_user(), recording_id)
+    return recordings.present(session, rt, recording)

@@ -1,0 +1,198 @@
+"""Request and response schemas of the public API (they also generate the OpenAPI document)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from marshmallow import validate
+
+
+class Strict(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class MeSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+    role = ma.fields.String(required=True)
+    login = ma.fields.String()
+
+
+class PersonSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+
+
+class RecordingSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    title = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    expires_at = ma.fields.AwareDateTime(required=True)
+    deleted_at = ma.fields.AwareDateTime(allow_none=True)
+    duration_s = ma.fields.Float(allow_none=True)
+    size_bytes = ma.fields.Integer()
+    has_video = ma.fields.Boolean(allow_none=True)
+    audio_channels = ma.fields.Integer(allow_none=True)
+    agent_channel = ma.fields.String()
+    customer_informed = ma.fields.Boolean()
+    probe_status = ma.fields.String()
+    probe_error = ma.fields.String(allow_none=True)
+    media_sha256 = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    parts = ma.fields.List(ma.fields.String())
+    share_ids = ma.fields.List(ma.fields.UUID())
+    certificate = ma.fields.String(allow_none=True)
+
+
+class RecordingListSchema(ma.Schema):
+    recordings = ma.fields.List(ma.fields.Nested(RecordingSchema), required=True)
+
+
+class RecordingListArgs(Strict):
+    include_deleted = ma.fields.Boolean(load_default=False)
+
+
+class RecordingUploadSchema(ma.Schema):
+    """Documentation of the multipart upload; the body is parsed as a stream, not by this."""
+
+    screen = ma.fields.Raw(
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "screen video (WebM, MP4, Matroska)",
+        }
+    )
+    audio = ma.fields.Raw(
+        metadata={
+            "type": "string",
+            "format": "binary",
+            "description": "call audio (WAV, Ogg/WebM Opus, MP3, M4A)",
+        }
+    )
+    title = ma.fields.String(validate=validate.Length(max=200))
+    agent_channel = ma.fields.String(validate=validate.OneOf(["left", "right", "mono"]))
+    customer_informed = ma.fields.Boolean()
+
+
+class TrimSchema(Strict):
+    start_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))
+    end_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))
+
+
+class ShareCreateSchema(Strict):
+    coach_ids = ma.fields.List(
+        ma.fields.UUID(), required=True, validate=validate.Length(min=1, max=10)
+    )
+    purpose = ma.fields.String(required=True, validate=validate.Length(min=1, max=500))
+    expires_in_days = ma.fields.Integer(
+        required=True, strict=True, validate=validate.Range(min=1, max=365)
+    )
+    trim = ma.fields.Nested(TrimSchema, allow_none=True)
+    include_customer_audio = ma.fields.Boolean(load_default=False)
+    note = ma.fields.String(allow_none=True, validate=validate.Length(max=2000))
+
+
+class MediaLinksSchema(ma.Schema):
+    video = ma.fields.String()
+    poster = ma.fields.String()
+    thumbnails = ma.fields.String()
+    waveform = ma.fields.String()
+
+
+class ShareSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    recording_id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    progress = ma.fields.Integer(required=True)
+    error = ma.fields.String(allow_none=True)
+    coach_ids = ma.fields.List(ma.fields.UUID(), required=True)
+    coaches = ma.fields.List(ma.fields.Nested(PersonSchema))
+    employee = ma.fields.Nested(PersonSchema)
+    purpose = ma.fields.String(required=True)
+    title = ma.fields.String(allow_none=True)
+    note = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+    expires_at = ma.fields.AwareDateTime(required=True)
+    ended_at = ma.fields.AwareDateTime(allow_none=True)
+    duration_s = ma.fields.Float(allow_none=True)
+    trim = ma.fields.Nested(TrimSchema, allow_none=True)
+    include_customer_audio = ma.fields.Boolean()
+    media = ma.fields.Nested(MediaLinksSchema)
+    receipt = ma.fields.String(metadata={"description": "signed consent receipt (JWT)"})
+    certificate = ma.fields.String(allow_none=True)
+
+
+class ShareListSchema(ma.Schema):
+    shares = ma.fields.List(ma.fields.Nested(ShareSchema), required=True)
+
+
+class RevocationSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    status = ma.fields.String(required=True)
+    revoked_at = ma.fields.AwareDateTime(required=True)
+    key_destroyed = ma.fields.Boolean(required=True)
+    certificate = ma.fields.String(required=True, allow_none=True)
+
+
+class AccessEventSchema(ma.Schema):
+    at = ma.fields.AwareDateTime(required=True)
+    actor_id = ma.fields.UUID(allow_none=True, required=True)
+    actor_name = ma.fields.String(allow_none=True)
+    action = ma.fields.String(required=True)
+    detail = ma.fields.Dict()
+
+
+class ViewSessionSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    viewer_id = ma.fields.UUID(required=True)
+    viewer_name = ma.fields.String()
+    started_at = ma.fields.AwareDateTime()
+    last_seen_at = ma.fields.AwareDateTime()
+    seconds_watched = ma.fields.Float()
+    bytes_served = ma.fields.Integer()
+    ranges = ma.fields.List(ma.fields.List(ma.fields.Integer()))
+
+
+class AccessLogSchema(ma.Schema):
+    share_id = ma.fields.UUID(required=True)
+    events = ma.fields.List(ma.fields.Nested(AccessEventSchema), required=True)
+    views = ma.fields.List(ma.fields.Nested(ViewSessionSchema))
+
+
+class CommentCreateSchema(Strict):
+    at_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))
+    body = ma.fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class CommentSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    at_s = ma.fields.Float(required=True)
+    body = ma.fields.String(required=True)
+    author = ma.fields.Nested(PersonSchema)
+    created_at = ma.fields.AwareDateTime()
+
+
+class CommentListSchema(ma.Schema):
+    comments = ma.fields.List(ma.fields.Nested(CommentSchema), required=True)
+
+
+class ViewStartSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+
+
+class HeartbeatSchema(Strict):
+    position_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))
+    watched_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=120))
+
+
+class CoachListSchema(ma.Schema):
+    coaches = ma.fields.List(ma.fields.Nested(PersonSchema), required=True)
+
+
+class PolicySchema(ma.Schema):
+    version = ma.fields.Integer(required=True)
+    max_share_days = ma.fields.Integer(required=True)
+    draft_lifetime_hours = ma.fields.Integer(required=True)
+    max_upload_bytes = ma.fields.Integer(required=True)
+    consent_text = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime()

@@ -1,0 +1,28 @@
+"""``/api/v1``: the blueprints of the versioned public API."""
+
+from __future__ import annotations
+
+from flask_smorest import Blueprint
+
+from app.api.schemas import MeSchema
+from app.auth import current_user, require
+
+me = Blueprint("me", __name__, url_prefix="/api/v1", description="The caller")
+
+
+@me.route("/me")
+@require()
+@me.response(200, MeSchema)
+def get_me():
+    """Who the caller is: id, name and role."""
+    user = current_user()
+    return {"id": user.id, "name": user.name, "role": user.role.value, "login": user.login}
+
+
+def _blueprints():
+    from app.api import media, recordings, shares
+
+    return [me, recordings.blp, shares.blp, media.blp]
+
+
+blueprints = _blueprints()

@@ -1,0 +1,327 @@
+"""The ``consent-replay`` command line."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import click
+
+from app.config import ConfigError, Settings, load_settings
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+
+
+@contextlib.contextmanager
+def app_context() -> Iterator:
+    from app import create_app
+
+    try:
+        flask_app = create_app(_settings())
+    except ConfigError as exc:
+        raise click.ClickException(f"configuration error: {exc}") from None
+    with flask_app.app_context():
+        yield flask_app.extensions["consent_replay"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="consent-replay")
+def main() -> None:
+    """consent-replay: coaching on recordings their owners chose to share."""
+
+
+# --- database ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--revision", default="head", show_default=True)
+def migrate(revision: str) -> None:
+    """Apply the database migrations."""
+    from app import migrate as migrations
+
+    settings = _settings()
+    migrations.upgrade(settings.database_url, revision)
+    click.echo(f"database at revision {migrations.current(settings.database_url)}")
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+@main.group()
+def users() -> None:
+    """Create and list users."""
+
+
+@users.command("create")
+@click.option(
+    "--role", required=True, type=click.Choice(["employee", "coach", "admin", "representative"])
+)
+@click.option("--name", required=True, help="Display name, e.g. 'Kari Nordmann'.")
+@click.option("--login", help="Sign-in name (default: derived from the name).")
+@click.option(
+    "--password",
+    "ask_password",
+    is_flag=True,
+    help="Also set a password for the web pages (asked for, never echoed).",
+)
+def users_create(role: str, name: str, login: str | None, ask_password: bool) -> None:
+    """Create a user and print an API token once."""
+    from app.errors import AppError
+    from app.services import users as user_service
+
+    password = None
+    if ask_password:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    login = login or ".".join(name.lower().split())[:60]
+    with app_context() as rt, rt.db.session() as session:
+        try:
+            user = user_service.create_user(
+                session, login=login, name=name, role=role, password=password
+            )
+            token = user_service.issue_token(session, user, label="cli")
+        except AppError as exc:
+            raise click.ClickException(exc.message) from None
+    click.echo(f"created {role} {name!r} (login {user.login}, id {user.id})")
+    click.echo("API token (shown once, keep it secret):")
+    click.echo(token)
+
+
+@users.command("list")
+def users_list() -> None:
+    """List users: id, login, role, name, active."""
+    from app.services import users as user_service
+
+    with app_context() as rt, rt.db.session() as session:
+        rows = user_service.list_users(session)
+        for user in rows:
+            state = "active" if user.active else "inactive"
+            click.echo(f"{user.id}  {user.login:<24} {user.role.value:<15} {state:<8} {user.name}")
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+DEMO_USERS = [
+    ("employee", "Ada Employee", "ada"),
+    ("employee", "Ben Employee", "ben"),
+    ("coach", "Cleo Coach", "cleo"),
+    ("coach", "Dan Coach", "dan"),
+    ("admin", "Ola Admin", "admin"),
+    ("representative", "Rita Representative", "rita"),
+]
+
+
+def ensure_demo(rt) -> list[tuple[str, str, str]]:
+    """Create the demo users (once) and return (role, login, password) for each."""
+    from sqlalchemy import select
+
+    from app.models import User
+    from app.services import users as user_service
+
+    path = rt.settings.instance_dir / "demo-logins.json"
+    known: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+    with rt.db.session() as session:
+        for role, name, login in DEMO_USERS:
+            if session.scalar(select(User).where(User.login == login)) is not None:
+                continue
+            password = known.get(login) or f"{login}-{secrets.token_urlsafe(9)}"
+            user_service.create_user(session, login=login, name=name, role=role, password=password)
+            known[login] = password
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(known, handle, indent=2)
+    from app.services import demo
+
+    demo.ensure_sample_recording(rt, owner_login="ada")
+    return [(role, login, known.get(login, "(set before)")) for role, _, login in DEMO_USERS]
+
+
+@main.command("demo")
+def demo_command() -> None:
+    """Create demo users of every role and a synthetic sample recording."""
+    with app_context() as rt:
+        for role, login, password in ensure_demo(rt):
+            click.echo(f"{role:<15} {login:<8} {password}")
+
+
+# --- running ----------------------------------------------------------------------------------
+
+
+def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--bind",
+        f"{host}:{port}",
+        "--worker-class",
+        "gthread",
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--timeout",
+        "120",
+        "--graceful-timeout",
+        "10",
+        "--access-logfile",
+        "-",
+        "app.wsgi:app",
+    ]
+
+
+def _worker_argv(concurrency: int, queues: str, beat: bool) -> list[str]:
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "worker.entry",
+        "worker",
+        "--queues",
+        queues,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
+    if beat:
+        argv.append("--beat")
+    return argv
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--threads", default=8, show_default=True, type=int)
+def web(host: str, port: int, workers: int, threads: int) -> None:
+    """Run the web app under gunicorn (production)."""
+    _settings()
+    os.execv(sys.executable, _gunicorn_argv(host, port, workers, threads))
+
+
+@main.command()
+@click.option("--concurrency", default=2, show_default=True, type=int)
+@click.option("--queues", default="media,io", show_default=True)
+@click.option(
+    "--beat/--no-beat",
+    default=False,
+    show_default=True,
+    help="Also run the scheduler (run exactly one scheduler per deployment).",
+)
+def worker(concurrency: int, queues: str, beat: bool) -> None:
+    """Run a Celery worker (production: one per machine, as many machines as needed)."""
+    _settings()
+    os.execv(sys.executable, _worker_argv(concurrency, queues, beat))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--demo/--no-demo", default=True, show_default=True)
+def up(host: str, port: int, demo: bool) -> None:
+    """Run everything in one process tree: migrations, web app, one worker with the scheduler."""
+    from app import migrate as migrations
+
+    settings = _settings()
+    migrations.upgrade(settings.database_url)
+    logins = []
+    if demo:
+        with app_context() as rt:
+            logins = ensure_demo(rt)
+    env = {**os.environ, "CR_INSTANCE_DIR": str(settings.instance_dir)}
+    children = [
+        subprocess.Popen(_gunicorn_argv(host, port, 1, 16), env=env),
+        subprocess.Popen(_worker_argv(2, "media,io", True), env=env),
+    ]
+    stopping = False
+
+    def stop(signum, _frame):
+        nonlocal stopping
+        if stopping:
+            return
+        stopping = True
+        click.echo("\nstopping ...", err=True)
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    url = f"http://{host}:{port}"
+    if _wait_for(f"{url}/healthz", children, timeout=60):
+        click.echo(f"\nconsent-replay is running at {url}/")
+        for role, login, password in logins:
+            click.echo(f"  {role:<15} login {login:<6} password {password}")
+        click.echo("Press Ctrl-C to stop.\n")
+    try:
+        while not stopping and all(child.poll() is None for child in children):
+            time.sleep(0.5)
+    finally:
+        stop(signal.SIGTERM, None)
+        deadline = time.monotonic() + 15
+        for child in children:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
+    if failed and not stopping:
+        raise click.ClickException("a part of consent-replay stopped unexpectedly")
+
+
+def _wait_for(url: str, children: list[subprocess.Popen], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(child.poll() is not None for child in children):
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - loopback
+                if response.status == 200:
+                    return True
+        except OSError:
+            time.sleep(0.3)
+    return False
+
+
+# --- audit ------------------------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """The hash-chained audit log."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check the audit chain and name the first broken link."""
+    from app.services import audit as audit_service
+
+    with app_context() as rt, rt.db.session() as session:
+        verdict = audit_service.verify_chain(session)
+    if verdict.ok:
+        click.echo(f"audit chain ok: {verdict.events} events, head {verdict.head_hash}")
+        return
+    raise click.ClickException(
+        f"audit chain broken at event {verdict.broken_seq}: {verdict.reason}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,216 @@
+"""One error shape for every failure: ``{"error": {"code", "message"}}`` (SPEC §5).
+
+Domain code raises :class:`AppError` subclasses with a machine code and a human message; the
+handlers here turn those, werkzeug's HTTP errors and validation errors into that shape. An
+unexpected exception is logged with the request id and answered with a generic 500: no stack
+trace, path or SQL ever reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = headers
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+        self.details = details
+
+
+class InvalidRequest(AppError):
+    status = 400
+    code = "invalid_request"
+
+
+class Unauthenticated(AppError):
+    status = 401
+    code = "unauthenticated"
+
+
+class Forbidden(AppError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(AppError):
+    """Also what a foreign id gets: someone else's record is indistinguishable from none."""
+
+    status = 404
+    code = "not_found"
+
+    def __init__(self, what: str = "resource") -> None:
+        super().__init__(f"No such {what}.")
+
+
+class Conflict(AppError):
+    status = 409
+    code = "conflict"
+
+
+class Gone(AppError):
+    status = 410
+    code = "gone"
+
+
+class PayloadTooLarge(AppError):
+    status = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMedia(AppError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unprocessable(AppError):
+    status = 422
+    code = "unprocessable"
+
+
+class ServiceUnavailable(AppError):
+    status = 503
+    code = "unavailable"
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    410: "gone",
+    411: "length_required",
+    413: "payload_too_large",
+    414: "uri_too_long",
+    415: "unsupported_media_type",
+    416: "range_not_satisfiable",
+    422: "invalid_request",
+    429: "rate_limited",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "not_implemented",
+    503: "unavailable",
+}
+
+
+def request_id() -> str:
+    rid = getattr(g, "request_id", None)
+    if rid is None:
+        rid = g.request_id = uuid.uuid4().hex[:16]
+    return rid
+
+
+def _wants_html() -> bool:
+    if request.path.startswith(("/api/", "/media/", "/.well-known/", "/healthz", "/readyz")):
+        return False
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return (
+        best == "text/html"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["application/json"]
+    )
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    details: dict[str, Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    if _wants_html():
+        response = Response(
+            render_template("error.html", status=status, code=code, message=message),
+            status=status,
+            mimetype="text/html",
+        )
+    else:
+        body: dict[str, Any] = {"code": code, "message": message}
+        if details:
+            body["details"] = details
+        response = jsonify({"error": body})
+        response.status_code = status
+    response.headers["X-Request-Id"] = request_id()
+    for key, value in (headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+def _describe_validation(messages: Any) -> tuple[str, dict[str, Any]]:
+    """Flatten webargs' {location: {field: [msg]}} into one readable sentence."""
+    fields: dict[str, Any] = {}
+    if isinstance(messages, dict):
+        for location, errors in messages.items():
+            if isinstance(errors, dict):
+                fields.update(errors)
+            else:
+                fields[location] = errors
+    parts = []
+    for name, errs in fields.items():
+        text = "; ".join(map(str, errs)) if isinstance(errs, list) else str(errs)
+        parts.append(f"{name}: {text}")
+    message = "Invalid request. " + (" ".join(parts) if parts else "Check the fields.")
+    return message[:1000], {"fields": fields}
+
+
+def init_app(app: Flask) -> None:
+    @app.errorhandler(AppError)
+    def handle_app_error(error: AppError):
+        return error_response(
+            error.status, error.code, error.message, details=error.details, headers=error.headers
+        )
+
+    @app.errorhandler(HTTPException)
+    def handle_http_error(error: HTTPException):
+        status = error.code or 500
+        code = _HTTP_CODES.get(status, "error")
+        message = error.description or error.name
+        details = None
+        data = getattr(error, "data", None)
+        if status == 422 and isinstance(data, dict) and "messages" in data:
+            status, code = 400, "invalid_request"
+            message, details = _describe_validation(data["messages"])
+        headers: dict[str, str] = {}
+        valid_methods = getattr(error, "valid_methods", None)
+        if status == 405 and valid_methods:
+            headers["Allow"] = ", ".join(valid_methods)
+        if status == 416 and getattr(error, "length", None) is not None:
+            headers["Content-Range"] = f"bytes */{error.length}"  # type: ignore[attr-defined]
+        if status == 429:
+            message = "Too many requests. Wait a moment and try again."
+        return error_response(status, code, message, details=details, headers=headers)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(error: Exception):
+        log.error("unhandled error (request %s)", request_id(), exc_info=error)
+        return error_response(
+            500,
+            "internal_error",
+            f"Something went wrong on our side. Reference: {request_id()}.",
+        )

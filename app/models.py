@@ -1,0 +1,365 @@
+"""The data model (SPEC §3–4).
+
+Content never lives here in the clear: titles, notes and comments are sealed under the key of
+their recording or share, and the data keys themselves are stored only wrapped, each in its own
+row of ``data_keys`` so that shredding is a real DELETE.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC timestamps on both PostgreSQL and SQLite (which forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Role(enum.StrEnum):
+    EMPLOYEE = "employee"
+    COACH = "coach"
+    ADMIN = "admin"
+    REPRESENTATIVE = "representative"
+
+
+class RecordingStatus(enum.StrEnum):
+    DRAFT = "draft"
+    DELETED = "deleted"
+
+
+class ShareStatus(enum.StrEnum):
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+    @property
+    def active(self) -> bool:
+        return self in (ShareStatus.PROCESSING, ShareStatus.READY, ShareStatus.FAILED)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as plain strings (no native ENUM type) so PostgreSQL and SQLite migrate alike.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=False,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    login: Mapped[str] = mapped_column(String(120), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    team_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("teams.id", ondelete="SET NULL"), index=True
+    )
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    team: Mapped[Team | None] = relationship()
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    # SHA-256 of a 256-bit random token: a fast hash is enough for a secret with that entropy.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    user: Mapped[User] = relationship()
+
+
+class Policy(Base):
+    """One version of the organisation's policy; the newest row is in force."""
+
+    __tablename__ = "policies"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    max_share_days: Mapped[int] = mapped_column(Integer)
+    draft_lifetime_hours: Mapped[int] = mapped_column(Integer)
+    max_upload_bytes: Mapped[int] = mapped_column(BigInteger)
+    consent_text: Mapped[str] = mapped_column(Text)
+    changed_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DataKey(Base):
+    """A wrapped data key. Deleting the row is the shred: no soft delete, ever."""
+
+    __tablename__ = "data_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    kek_version: Mapped[int] = mapped_column(Integer, index=True)
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Recording(Base):
+    __tablename__ = "recordings"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    status: Mapped[RecordingStatus] = mapped_column(
+        _enum(RecordingStatus, "recording_status"), default=RecordingStatus.DRAFT, index=True
+    )
+    title_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    agent_channel: Mapped[str] = mapped_column(String(8), default="left")
+    customer_informed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # SHA-256 of each submitted file, by part ("screen", "audio"), for the consent receipt.
+    media_sha256: Mapped[dict] = mapped_column(JSON)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    # What ffprobe found, filled in by the worker after upload.
+    probe_status: Mapped[str] = mapped_column(String(12), default="pending")
+    probe_error: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    has_video: Mapped[bool | None] = mapped_column(Boolean)
+    audio_channels: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    certificate: Mapped[str | None] = mapped_column(Text)
+
+    owner: Mapped[User] = relationship()
+    objects: Mapped[list[MediaObject]] = relationship(
+        back_populates="recording", primaryjoin="Recording.id == MediaObject.recording_id"
+    )
+    shares: Mapped[list[Share]] = relationship(back_populates="recording")
+
+
+class Share(Base):
+    """One consent: one recording, named coaches, a purpose, an end date, its own key."""
+
+    __tablename__ = "shares"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    recording_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    status: Mapped[ShareStatus] = mapped_column(
+        _enum(ShareStatus, "share_status"), default=ShareStatus.PROCESSING, index=True
+    )
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+    purpose: Mapped[str] = mapped_column(Text)
+    note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    title_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    trim_start_s: Mapped[float | None] = mapped_column(Float)
+    trim_end_s: Mapped[float | None] = mapped_column(Float)
+    include_customer_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    policy_version: Mapped[int] = mapped_column(Integer)
+    receipt: Mapped[str] = mapped_column(Text)
+    certificate: Mapped[str | None] = mapped_column(Text)
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The worker holding the job renews this lease; a stale lease lets another worker resume.
+    job_lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    job_attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+    recording: Mapped[Recording] = relationship(back_populates="shares")
+    owner: Mapped[User] = relationship(foreign_keys=[owner_id])
+    grantees: Mapped[list[ShareGrantee]] = relationship(
+        back_populates="share", cascade="all, delete-orphan"
+    )
+    objects: Mapped[list[MediaObject]] = relationship(
+        back_populates="share", primaryjoin="Share.id == MediaObject.share_id"
+    )
+
+    @property
+    def coach_ids(self) -> list[uuid.UUID]:
+        return [g.coach_id for g in self.grantees]
+
+
+class ShareGrantee(Base):
+    __tablename__ = "share_grantees"
+
+    share_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), primary_key=True
+    )
+    coach_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+    share: Mapped[Share] = relationship(back_populates="grantees")
+    coach: Mapped[User] = relationship()
+
+
+class MediaObject(Base):
+    """One encrypted object in the store. Its name holds only opaque ids (SPEC §9)."""
+
+    __tablename__ = "media_objects"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    recording_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("recordings.id", ondelete="CASCADE"), index=True
+    )
+    share_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    content_type: Mapped[str] = mapped_column(String(80))
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    plaintext_size: Mapped[int] = mapped_column(BigInteger)
+    stored_sha256: Mapped[str] = mapped_column(String(64))
+    container: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    recording: Mapped[Recording | None] = relationship(
+        back_populates="objects", foreign_keys=[recording_id]
+    )
+    share: Mapped[Share | None] = relationship(back_populates="objects", foreign_keys=[share_id])
+
+
+class Comment(Base):
+    __tablename__ = "comments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    share_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    at_s: Mapped[float] = mapped_column(Float)
+    body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    author: Mapped[User] = relationship()
+
+
+class ViewSession(Base):
+    """One play of a share by one person: when, which ranges, how long (from heartbeats)."""
+
+    __tablename__ = "view_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    share_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("shares.id", ondelete="CASCADE"), index=True
+    )
+    viewer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seconds_watched: Mapped[float] = mapped_column(Float, default=0.0)
+    bytes_served: Mapped[int] = mapped_column(BigInteger, default=0)
+    ranges: Mapped[list] = mapped_column(JSON, default=list)
+
+    viewer: Mapped[User] = relationship()
+
+
+class AuditEvent(Base):
+    """Append-only, hash-chained record of who did what (metadata only, never content).
+
+    Database triggers refuse UPDATE and DELETE on this table; each row's hash covers the
+    previous row's hash, so an edit made around the triggers breaks the chain visibly.
+    """
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    action: Mapped[str] = mapped_column(String(60))
+    share_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    recording_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    detail: Mapped[dict] = mapped_column(JSON, default=dict)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+    __table_args__ = (Index("ix_audit_events_action_at", "action", "at"),)
+
+
+class AuditHead(Base):
+    """A single row locked while appending, so concurrent appends chain in order."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

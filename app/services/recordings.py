@@ -1,0 +1,177 @@
+"""Recordings: an employee's own raw captures, private drafts until they choose to share."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+import crypto
+from app import jobs
+from app.db import after_commit
+from app.errors import InvalidRequest, NotFound
+from app.models import MediaObject, Recording, RecordingStatus, Share, User, utcnow
+from app.runtime import Runtime
+from app.services import audit, keys, policy, shredding
+from app.services.ingest import IngestResult
+from app.services.sealing import open_text, seal_text
+
+AGENT_CHANNELS = ("left", "right", "mono")
+
+
+def _parse_bool(name: str, raw: str | None) -> bool:
+    if raw is None or raw == "":
+        return False
+    lowered = raw.strip().lower()
+    if lowered in {"true", "1", "yes", "on"}:
+        return True
+    if lowered in {"false", "0", "no", "off"}:
+        return False
+    raise InvalidRequest(f"{name} must be true or false.", code="invalid_field")
+
+
+def validate_fields(fields: dict[str, str]) -> dict[str, Any]:
+    title = (fields.get("title") or "").strip()
+    if len(title) > 200:
+        raise InvalidRequest("The title can have at most 200 characters.", code="invalid_field")
+    channel = (fields.get("agent_channel") or "left").strip().lower()
+    if channel not in AGENT_CHANNELS:
+        raise InvalidRequest("agent_channel must be left, right or mono.", code="invalid_field")
+    return {
+        "title": title or "Untitled recording",
+        "agent_channel": channel,
+        "customer_informed": _parse_bool("customer_informed", fields.get("customer_informed")),
+    }
+
+
+def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestResult) -> Recording:
+    """Record a finished upload as a draft; its objects are already stored, encrypted."""
+    fields = validate_fields(upload.fields)
+    current = policy.current_policy(session)
+    if upload.total_size > current.max_upload_bytes:
+        # The store already holds it; the caller deletes the objects when this raises.
+        raise InvalidRequest(
+            f"The upload is larger than the policy limit of "
+            f"{current.max_upload_bytes // (1 << 20)} MiB.",
+            code="upload_too_large",
+            status=413,
+        )
+    keys.store_data_key(
+        session, rt.keyring, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id
+    )
+    now = utcnow()
+    recording = Recording(
+        id=upload.recording_id,
+        owner_id=owner.id,
+        key_id=upload.key_id,
+        status=RecordingStatus.DRAFT,
+        title_sealed=seal_text(
+            upload.dek, upload.key_id, "title", upload.recording_id, fields["title"]
+        ),
+        agent_channel=fields["agent_channel"],
+        customer_informed=fields["customer_informed"],
+        media_sha256={p.field: p.plaintext_sha256 for p in upload.parts},
+        size_bytes=upload.total_size,
+        created_at=now,
+        expires_at=now + timedelta(hours=current.draft_lifetime_hours),
+    )
+    session.add(recording)
+    session.flush()
+    for part in upload.parts:
+        session.add(
+            MediaObject(
+                id=part.object_id,
+                recording_id=recording.id,
+                kind=part.field,
+                name=part.name,
+                content_type="application/octet-stream",
+                stored_size=part.stored_size,
+                plaintext_size=part.plaintext_size,
+                stored_sha256=part.stored_sha256,
+                container=part.container,
+            )
+        )
+    audit.append(
+        session,
+        "recording.created",
+        actor_id=owner.id,
+        recording_id=recording.id,
+        detail={"parts": [p.field for p in upload.parts], "bytes": upload.total_size},
+    )
+    recording_id = str(recording.id)
+    after_commit(session, lambda: rt.jobs.send(jobs.PROBE_RECORDING, recording_id))
+    return recording
+
+
+def get_own(
+    session: Session, owner: User, recording_id: uuid.UUID | str, *, lock: bool = False
+) -> Recording:
+    try:
+        rid = uuid.UUID(str(recording_id))
+    except ValueError:
+        raise NotFound("recording") from None
+    query = select(Recording).where(Recording.id == rid, Recording.owner_id == owner.id)
+    if lock:
+        query = query.with_for_update()
+    recording = session.scalar(query)
+    if recording is None:
+        raise NotFound("recording")
+    return recording
+
+
+def list_own(session: Session, owner: User, *, include_deleted: bool = False) -> list[Recording]:
+    query = select(Recording).where(Recording.owner_id == owner.id)
+    if not include_deleted:
+        query = query.where(Recording.status == RecordingStatus.DRAFT)
+    return list(session.scalars(query.order_by(Recording.created_at.desc())))
+
+
+def title_of(session: Session, rt: Runtime, recording: Recording) -> str | None:
+    if recording.title_sealed is None:
+        return None
+    try:
+        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, recording.key_id)
+        return open_text(dek, recording.key_id, "title", recording.id, recording.title_sealed)
+    except (keys.KeyDestroyed, crypto.DecryptionError):
+        return None
+
+
+def present(session: Session, rt: Runtime, recording: Recording) -> dict[str, Any]:
+    active_shares = [s for s in recording.shares if s.status.active]
+    return {
+        "id": recording.id,
+        "status": recording.status.value,
+        "title": title_of(session, rt, recording),
+        "created_at": recording.created_at,
+        "expires_at": recording.expires_at,
+        "deleted_at": recording.deleted_at,
+        "duration_s": recording.duration_s,
+        "size_bytes": recording.size_bytes,
+        "has_video": recording.has_video,
+        "audio_channels": recording.audio_channels,
+        "agent_channel": recording.agent_channel,
+        "customer_informed": recording.customer_informed,
+        "probe_status": recording.probe_status,
+        "probe_error": recording.probe_error,
+        "media_sha256": recording.media_sha256,
+        "parts": sorted(o.kind for o in recording.objects),
+        "share_ids": [s.id for s in active_shares],
+        "certificate": recording.certificate,
+    }
+
+
+def delete_recording(
+    session: Session, rt: Runtime, owner: User, recording_id: uuid.UUID | str
+) -> Recording:
+    """Shred a recording: end its shares, destroy its key, delete its objects."""
+    recording = get_own(session, owner, recording_id)
+    rid = recording.id
+    share_ids = [s.id for s in session.scalars(select(Share).where(Share.recording_id == rid))]
+    session.rollback()
+    for share_id in share_ids:
+        shredding.end_share(rt, share_id, reason="recording_deleted", actor_id=owner.id)
+    shredding.shred_recording(rt, rid, reason="deleted_by_owner", actor_id=owner.id)
+    return session.get(Recording, rid, populate_existing=True)

@@ -1,0 +1,28 @@
+"""Small values (titles, notes, comments) sealed under their recording's or share's key.
+
+They use the same object format as media, with an object id naming the field, so a sealed
+title cannot be passed off as a comment, nor one share's comment as another's.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import crypto
+
+
+def seal_text(dek: bytes, key_id: uuid.UUID, field: str, owner: uuid.UUID, text: str) -> bytes:
+    return b"".join(
+        crypto.seal(dek, [text.encode()], key_id=str(key_id), object_id=f"{field}:{owner}")
+    )
+
+
+def open_text(
+    dek: bytes, key_id: uuid.UUID, field: str, owner: uuid.UUID, sealed: bytes | None
+) -> str | None:
+    if sealed is None:
+        return None
+    plaintext = b"".join(
+        crypto.open(dek, [sealed], key_id=str(key_id), object_id=f"{field}:{owner}")
+    )
+    return plaintext.decode()

@@ -1,0 +1,95 @@
+"""The embedded default: objects as files under one directory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from app.storage import ObjectInfo, ObjectNotFound, StorageUnavailable
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+
+
+class LocalStore:
+    kind = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    def _path(self, name: str) -> Path:
+        # Names are built from ids by the application; refuse anything that could climb out.
+        if not _SAFE_NAME.match(name):
+            raise ValueError(f"invalid object name {name!r}")
+        return self.root / name
+
+    def put_stream(self, name: str, chunks: Iterable[bytes]) -> int:
+        path = self._path(name)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+        size = 0
+        try:
+            with open(partial, "xb") as handle:
+                for chunk in chunks:
+                    handle.write(chunk)
+                    size += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(partial, path)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        return size
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        try:
+            with open(self._path(name), "rb") as handle:
+                handle.seek(offset)
+                return handle.read(length)
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+
+    def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
+        try:
+            handle = open(self._path(name), "rb")  # noqa: SIM115 - closed by the generator
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+        with handle:
+            while block := handle.read(block_size):
+                yield block
+
+    def size(self, name: str) -> int:
+        try:
+            return self._path(name).stat().st_size
+        except FileNotFoundError:
+            raise ObjectNotFound(name) from None
+
+    def exists(self, name: str) -> bool:
+        return self._path(name).is_file()
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            path.parent.rmdir()
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for info in self.scan(prefix):
+            yield info.name
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        for path in sorted(self.root.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                name = path.relative_to(self.root).as_posix()
+                if name.startswith(prefix):
+                    stat = path.stat()
+                    yield ObjectInfo(name, stat.st_size, datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def check(self) -> None:
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK):
+            raise StorageUnavailable("the local object directory is missing or not writable")

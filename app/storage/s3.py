@@ -1,0 +1,173 @@
+"""MinIO, or any S3-compatible store, through the ``minio`` SDK."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+
+import urllib3
+from minio import Minio
+from minio.error import MinioException, S3Error
+
+from app.storage import ObjectInfo, ObjectNotFound, StorageUnavailable
+
+# S3 needs parts of at least 5 MiB except the last; 16 MiB keeps memory small and requests few.
+PART_SIZE = 16 * 1024 * 1024
+_MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file-like view of an iterator of byte chunks, for a put of unknown length."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._buffer = bytearray()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self._buffer) < size:
+            try:
+                self._buffer += next(self._chunks)
+            except StopIteration:
+                break
+        if size < 0:
+            size = len(self._buffer)
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+
+class S3Store:
+    kind = "s3"
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        access_key: str,
+        secret_key: str,
+        bucket: str,
+        secure: bool = False,
+        region: str | None = None,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 60.0,
+    ) -> None:
+        self.bucket = bucket
+        # Few, quick retries here: the worker's task retries (with backoff) handle long outages,
+        # and a web request should fail fast rather than hang.
+        http_client = urllib3.PoolManager(
+            timeout=urllib3.Timeout(connect=connect_timeout, read=read_timeout),
+            maxsize=32,
+            retries=urllib3.Retry(
+                total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]
+            ),
+        )
+        self.client = Minio(
+            endpoint,
+            access_key=access_key,
+            secret_key=secret_key,
+            secure=secure,
+            region=region,
+            http_client=http_client,
+        )
+        self._bucket_ready = False
+
+    def _call(self, fn, *args, name: str | None = None, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except S3Error as exc:
+            if exc.code in _MISSING and name is not None:
+                raise ObjectNotFound(name) from None
+            raise StorageUnavailable(f"object store error: {exc.code}") from exc
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"object store unreachable: {type(exc).__name__}") from exc
+
+    def ensure_bucket(self) -> None:
+        if self._bucket_ready:
+            return
+        if not self._call(self.client.bucket_exists, self.bucket):
+            try:
+                self._call(self.client.make_bucket, self.bucket)
+            except StorageUnavailable:
+                # Another process may have created it in between.
+                if not self._call(self.client.bucket_exists, self.bucket):
+                    raise
+        self._bucket_ready = True
+
+    def put_stream(self, name: str, chunks: Iterable[bytes]) -> int:
+        self.ensure_bucket()
+        reader = _ChunkReader(chunks)
+        # An exception raised by the chunks propagates out of put_object; the SDK then aborts
+        # the multipart upload, so no partial object becomes visible.
+        result = self._call(
+            self.client.put_object,
+            self.bucket,
+            name,
+            reader,
+            length=-1,
+            part_size=PART_SIZE,
+            content_type="application/octet-stream",
+            name=name,
+        )
+        del result
+        return self.size(name)
+
+    def read_range(self, name: str, offset: int, length: int) -> bytes:
+        if length <= 0:
+            return b""
+        response = self._call(
+            self.client.get_object, self.bucket, name, offset=offset, length=length, name=name
+        )
+        try:
+            return self._call(response.read, name=name)
+        finally:
+            response.close()
+            response.release_conn()
+
+    def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
+        response = self._call(self.client.get_object, self.bucket, name, name=name)
+        try:
+            while True:
+                block = self._call(response.read, block_size, name=name)
+                if not block:
+                    break
+                yield block
+        finally:
+            response.close()
+            response.release_conn()
+
+    def size(self, name: str) -> int:
+        stat = self._call(self.client.stat_object, self.bucket, name, name=name)
+        return int(stat.size or 0)
+
+    def exists(self, name: str) -> bool:
+        try:
+            self.size(name)
+        except ObjectNotFound:
+            return False
+        return True
+
+    def delete(self, name: str) -> None:
+        self._call(self.client.remove_object, self.bucket, name, name=name)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        for info in self.scan(prefix):
+            yield info.name
+
+    def scan(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        self.ensure_bucket()
+        objects = self._call(
+            self.client.list_objects, self.bucket, prefix=prefix or None, recursive=True
+        )
+        try:
+            for obj in objects:
+                if obj.object_name and not obj.is_dir:
+                    yield ObjectInfo(obj.object_name, int(obj.size or 0), obj.last_modified)
+        except (S3Error, MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise StorageUnavailable(f"object store unreachable: {type(exc).__name__}") from exc
+
+    def check(self) -> None:
+        self._bucket_ready = False
+        self.ensure_bucket()

@@ -1,0 +1,341 @@
+"""Stored media objects: object header + c2sp chunked encryption (layout in crypto._core).
+
+Every object is encrypted under the data key (DEK) of its recording or share.  The header names
+the key id and the object id and is the c2sp context, so each reader must say which key id and
+object id it expects: an object copied, renamed or spliced from elsewhere does not open.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from . import _core
+from ._core import (
+    AEAD_AES_256_GCM,
+    CHUNK_SIZE,
+    DecryptionError,
+    RangeSource,
+)
+from ._io import FailClosed, read_blocks
+
+HEADER_MAGIC = b"CRPL"
+HEADER_VERSION = 1
+DATA_KEY_SIZE = 32
+# Bytes of plaintext read from a file per batch when sealing, and of ciphertext when opening.
+_READ_BATCH = _core.BATCH_CHUNKS * CHUNK_SIZE
+
+__all__ = [
+    "HEADER_MAGIC",
+    "HEADER_VERSION",
+    "BytesRangeSource",
+    "FileRangeSource",
+    "ObjectHeader",
+    "RandomAccessReader",
+    "RangeSource",
+    "Sealer",
+    "encode_header",
+    "new_data_key",
+    "open",
+    "open_range",
+    "parse_header",
+    "plaintext_size",
+    "seal",
+    "sealed_size",
+]
+
+
+def new_data_key() -> bytes:
+    """A fresh 256-bit data key."""
+    return _core.random_bytes(DATA_KEY_SIZE)
+
+
+def _check_data_key(dek: bytes) -> None:
+    if not isinstance(dek, bytes | bytearray) or len(dek) != DATA_KEY_SIZE:
+        raise ValueError("a data key is 32 bytes")
+
+
+# --------------------------------------------------------------------------------------------
+# Object header
+
+
+@dataclass(frozen=True)
+class ObjectHeader:
+    version: int
+    key_id: str
+    object_id: str
+    size: int  # bytes the header takes on the wire
+
+
+def _encode_id(value: str, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str")
+    raw = value.encode("utf-8")
+    if not 1 <= len(raw) <= 255:
+        raise ValueError(f"{what} must be 1 to 255 bytes of UTF-8")
+    return bytes([len(raw)]) + raw
+
+
+def encode_header(key_id: str, object_id: str) -> bytes:
+    """The object header (and c2sp context) for this key id and object id."""
+    return (
+        HEADER_MAGIC
+        + bytes([HEADER_VERSION])
+        + _encode_id(key_id, "key_id")
+        + _encode_id(object_id, "object_id")
+    )
+
+
+def parse_header(data: bytes) -> ObjectHeader:
+    """Read the header at the start of data (for inspection and tooling).
+
+    Decrypting never relies on this: readers compare against the header they expect.
+    DecryptionError if data does not start with a well-formed header of a known version.
+    """
+    try:
+        if data[:4] != HEADER_MAGIC or data[4] != HEADER_VERSION:
+            raise DecryptionError()
+        position = 5
+        ids = []
+        for _ in range(2):
+            length = data[position]
+            raw = bytes(data[position + 1 : position + 1 + length])
+            if length == 0 or len(raw) != length:
+                raise DecryptionError()
+            ids.append(raw.decode("utf-8"))
+            position += 1 + length
+    except (IndexError, UnicodeDecodeError):
+        raise DecryptionError() from None
+    return ObjectHeader(HEADER_VERSION, ids[0], ids[1], position)
+
+
+def sealed_size(plaintext_size: int, key_id: str, object_id: str) -> int:
+    """Stored size of an object holding plaintext_size bytes."""
+    return len(encode_header(key_id, object_id)) + _core.ciphertext_size(plaintext_size)
+
+
+def plaintext_size(sealed_size: int, key_id: str, object_id: str) -> int:
+    """Plaintext size of a stored object of sealed_size bytes; DecryptionError if impossible.
+
+    Not authenticated: only decrypting the final chunk proves the length.
+    """
+    return _core.message_size(sealed_size - len(encode_header(key_id, object_id)))
+
+
+# --------------------------------------------------------------------------------------------
+# Sealing
+
+
+class Sealer:
+    """Push-style encryption of one object, for upload streams.
+
+    update() returns the stored bytes that are ready (often b"" until a 16 KiB chunk is
+    complete); finalize() returns the rest.  The concatenation of all outputs is the object.
+    """
+
+    def __init__(
+        self, dek: bytes, *, key_id: str, object_id: str, salt: bytes | None = None
+    ) -> None:
+        _check_data_key(dek)
+        header = encode_header(key_id, object_id)
+        self._encryptor = _core.ChunkedEncryptor(dek, header, aead=AEAD_AES_256_GCM, salt=salt)
+        self._header: bytes | None = header
+        self._finished = False
+
+    def _take_header(self) -> Iterator[bytes]:
+        if self._header is not None:
+            header, self._header = self._header, None
+            yield header
+
+    def iter_update(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+        """Like update(), but yields the output in blocks of at most ~256 KiB."""
+        if self._finished:
+            raise RuntimeError("this Sealer is finalized")
+        yield from self._take_header()
+        yield from self._encryptor.iter_update(data)
+
+    def update(self, data: bytes | bytearray | memoryview) -> bytes:
+        return b"".join(self.iter_update(data))
+
+    def finalize(self) -> bytes:
+        if self._finished:
+            raise RuntimeError("this Sealer is finalized")
+        self._finished = True
+        return b"".join(self._take_header()) + self._encryptor.finalize()
+
+
+def seal(
+    dek: bytes,
+    plaintext: BinaryIO | Iterable[bytes] | bytes,
+    *,
+    key_id: str,
+    object_id: str,
+    salt: bytes | None = None,
+) -> Iterator[bytes]:
+    """Encrypt plaintext (a binary file or an iterable of byte blocks) into a stored object.
+
+    Yields the object in blocks of at most ~256 KiB, in constant memory.  ``salt`` exists for
+    test vectors; leave it None.
+    """
+    sealer = Sealer(dek, key_id=key_id, object_id=object_id, salt=salt)
+    return _seal_blocks(sealer, plaintext)
+
+
+def _seal_blocks(sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes) -> Iterator[bytes]:
+    if isinstance(plaintext, bytes | bytearray | memoryview):
+        yield from sealer.iter_update(plaintext)
+    elif hasattr(plaintext, "readinto") or hasattr(plaintext, "read"):
+        for block in read_blocks(plaintext, _READ_BATCH):  # type: ignore[arg-type]
+            yield from sealer.iter_update(block)
+    else:
+        for block in plaintext:
+            yield from sealer.iter_update(block)
+    yield sealer.finalize()
+
+
+# --------------------------------------------------------------------------------------------
+# Opening
+
+
+# crypto.open shadows the builtin on purpose: callers write crypto.open(...).
+def open(
+    dek: bytes,
+    ciphertext: BinaryIO | Iterable[bytes] | bytes,
+    *,
+    key_id: str,
+    object_id: str,
+) -> Iterator[bytes]:
+    """Decrypt a stored object, yielding only authenticated plaintext.
+
+    Any failure (wrong key, other object, tampering, truncation, trailing data) raises
+    DecryptionError, possibly after yielding the authenticated chunks before the failure;
+    after that every next() raises DecryptionError again.
+    """
+    _check_data_key(dek)
+    header = encode_header(key_id, object_id)
+    decryptor = _core.ChunkedDecryptor(dek, header, aead=AEAD_AES_256_GCM, expected_prefix=header)
+    return FailClosed(_open_blocks(decryptor, ciphertext))
+
+
+def _open_blocks(
+    decryptor: _core.ChunkedDecryptor, ciphertext: BinaryIO | Iterable[bytes] | bytes
+) -> Iterator[bytes]:
+    if isinstance(ciphertext, bytes | bytearray | memoryview):
+        blocks: Iterable[bytes | memoryview] = [ciphertext]
+    elif hasattr(ciphertext, "readinto") or hasattr(ciphertext, "read"):
+        batch = _core.BATCH_CHUNKS * _core.CHUNK_CIPHERTEXT_SIZE
+        blocks = read_blocks(ciphertext, batch)  # type: ignore[arg-type]
+    else:
+        blocks = ciphertext
+    for block in blocks:
+        for plaintext in decryptor.iter_update(block):
+            if plaintext:
+                yield plaintext
+    final = decryptor.finalize()
+    if final:
+        yield final
+
+
+# --------------------------------------------------------------------------------------------
+# Random access
+
+
+class FileRangeSource:
+    """A RangeSource over a local file (a path, or a binary file object it does not own)."""
+
+    def __init__(self, path_or_fileobj: str | os.PathLike[str] | BinaryIO) -> None:
+        if isinstance(path_or_fileobj, str | os.PathLike):
+            self._file: BinaryIO = io.open(path_or_fileobj, "rb")  # noqa: UP020, SIM115
+            self._owned = True
+        else:
+            self._file = path_or_fileobj
+            self._owned = False
+        self._lock = threading.Lock()
+        try:
+            self._fd: int | None = self._file.fileno()
+            self.size = os.fstat(self._fd).st_size
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            self._fd = None
+            with self._lock:
+                self.size = self._file.seek(0, io.SEEK_END)
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._fd is not None:
+            chunks = []
+            while length > 0:
+                data = os.pread(self._fd, length, offset)
+                if not data:
+                    break
+                chunks.append(data)
+                offset += len(data)
+                length -= len(data)
+            return b"".join(chunks)
+        with self._lock:
+            self._file.seek(offset)
+            return self._file.read(length)
+
+    def close(self) -> None:
+        if self._owned:
+            self._file.close()
+
+    def __enter__(self) -> FileRangeSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class BytesRangeSource:
+    """A RangeSource over bytes in memory."""
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        self._data = memoryview(bytes(data))
+        self.size = len(self._data)
+
+    def read(self, offset: int, length: int) -> bytes:
+        return bytes(self._data[offset : offset + length])
+
+
+class RandomAccessReader:
+    """Reads plaintext byte ranges of a stored object, fetching only the chunks they need.
+
+    Construction reads header, salt and commitment with one small read and checks them.
+    ``size`` (the plaintext size) comes from the source size and is authenticated only by
+    verify_length() or by reading a range that reaches the end.
+    """
+
+    def __init__(self, dek: bytes, source: RangeSource, *, key_id: str, object_id: str) -> None:
+        _check_data_key(dek)
+        header = encode_header(key_id, object_id)
+        self._reader = _core.ChunkedRandomAccess(
+            dek, source, context=header, aead=AEAD_AES_256_GCM, expected_prefix=header
+        )
+        self.size: int = self._reader.size
+
+    def verify_length(self) -> int:
+        """Decrypt the final chunk, proving ``size``; DecryptionError if it does not hold."""
+        return self._reader.verify_length()
+
+    def iter_range(self, start: int, stop: int, batch_chunks: int = 64) -> Iterator[bytes]:
+        """Yield plaintext [start, stop) batch by batch, one source read per batch.
+
+        Nothing is read before the first next(), and each batch is read only when asked for,
+        so a caller can re-check authorisation between batches and stop.
+        """
+        return FailClosed(self._reader.iter_range(start, stop, batch_chunks))
+
+    def read(self, start: int, length: int) -> bytes:
+        """Up to ``length`` plaintext bytes from ``start`` (fewer at the end)."""
+        return self._reader.read(start, length)
+
+
+def open_range(
+    dek: bytes, source: RangeSource, start: int, stop: int, *, key_id: str, object_id: str
+) -> Iterator[bytes]:
+    """Plaintext [start, stop) of a stored object (see RandomAccessReader)."""
+    reader = RandomAccessReader(dek, source, key_id=key_id, object_id=object_id)
+    return reader.iter_range(start, stop)

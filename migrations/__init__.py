@@ -1,0 +1,1 @@
+"""Alembic migrations of consent-replay (one history for PostgreSQL and SQLite)."""

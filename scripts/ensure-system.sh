@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the system programs consent-replay needs, when missing: ffmpeg (and, with
+# --browser, Chromium for the browser tests). Uses apt-get when run as root; otherwise says
+# what to install.
+set -euo pipefail
+
+need=()
+command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+=(ffmpeg)
+for arg in "$@"; do
+  case "$arg" in
+    --browser) command -v chromium >/dev/null 2>&1 || need+=(chromium) ;;
+    --age) command -v age >/dev/null 2>&1 || need+=(age) ;;
+  esac
+done
+[ ${#need[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "installing ${need[*]} with apt-get ..."
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+else
+  echo "consent-replay needs: ${need[*]}" >&2
+  echo "install them, e.g.: sudo apt-get install ${need[*]}" >&2
+  exit 1
+fi

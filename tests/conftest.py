@@ -1,0 +1,345 @@
+"""The real stack for the tests: PostgreSQL, Redis, moto's S3 server, a real Celery worker.
+
+PostgreSQL and Redis must be running (``make test`` starts them when they are not); a test
+that needs one that is missing fails with a message naming it. Each run gets its own
+PostgreSQL database and Redis database number, and its own moto S3 server on a free port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+import redis as redis_lib
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN = os.environ.get("CR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_BASE = os.environ.get("CR_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_DB = int(os.environ.get("CR_TEST_REDIS_DB", "11"))
+S3_ACCESS, S3_SECRET = "test-access-key", "test-secret-key-not-a-real-one"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except Exception as exc:
+            last_error = exc
+        else:
+            if value:
+                return value
+        time.sleep(interval)
+    raise AssertionError(
+        f"timed out after {timeout:.0f} s waiting for {what}"
+        + (f" (last error: {last_error!r})" if last_error else "")
+    )
+
+
+def _require_service(url: str, name: str, hint: str) -> None:
+    parts = urlsplit(url)
+    try:
+        socket.create_connection((parts.hostname, parts.port), timeout=3).close()
+    except OSError:
+        pytest.fail(
+            f"{name} is not reachable at {parts.hostname}:{parts.port}. {hint}", pytrace=False
+        )
+
+
+# --- services ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    _require_service(PG_ADMIN, "PostgreSQL", "Start it (make test does) or set CR_TEST_PG.")
+    return PG_ADMIN
+
+
+@contextlib.contextmanager
+def fresh_database(admin_url: str, prefix: str = "cr_test") -> Iterator[str]:
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    parts = urlsplit(admin_url)
+    url = f"postgresql+psycopg://{parts.netloc}/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def pg_url(pg_server) -> Iterator[str]:
+    with fresh_database(pg_server) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    _require_service(REDIS_BASE, "Redis", "Start it (make test does) or set CR_TEST_REDIS.")
+    url = f"{REDIS_BASE}/{REDIS_DB}"
+    redis_lib.Redis.from_url(url).flushdb()
+    return url
+
+
+class MotoServer:
+    """moto's standalone S3 server on loopback; can be stopped and started on the same port."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.endpoint = f"127.0.0.1:{port}"
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("moto_server", path=str(Path(sys.executable).parent)) or shutil.which(
+            "moto_server"
+        )
+        if binary is None:
+            pytest.fail("moto_server is not installed: pip install 'moto[server]'", pytrace=False)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        self.process = subprocess.Popen(
+            [binary, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self._answers, 30, f"moto S3 server on port {self.port}")
+
+    def _answers(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> Iterator[MotoServer]:
+    server = MotoServer(free_port(), tmp_path_factory.mktemp("moto") / "moto.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+# --- the application --------------------------------------------------------------------------
+
+
+def stack_environment(
+    instance: Path,
+    *,
+    database_url: str,
+    broker_url: str,
+    s3: MotoServer | None,
+    bucket: str = "consent-replay-test",
+    **extra: str,
+) -> dict[str, str]:
+    env = {
+        "CR_INSTANCE_DIR": str(instance),
+        "CR_DATABASE_URL": database_url,
+        "CR_BROKER_URL": broker_url,
+        "CR_SCRATCH_DIR": str(instance / "scratch"),
+        "CR_LOG_LEVEL": "INFO",
+        "CR_PUBLIC_URL": "http://127.0.0.1:8000",
+        "CR_STORE": "local",
+    }
+    if s3 is not None:
+        env.update(
+            {
+                "CR_STORE": "s3",
+                "CR_S3_ENDPOINT": s3.endpoint,
+                "CR_S3_ACCESS_KEY": S3_ACCESS,
+                "CR_S3_SECRET_KEY": S3_SECRET,
+                "CR_S3_BUCKET": bucket,
+            }
+        )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory, pg_url, redis_url, s3_server) -> dict[str, str]:
+    instance = tmp_path_factory.mktemp("instance")
+    return stack_environment(
+        instance,
+        database_url=pg_url,
+        broker_url=redis_url,
+        s3=s3_server,
+        CR_JOB_TIME_LIMIT_S="300",
+        CR_VISIBILITY_TIMEOUT_S="600",
+    )
+
+
+@pytest.fixture(scope="session")
+def stack_app(stack_env):
+    from app import create_app
+    from app import migrate as migrations
+    from app.config import load_settings
+
+    settings = load_settings(stack_env)
+    migrations.upgrade(settings.database_url)
+    app = create_app(settings)
+    app.config["TESTING"] = True
+    yield app
+    app.extensions["consent_replay"].db.dispose()
+
+
+@pytest.fixture(scope="session")
+def rt(stack_app):
+    return stack_app.extensions["consent_replay"]
+
+
+class WorkerProcess:
+    """A real `celery worker` subprocess with the stack's environment."""
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        queues: str = "media,io",
+        concurrency: int = 2,
+        beat: bool = False,
+    ) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.queues = queues
+        self.concurrency = concurrency
+        self.beat = beat
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "worker.entry",
+            "worker",
+            "--queues",
+            self.queues,
+            "--concurrency",
+            str(self.concurrency),
+            "--loglevel",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-n",
+            f"test-{uuid.uuid4().hex[:6]}@%h",
+        ]
+        if self.beat:
+            argv.append("--beat")
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            argv,
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_for(self._ready, 60, "the Celery worker to be ready")
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the worker exited: {self.log_path.read_text()[-2000:]}")
+        return b"ready." in self.log_path.read_bytes()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.process = None
+        with contextlib.suppress(Exception):
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def worker(stack_env, stack_app, tmp_path_factory) -> Iterator[WorkerProcess]:
+    process = WorkerProcess(stack_env, tmp_path_factory.mktemp("worker") / "worker.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture
+def client(stack_app):
+    return stack_app.test_client()
+
+
+# --- people -----------------------------------------------------------------------------------
+
+
+class Person:
+    def __init__(self, user_id: uuid.UUID, name: str, role: str, token: str, login: str):
+        self.id = user_id
+        self.name = name
+        self.role = role
+        self.token = token
+        self.login = login
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def create_person(rt, role: str, name: str | None = None, password: str | None = None) -> Person:
+    from app.services import users
+
+    suffix = uuid.uuid4().hex[:8]
+    name = name or f"{role.title()} {suffix}"
+    login = f"{role[:3]}-{suffix}"
+    with rt.db.session() as session:
+        user = users.create_user(session, login=login, name=name, role=role, password=password)
+        token = users.issue_token(session, user, label="test")
+        return Person(user.id, user.name, role, token, login)
+
+
+@pytest.fixture
+def make_person(rt) -> Callable[..., Person]:
+    return lambda role, **kw: create_person(rt, role, **kw)
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory):
+    from tests.samples import make_samples
+
+    if shutil.which("ffmpeg") is None:
+        pytest.fail("ffmpeg is not installed (make test installs it with apt-get)", pytrace=False)
+    return make_samples(tmp_path_factory.mktemp("samples"))

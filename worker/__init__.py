@@ -1,0 +1,1 @@
+"""Celery workers: transcoding, encryption and the scheduled clean-up jobs."""

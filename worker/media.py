@@ -1,0 +1,517 @@
+"""ffprobe and ffmpeg on untrusted input (SPEC §7).
+
+Every ffmpeg or ffprobe run here: reads only local files (``-protocol_whitelist file``), uses
+only the demuxers SPEC §7 names (``-format_whitelist``, and the container we sniffed forced
+with ``-f``), never reads stdin, runs without a shell, under an address-space limit and a wall
+clock limit, and is killed if the job stops. A file that fails any check raises
+:class:`MediaRejected` with a message an employee can act on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import resource
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import ffmpeg  # ffmpeg-python: builds the filter graph and the command line
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+FFMPEG = os.environ.get("CR_FFMPEG", "ffmpeg")
+FFPROBE = os.environ.get("CR_FFPROBE", "ffprobe")
+
+# Demuxer names as ffmpeg lists them; the whitelist matches any name in a comma list.
+DEMUXER_WHITELIST = "matroska,webm,mov,mp4,m4a,wav,ogg,mp3,aac"
+FORCED_DEMUXER = {
+    "matroska": "matroska",
+    "mp4": "mov",
+    "wav": "wav",
+    "ogg": "ogg",
+    "mp3": "mp3",
+    "aac": "aac",
+}
+ADDRESS_SPACE_LIMIT = 6 * 1024**3
+MAX_STREAMS = 8
+PROBE_TIMEOUT_S = 60
+
+OUT_MAX_WIDTH, OUT_MAX_HEIGHT, OUT_MAX_FPS = 1280, 720, 15
+# A decoder refuses frames larger than this, whatever the container claims (decompression bombs).
+OUT_MAX_PIXELS_IN = 7680 * 4320
+KEYFRAME_INTERVAL_S = 2
+THUMB_W, THUMB_H, THUMB_COLUMNS, THUMB_MAX = 160, 90, 10, 100
+WAVEFORM_RATE = 2000
+WAVEFORM_MAX_BUCKETS = 2000
+
+
+class MediaRejected(Exception):
+    """The input cannot be used; the message says why in plain words. Never retried."""
+
+
+class MediaTimeout(MediaRejected):
+    pass
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_duration_s: float
+    max_width: int
+    max_height: int
+    max_fps: float
+    timeout_s: float
+
+
+@dataclass
+class Probe:
+    container: str
+    duration_s: float | None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    audio_channels: int = 0
+    video_streams: int = 0
+    audio_streams: int = 0
+
+    @property
+    def has_video(self) -> bool:
+        return self.video_streams > 0
+
+    @property
+    def has_audio(self) -> bool:
+        return self.audio_streams > 0
+
+
+def _input_options(container: str) -> dict[str, object]:
+    return {
+        "f": FORCED_DEMUXER[container],
+        "protocol_whitelist": "file",
+        "format_whitelist": DEMUXER_WHITELIST,
+        "max_streams": MAX_STREAMS,
+    }
+
+
+def _limit_address_space(pid: int) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        resource.prlimit(pid, resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+
+
+def _run(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _limit_address_space(process.pid)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        _kill(process)
+        raise MediaTimeout("Reading the file took too long; it may be damaged.") from None
+    except BaseException:
+        _kill(process)
+        raise
+    return subprocess.CompletedProcess(argv, process.returncode, stdout, stderr)
+
+
+def _kill(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+def _fraction(text: str | None) -> float | None:
+    if not text or text in {"0/0", "N/A"}:
+        return None
+    num, _, den = text.partition("/")
+    try:
+        value = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return value if value > 0 and math.isfinite(value) else None
+
+
+def _float(text) -> float | None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def probe(path: Path, container: str, part: str) -> Probe:
+    """ffprobe one local file; MediaRejected if it is not readable media."""
+    command = [FFPROBE, "-v", "error", "-hide_banner"]
+    for option, value in _input_options(container).items():
+        command += [f"-{option}", str(value)]
+    command += ["-show_format", "-show_streams", "-of", "json", "-i", str(path)]
+    result = _run(command, PROBE_TIMEOUT_S)
+    if result.returncode != 0:
+        log.info("ffprobe refused %s input: %s", part, result.stderr.decode(errors="replace")[:300])
+        raise MediaRejected(f"The {part} file could not be read as audio or video.")
+    try:
+        info = json.loads(result.stdout or b"{}")
+    except json.JSONDecodeError:
+        raise MediaRejected(f"The {part} file could not be read as audio or video.") from None
+    streams = info.get("streams") or []
+    videos = [
+        s
+        for s in streams
+        if s.get("codec_type") == "video" and not (s.get("disposition") or {}).get("attached_pic")
+    ]
+    audios = [s for s in streams if s.get("codec_type") == "audio"]
+    result_probe = Probe(
+        container=container,
+        duration_s=_float((info.get("format") or {}).get("duration")),
+        video_streams=len(videos),
+        audio_streams=len(audios),
+    )
+    if videos:
+        video = videos[0]
+        result_probe.width = int(video.get("width") or 0) or None
+        result_probe.height = int(video.get("height") or 0) or None
+        result_probe.fps = _fraction(video.get("avg_frame_rate")) or _fraction(
+            video.get("r_frame_rate")
+        )
+    if audios:
+        result_probe.audio_channels = int(audios[0].get("channels") or 0)
+    if not videos and not audios:
+        raise MediaRejected(f"The {part} file has no audio or video in it.")
+    if result_probe.duration_s is None:
+        result_probe.duration_s = measure_duration(path, container, part)
+    return result_probe
+
+
+def measure_duration(path: Path, container: str, part: str) -> float:
+    """Read the whole file once without decoding (WebM from MediaRecorder has no duration)."""
+    args = (
+        ffmpeg.input(str(path), **_input_options(container))
+        .output("-", f="null", c="copy", map="0")
+        .global_args("-nostdin", "-v", "error", "-progress", "pipe:1")
+        .compile(cmd=FFMPEG)
+    )
+    result = _run(args, PROBE_TIMEOUT_S)
+    if result.returncode != 0:
+        raise MediaRejected(f"The {part} file is damaged: it cannot be read to its end.")
+    out_time = 0.0
+    for line in result.stdout.decode(errors="replace").splitlines():
+        key, _, value = line.partition("=")
+        if key == "out_time_us" and value.strip().lstrip("-").isdigit():
+            out_time = max(out_time, int(value) / 1e6)
+    if out_time <= 0:
+        raise MediaRejected(f"The {part} file has no playable length.")
+    return out_time
+
+
+def check_limits(p: Probe, part: str, limits: Limits) -> None:
+    if p.duration_s is not None and p.duration_s > limits.max_duration_s:
+        raise MediaRejected(
+            f"The {part} file lasts {p.duration_s / 3600:.1f} h; the limit is "
+            f"{limits.max_duration_s / 3600:.1f} h."
+        )
+    if p.width and p.height and (p.width > limits.max_width or p.height > limits.max_height):
+        raise MediaRejected(
+            f"The {part} video is {p.width}×{p.height}; the largest accepted is "
+            f"{limits.max_width}×{limits.max_height}."
+        )
+    if p.has_video and (not p.width or not p.height):
+        raise MediaRejected(f"The {part} video has no valid picture size.")
+    if p.fps and p.fps > limits.max_fps:
+        raise MediaRejected(
+            f"The {part} video runs at {p.fps:.0f} frames per second; the limit is "
+            f"{limits.max_fps:.0f}."
+        )
+
+
+@dataclass
+class RenditionPlan:
+    """What one ffmpeg run must make; produced by :func:`plan_rendition`."""
+
+    screen: Path | None
+    screen_probe: Probe | None
+    audio: Path | None
+    audio_probe: Probe | None
+    agent_channel: str
+    include_customer: bool
+    trim_start_s: float
+    trim_end_s: float
+    out_dir: Path
+    outputs: dict[str, Path] = field(default_factory=dict)
+    thumb_interval_s: float = 2.0
+    thumb_count: int = 0
+    thumb_rows: int = 1
+    audio_out_channels: int = 1
+    fps: float = OUT_MAX_FPS
+
+    @property
+    def duration_s(self) -> float:
+        return self.trim_end_s - self.trim_start_s
+
+
+def plan_rendition(
+    *,
+    screen: Path | None,
+    screen_probe: Probe | None,
+    audio: Path | None,
+    audio_probe: Probe | None,
+    agent_channel: str,
+    include_customer: bool,
+    trim_start_s: float | None,
+    trim_end_s: float | None,
+    out_dir: Path,
+) -> RenditionPlan:
+    if screen_probe is not None and not screen_probe.has_video:
+        raise MediaRejected("The screen file has no video in it.")
+    if audio_probe is not None and not audio_probe.has_audio:
+        raise MediaRejected("The audio file has no sound in it.")
+    durations = [p.duration_s for p in (screen_probe, audio_probe) if p and p.duration_s]
+    if not durations:
+        raise MediaRejected("The recording has no playable length.")
+    length = max(durations)
+    start = max(trim_start_s or 0.0, 0.0)
+    end = min(trim_end_s if trim_end_s is not None else length, length)
+    if end - start < 0.5:
+        raise MediaRejected("The chosen part of the recording is shorter than a second.")
+    plan = RenditionPlan(
+        screen=screen,
+        screen_probe=screen_probe,
+        audio=audio,
+        audio_probe=audio_probe,
+        agent_channel=agent_channel,
+        include_customer=include_customer,
+        trim_start_s=start,
+        trim_end_s=end,
+        out_dir=out_dir,
+    )
+    source_fps = screen_probe.fps if screen_probe and screen_probe.fps else OUT_MAX_FPS
+    plan.fps = min(source_fps, OUT_MAX_FPS) if screen_probe else 2.0
+    plan.thumb_interval_s = max(2.0, math.ceil(plan.duration_s / THUMB_MAX))
+    plan.thumb_count = max(1, min(THUMB_MAX, math.ceil(plan.duration_s / plan.thumb_interval_s)))
+    plan.thumb_rows = math.ceil(plan.thumb_count / THUMB_COLUMNS)
+    plan.outputs = {
+        "rendition": out_dir / "rendition.mp4",
+        "poster": out_dir / "poster.jpg",
+        "thumbnails": out_dir / "thumbnails.jpg",
+        "waveform_pcm": out_dir / "waveform.pcm",
+    }
+    return plan
+
+
+def _audio_source(plan: RenditionPlan):
+    """The stream that holds the call audio: the audio file, else the screen's own track."""
+    if plan.audio is not None:
+        return "audio"
+    if plan.screen_probe is not None and plan.screen_probe.has_audio:
+        return "screen"
+    return None
+
+
+def build_command(plan: RenditionPlan) -> list[str]:
+    """The single ffmpeg run: rendition, poster, thumbnail sprite and waveform samples."""
+    trim = {"ss": f"{plan.trim_start_s:.3f}", "to": f"{plan.trim_end_s:.3f}"}
+    inputs = {}
+    if plan.screen is not None:
+        inputs["screen"] = ffmpeg.input(
+            str(plan.screen),
+            **_input_options(plan.screen_probe.container),
+            **trim,
+            max_pixels=OUT_MAX_PIXELS_IN,
+        )
+    if plan.audio is not None:
+        inputs["audio"] = ffmpeg.input(
+            str(plan.audio), **_input_options(plan.audio_probe.container), **trim
+        )
+
+    # Video: the screen, or a plain card for an audio-only recording.
+    if "screen" in inputs:
+        video = inputs["screen"].video
+    else:
+        video = ffmpeg.input(
+            f"color=c=0x1d2430:s=640x360:r={plan.fps:g}:d={plan.duration_s:.3f}", f="lavfi"
+        ).video
+    video = (
+        video.filter("fps", fps=f"{plan.fps:g}")
+        .filter(
+            "scale",
+            w=f"min({OUT_MAX_WIDTH},iw)",
+            h=f"min({OUT_MAX_HEIGHT},ih)",
+            force_original_aspect_ratio="decrease",
+            force_divisible_by=2,
+        )
+        .filter("format", "yuv420p")
+        .split()
+    )
+    main_video, poster_video, thumb_video = video[0], video[1], video[2]
+
+    # Audio: pick the agent's channel; keep the customer's only when the employee chose so.
+    source = _audio_source(plan)
+    if source is None:
+        audio = ffmpeg.input(f"anullsrc=r=48000:cl=mono:d={plan.duration_s:.3f}", f="lavfi").audio
+        plan.audio_out_channels = 1
+    else:
+        probe_ = plan.audio_probe if source == "audio" else plan.screen_probe
+        audio = inputs[source].audio
+        stereo = probe_.audio_channels >= 2
+        if stereo and plan.agent_channel in ("left", "right") and not plan.include_customer:
+            agent = "0" if plan.agent_channel == "left" else "1"
+            audio = audio.filter("channelmap", map=f"{agent}-0", channel_layout="mono")
+            plan.audio_out_channels = 1
+        elif stereo and plan.include_customer:
+            audio = audio.filter("aformat", channel_layouts="stereo")
+            plan.audio_out_channels = 2
+        else:
+            audio = audio.filter("aformat", channel_layouts="mono")
+            plan.audio_out_channels = 1
+    audio = audio.filter("aresample", 48000).asplit()
+    main_audio, wave_audio = audio[0], audio[1]
+
+    poster_at = min(plan.duration_s * 0.1, 5.0)
+    poster = (
+        poster_video.filter("trim", start=f"{poster_at:.3f}")
+        .filter("setpts", "PTS-STARTPTS")
+        .filter("scale", w=640, h=-2)
+    )
+    thumbs = (
+        thumb_video.filter("fps", fps=f"1/{plan.thumb_interval_s:g}")
+        .filter("scale", w=THUMB_W, h=THUMB_H, force_original_aspect_ratio="decrease")
+        .filter("pad", w=THUMB_W, h=THUMB_H, x="(ow-iw)/2", y="(oh-ih)/2", color="black")
+        .filter("tile", layout=f"{THUMB_COLUMNS}x{plan.thumb_rows}")
+    )
+    gop = max(1, int(plan.fps * KEYFRAME_INTERVAL_S))
+    outputs = [
+        ffmpeg.output(
+            main_video,
+            main_audio,
+            str(plan.outputs["rendition"]),
+            vcodec="libx264",
+            preset="veryfast",
+            crf=26,
+            g=gop,
+            keyint_min=gop,
+            sc_threshold=0,
+            force_key_frames=f"expr:gte(t,n_forced*{KEYFRAME_INTERVAL_S})",
+            pix_fmt="yuv420p",
+            profile="high",
+            acodec="aac",
+            audio_bitrate="96k",
+            movflags="+faststart",
+            f="mp4",
+            map_metadata=-1,
+            map_chapters=-1,
+        ),
+        ffmpeg.output(poster, str(plan.outputs["poster"]), vframes=1, q=3, f="image2", update=1),
+        ffmpeg.output(
+            thumbs, str(plan.outputs["thumbnails"]), vframes=1, q=5, f="image2", update=1
+        ),
+        ffmpeg.output(
+            wave_audio,
+            str(plan.outputs["waveform_pcm"]),
+            f="s16le",
+            acodec="pcm_s16le",
+            ar=WAVEFORM_RATE,
+        ),
+    ]
+    return (
+        ffmpeg.merge_outputs(*outputs)
+        .global_args(
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-progress",
+            "pipe:1",
+            "-stats_period",
+            "0.5",
+            "-threads",
+            "0",
+        )
+        .overwrite_output()
+        .compile(cmd=FFMPEG)
+    )
+
+
+def run_ffmpeg(
+    argv: list[str], *, total_s: float, timeout_s: float, on_progress: Callable[[float], None]
+) -> None:
+    """Run ffmpeg, reporting progress 0..1; kill it on timeout or when ``on_progress`` raises."""
+    process = subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    _limit_address_space(process.pid)
+    deadline = time.monotonic() + timeout_s
+    stderr_tail = b""
+    try:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            if time.monotonic() > deadline:
+                raise MediaTimeout("Processing took longer than the time limit.")
+            key, _, value = raw.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us" and value.lstrip("-").isdigit():
+                on_progress(min(max(int(value) / 1e6 / max(total_s, 0.001), 0.0), 1.0))
+        remaining = max(deadline - time.monotonic(), 1)
+        try:
+            _, stderr_tail = process.communicate(timeout=remaining)
+        except subprocess.TimeoutExpired:
+            raise MediaTimeout("Processing took longer than the time limit.") from None
+    finally:
+        _kill(process)
+    if process.returncode != 0:
+        log.info(
+            "ffmpeg failed (%s): %s",
+            process.returncode,
+            (stderr_tail or b"").decode(errors="replace")[-500:],
+        )
+        raise MediaRejected(
+            "The recording could not be converted: the file is damaged or uses a format "
+            "we cannot read."
+        )
+
+
+def waveform_peaks(pcm_path: Path, channels: int, duration_s: float) -> dict:
+    """Per-channel peak amplitudes (0..1) in evenly spaced buckets, for the player."""
+    frame_bytes = 2 * channels
+    total_frames = pcm_path.stat().st_size // frame_bytes
+    buckets = max(1, min(WAVEFORM_MAX_BUCKETS, int(duration_s * 20) or 1, total_frames or 1))
+    per_bucket = max(1, math.ceil(total_frames / buckets)) if total_frames else 1
+    peaks = np.zeros((channels, buckets), dtype=np.float32)
+    with open(pcm_path, "rb") as handle:
+        bucket = 0
+        block_frames = per_bucket * 64
+        while bucket < buckets:
+            raw = handle.read(block_frames * frame_bytes)
+            if not raw:
+                break
+            samples = np.frombuffer(raw[: len(raw) - len(raw) % frame_bytes], dtype="<i2")
+            samples = np.abs(samples.reshape(-1, channels).astype(np.int32))
+            n_full = len(samples) // per_bucket
+            for i in range(n_full + (1 if len(samples) % per_bucket else 0)):
+                if bucket >= buckets:
+                    break
+                chunk = samples[i * per_bucket : (i + 1) * per_bucket]
+                if len(chunk):
+                    peaks[:, bucket] = chunk.max(axis=0) / 32768.0
+                bucket += 1
+    return {
+        "version": 1,
+        "channels": channels,
+        "buckets": buckets,
+        "seconds_per_bucket": round(duration_s / buckets, 4),
+        "duration_s": round(duration_s, 3),
+        "peaks": [[round(float(v), 3) for v in row] for row in peaks],
+    }

@@ -1,0 +1,190 @@
+"""Celery tasks: thin wrappers that take ids and call the plain functions of the pipeline.
+
+Retry by kind of failure: a bad file fails its share at once (no retry); a storage or database
+outage retries with exponential backoff; a share whose lease another worker holds is retried
+after that lease would run out.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.signals import worker_ready
+from sqlalchemy import or_, select
+from sqlalchemy.exc import OperationalError
+
+from app import jobs
+from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
+from app.runtime import runtime
+from app.services import shredding
+from app.storage import StorageError
+from worker import pipeline
+
+log = logging.getLogger(__name__)
+
+TRANSIENT = (StorageError, OperationalError, ConnectionError, TimeoutError)
+MAX_RETRIES = 6
+NEVER_STARTED_AFTER = timedelta(minutes=10)
+
+
+def _backoff(retries: int) -> int:
+    return min(5 * 2**retries, 300)
+
+
+@shared_task(bind=True, name=jobs.PROCESS_SHARE, max_retries=MAX_RETRIES)
+def process_share(self, share_id: str) -> str:
+    rt = runtime()
+    sid = uuid.UUID(share_id)
+    try:
+        outcome = pipeline.process_share(rt, sid)
+    except pipeline.LeaseHeld as held:
+        raise self.retry(countdown=held.retry_in, max_retries=None) from None
+    except SoftTimeLimitExceeded:
+        pipeline.fail_share(rt, sid, "Processing took longer than the time limit.")
+        return "failed"
+    except TRANSIENT as exc:
+        if self.request.retries >= MAX_RETRIES:
+            pipeline.fail_share(
+                rt,
+                sid,
+                "Storage or the database was unavailable for too long; share it again later.",
+            )
+            return "failed"
+        log.warning("share %s: transient failure (%s); retrying", share_id, type(exc).__name__)
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+    log.info("share %s: %s %s", share_id, outcome.result, outcome.detail)
+    return outcome.result
+
+
+@shared_task(bind=True, name=jobs.PROBE_RECORDING, max_retries=MAX_RETRIES)
+def probe_recording(self, recording_id: str) -> str:
+    try:
+        return pipeline.probe_recording(runtime(), uuid.UUID(recording_id))
+    except TRANSIENT:
+        raise self.retry(countdown=_backoff(self.request.retries)) from None
+
+
+@shared_task(bind=True, name=jobs.DELETE_OBJECTS, max_retries=None)
+def delete_objects(self, share_id: str) -> str:
+    """Finish deleting a revoked share's objects when the store was down at revoke time."""
+    try:
+        shredding.finish_share_deletion(runtime(), uuid.UUID(share_id))
+    except TRANSIENT:
+        raise self.retry(countdown=_backoff(min(self.request.retries, 6))) from None
+    return "deleted"
+
+
+@shared_task(name="worker.tasks.expire_shares")
+def expire_shares() -> int:
+    """Shares past their end date go through the same path as a revoke."""
+    rt = runtime()
+    with rt.db.session() as session:
+        due = list(
+            session.scalars(
+                select(Share.id)
+                .where(
+                    Share.expires_at <= utcnow(),
+                    Share.status.in_(
+                        [ShareStatus.PROCESSING, ShareStatus.READY, ShareStatus.FAILED]
+                    ),
+                )
+                .limit(500)
+            )
+        )
+    for share_id in due:
+        shredding.end_share(rt, share_id, reason="expired", actor_id=None)
+    return len(due)
+
+
+@shared_task(name="worker.tasks.delete_expired_drafts")
+def delete_expired_drafts() -> int:
+    """Drafts past their lifetime are shredded, unless a share of them is still active."""
+    rt = runtime()
+    active = select(Share.recording_id).where(
+        Share.status.in_([ShareStatus.PROCESSING, ShareStatus.READY])
+    )
+    with rt.db.session() as session:
+        due = list(
+            session.scalars(
+                select(Recording.id)
+                .where(
+                    Recording.status == RecordingStatus.DRAFT,
+                    Recording.expires_at <= utcnow(),
+                    Recording.id.not_in(active),
+                )
+                .limit(500)
+            )
+        )
+    for recording_id in due:
+        with rt.db.session() as session:
+            ended = list(
+                session.scalars(select(Share.id).where(Share.recording_id == recording_id))
+            )
+        for share_id in ended:
+            shredding.end_share(rt, share_id, reason="recording_deleted", actor_id=None)
+        shredding.shred_recording(rt, recording_id, reason="draft_lifetime_ended", actor_id=None)
+    return len(due)
+
+
+@shared_task(name="worker.tasks.resume_stalled_shares")
+def resume_stalled_shares() -> int:
+    """Re-send the job of shares whose worker died (stale lease) or whose job never started."""
+    rt = runtime()
+    now = utcnow()
+    with rt.db.session() as session:
+        stalled = list(
+            session.scalars(
+                select(Share.id)
+                .where(
+                    Share.status == ShareStatus.PROCESSING,
+                    or_(
+                        Share.job_lease_until < now,
+                        Share.job_lease_until.is_(None)
+                        & (Share.created_at < now - NEVER_STARTED_AFTER)
+                        & (Share.job_attempts == 0),
+                    ),
+                )
+                .limit(100)
+            )
+        )
+    for share_id in stalled:
+        log.warning("share %s stalled; sending its job again", share_id)
+        rt.jobs.send(jobs.PROCESS_SHARE, str(share_id))
+    return len(stalled)
+
+
+@shared_task(name="worker.tasks.sweep_scratch")
+def sweep_scratch() -> int:
+    removed = pipeline.sweep_scratch(runtime().settings.scratch_dir)
+    if removed:
+        log.warning(
+            "removed %d scratch director%s left by killed jobs",
+            len(removed),
+            "y" if len(removed) == 1 else "ies",
+        )
+    return len(removed)
+
+
+@shared_task(name="worker.tasks.reconcile_store")
+def reconcile_store() -> dict:
+    """Objects with no row are deleted; rows with no object are reported."""
+    from app.services.reconcile import reconcile
+
+    report = reconcile(runtime())
+    if report["orphans_deleted"] or report["missing"]:
+        log.warning("reconcile: %s", report)
+    return report
+
+
+@worker_ready.connect
+def _sweep_on_start(**_kwargs) -> None:
+    # Scratch directories are per machine, so each worker sweeps its own at start.
+    from app.config import load_settings
+
+    removed = pipeline.sweep_scratch(load_settings().scratch_dir)
+    if removed:
+        log.warning("removed %d scratch directories left by killed jobs", len(removed))
