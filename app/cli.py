@@ -12,6 +12,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -182,7 +183,7 @@ def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str
     ]
 
 
-def _worker_argv(concurrency: int, queues: str, beat: bool) -> list[str]:
+def _worker_argv(concurrency: int, queues: str | None, beat: bool) -> list[str]:
     argv = [
         sys.executable,
         "-m",
@@ -190,8 +191,6 @@ def _worker_argv(concurrency: int, queues: str, beat: bool) -> list[str]:
         "-A",
         "worker.entry",
         "worker",
-        "--queues",
-        queues,
         "--concurrency",
         str(concurrency),
         "--loglevel",
@@ -199,6 +198,8 @@ def _worker_argv(concurrency: int, queues: str, beat: bool) -> list[str]:
         "--without-gossip",
         "--without-mingle",
     ]
+    if queues:
+        argv += ["--queues", queues]
     if beat:
         argv.append("--beat")
     return argv
@@ -217,14 +218,18 @@ def web(host: str, port: int, workers: int, threads: int) -> None:
 
 @main.command()
 @click.option("--concurrency", default=2, show_default=True, type=int)
-@click.option("--queues", default="media,io", show_default=True)
+@click.option(
+    "--queues",
+    default=None,
+    help="Comma-separated queue names (default: both, with CR_QUEUE_PREFIX).",
+)
 @click.option(
     "--beat/--no-beat",
     default=False,
     show_default=True,
     help="Also run the scheduler (run exactly one scheduler per deployment).",
 )
-def worker(concurrency: int, queues: str, beat: bool) -> None:
+def worker(concurrency: int, queues: str | None, beat: bool) -> None:
     """Run a Celery worker (production: one per machine, as many machines as needed)."""
     _settings()
     os.execv(sys.executable, _worker_argv(concurrency, queues, beat))
@@ -247,7 +252,7 @@ def up(host: str, port: int, demo: bool) -> None:
     env = {**os.environ, "CR_INSTANCE_DIR": str(settings.instance_dir)}
     children = [
         subprocess.Popen(_gunicorn_argv(host, port, 1, 16), env=env),
-        subprocess.Popen(_worker_argv(2, "media,io", True), env=env),
+        subprocess.Popen(_worker_argv(2, None, True), env=env),
     ]
     stopping = False
 
@@ -298,6 +303,137 @@ def _wait_for(url: str, children: list[subprocess.Popen], timeout: float) -> boo
         except OSError:
             time.sleep(0.3)
     return False
+
+
+# --- keys -------------------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """Key-encryption keys: status, rotation, retirement."""
+
+
+@keys.command("status")
+def keys_status() -> None:
+    """KEK versions and how many data keys each one wraps."""
+    from app.services import keys as key_service
+
+    with app_context() as rt:
+        for row in key_service.status(rt.db, rt.keyring):
+            mark = "*" if row["current"] else " "
+            click.echo(
+                f"{mark} v{row['version']:<4} {row['state']:<10} "
+                f"{row['data_keys']:>8} data keys  created {row['created_at']}"
+            )
+
+
+@keys.command("rotate")
+@click.option("--batch-size", default=500, show_default=True, type=int)
+def keys_rotate(batch_size: int) -> None:
+    """Add a KEK version and rewrap every live data key under it."""
+    from sqlalchemy import func, select
+
+    from app.models import DataKey
+    from app.services import audit as audit_service
+    from app.services import keys as key_service
+
+    with app_context() as rt:
+        with rt.db.session() as session:
+            total = session.scalar(select(func.count()).select_from(DataKey)) or 0
+        with click.progressbar(length=total, label="rewrapping data keys") as bar:
+            report = key_service.rotate(
+                rt.db, rt.keyring, batch_size=batch_size, progress=bar.update
+            )
+        with rt.db.session() as session:
+            audit_service.append(
+                session,
+                "keys.rotated",
+                detail={"new_version": report.new_version, "rewrapped": report.rewrapped},
+            )
+    click.echo(
+        f"KEK v{report.new_version} is current; rewrapped {report.rewrapped} data keys"
+        + (f" ({report.skipped} shredded meanwhile)" if report.skipped else "")
+    )
+    click.echo("Run `consent-replay keys retire` to destroy the versions no key uses any more.")
+
+
+@keys.command("retire")
+def keys_retire() -> None:
+    """Destroy every KEK version that wraps no live data key."""
+    from app.services import audit as audit_service
+    from app.services import keys as key_service
+
+    with app_context() as rt:
+        destroyed = key_service.retire(rt.db, rt.keyring)
+        with rt.db.session() as session:
+            audit_service.append(session, "keys.retired", detail={"destroyed": destroyed})
+    if destroyed:
+        click.echo("destroyed KEK versions: " + ", ".join(f"v{v}" for v in destroyed))
+    else:
+        click.echo("nothing to retire")
+
+
+# --- receipts ---------------------------------------------------------------------------------
+
+
+@main.group()
+def receipts() -> None:
+    """Consent receipts and deletion certificates."""
+
+
+def _load_jwks(source: str | None) -> dict:
+    if source is None:
+        import crypto
+
+        settings = _settings()
+        return crypto.FileKeyring(settings.keyring_path).jwks()
+    if source.startswith(("http://", "https://")):
+        with urllib.request.urlopen(source, timeout=10) as response:  # noqa: S310 - user's URL
+            return json.load(response)
+    return json.loads(Path(source).read_text())
+
+
+@receipts.command("verify")
+@click.argument("token")
+@click.option(
+    "--jwks",
+    "jwks_source",
+    metavar="FILE|URL",
+    help="Where the public keys are (default: this deployment's keyring).",
+)
+def receipts_verify(token: str, jwks_source: str | None) -> None:
+    """Verify a receipt or certificate offline and print its claims."""
+    import jwt
+
+    import crypto
+
+    token = token.strip()
+    if token == "-":  # noqa: S105 - "-" means read the token from stdin
+        token = click.get_text_stream("stdin").read().strip()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise click.ClickException("not a JWT: expected three base64url parts") from None
+    typ = header.get("typ")
+    required = {
+        crypto.RECEIPT_TYP: crypto.RECEIPT_CLAIMS,
+        crypto.CERTIFICATE_TYP: crypto.CERTIFICATE_CLAIMS,
+    }.get(typ)
+    if required is None:
+        raise click.ClickException(
+            f"unknown token type {typ!r}: expected {crypto.RECEIPT_TYP} or {crypto.CERTIFICATE_TYP}"
+        )
+    try:
+        jwks = _load_jwks(jwks_source)
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot read the JWKS: {exc}") from None
+    try:
+        claims = crypto.verify(token, jwks, typ=typ, required=required)
+    except crypto.TokenError as exc:
+        raise click.ClickException(f"INVALID ({exc.reason}): {exc}") from None
+    kind = "consent receipt" if typ == crypto.RECEIPT_TYP else "deletion certificate"
+    click.echo(f"valid {kind}, signed by key {header.get('kid')}")
+    click.echo(json.dumps(claims, indent=2, sort_keys=True))
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -9,9 +9,10 @@ generates its secrets into the instance folder (mode 0600) on first start.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -54,11 +55,17 @@ def _parse_size(name: str, raw: str) -> int:
         raise ConfigError(f"{name}={raw!r} is not a size (examples: 500M, 4GiB, 1048576)")
     try:
         value = int(float(number) * _SIZE_UNITS[unit])
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: "1e999" is infinite
         raise ConfigError(f"{name}={raw!r} is not a size (examples: 500M, 4GiB, 1048576)") from None
     if value <= 0:
         raise ConfigError(f"{name}={raw!r} must be positive")
     return value
+
+
+# S3 bucket naming rules: 3-63 lowercase letters, digits, dots and dashes, starting and ending
+# with a letter or digit, not like an IP address (MinIO and AWS refuse anything else).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 
 def _check_database_url(name: str, raw: str) -> str:
@@ -87,6 +94,7 @@ class Settings:
     instance_dir: Path
     database_url: str
     broker_url: str
+    queue_prefix: str
     store_kind: str  # "local" or "s3"
     store_dir: Path
     s3_endpoint: str | None
@@ -111,7 +119,6 @@ class Settings:
     log_level: str
     ratelimit_storage_url: str
     trusted_proxies: int
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def embedded(self) -> bool:
@@ -146,16 +153,23 @@ class Settings:
 def _secret_from_instance(instance_dir: Path, filename: str) -> str:
     """Read a generated secret, creating it (mode 0600, never world-readable) on first start."""
     path = instance_dir / filename
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        value = path.read_text().strip()
-        if not value:
-            raise ConfigError(f"{path} is empty; delete it to generate a new secret") from None
-        return value
-    with os.fdopen(fd, "w") as handle:
-        handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip()
+    if not path.exists():
+        # Written whole to a private temporary file, then linked into place: the link fails if
+        # another process got there first, and nobody ever reads a half-written (empty) file.
+        tmp = instance_dir / f".{filename}.{os.getpid()}.{secrets.token_hex(6)}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_urlsafe(48))
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+    value = path.read_text().strip()
+    if not value:
+        raise ConfigError(f"{path} is empty; delete it to generate a new secret")
+    return value
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +192,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     )
     broker_url = _check_broker_url("CR_BROKER_URL", get("CR_BROKER_URL") or "filesystem://")
 
+    queue_prefix = get("CR_QUEUE_PREFIX", "") or ""
+    if len(queue_prefix) > 40 or not all(c.isalnum() or c in "-_." for c in queue_prefix):
+        raise ConfigError(
+            f"CR_QUEUE_PREFIX={queue_prefix!r} may hold up to 40 letters, digits, '-', '_' or '.'"
+        )
+
     store_kind = (get("CR_STORE", "local") or "local").lower()
     if store_kind not in {"local", "s3", "minio"}:
         raise ConfigError(f"CR_STORE={store_kind!r} must be 'local' or 's3'")
@@ -199,7 +219,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"CR_S3_ENDPOINT={s3_endpoint!r} must be host:port (set CR_S3_SECURE for TLS)"
             )
     bucket = get("CR_S3_BUCKET", "consent-replay") or "consent-replay"
-    if not (3 <= len(bucket) <= 63) or not all(c.isalnum() or c in "-." for c in bucket):
+    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
         raise ConfigError(f"CR_S3_BUCKET={bucket!r} is not a valid bucket name")
 
     secret_key = get("CR_SECRET_KEY")
@@ -235,6 +255,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         instance_dir=instance_dir,
         database_url=database_url,
         broker_url=broker_url,
+        queue_prefix=queue_prefix,
         store_kind=store_kind,
         store_dir=Path(get("CR_STORE_DIR") or instance_dir / "objects").expanduser().resolve(),
         s3_endpoint=s3_endpoint,

@@ -66,13 +66,20 @@ def write_random_file(path: Path, size: int) -> None:
 
 
 def plain_gcm_streaming(data: memoryview, decrypt: bool) -> Callable[[], None]:
+    """AES-256-GCM over the data in memory, one call per 1 MiB buffer, results discarded."""
     aesgcm = _core.AESGCM(_core.random_bytes(32))
     nonce = bytes(12)
     blocks = [data[i : i + MIB] for i in range(0, len(data), MIB)]
-    if not decrypt:
-        return lambda: [aesgcm.encrypt(nonce, block, None) for block in blocks] and None
-    ciphertexts = [aesgcm.encrypt(nonce, block, None) for block in blocks]
-    return lambda: [aesgcm.decrypt(nonce, block, None) for block in ciphertexts] and None
+    operation = aesgcm.encrypt
+    if decrypt:
+        blocks = [aesgcm.encrypt(nonce, block, None) for block in blocks]
+        operation = aesgcm.decrypt
+
+    def run() -> None:
+        for block in blocks:
+            operation(nonce, block, None)
+
+    return run
 
 
 def plain_gcm_hot(total: int, decrypt: bool) -> Callable[[], None]:
@@ -90,12 +97,19 @@ def plain_gcm_hot(total: int, decrypt: bool) -> Callable[[], None]:
     return run
 
 
-def seal_file(dek: bytes, src: Path, dst: str, fsync: bool = False) -> None:
+def seal_file(dek: bytes, src: Path, dst: str) -> None:
+    """crypto.seal, the streaming generator, with the caller writing each block."""
     with src.open("rb") as file, open(dst, "wb", buffering=0) as out:
         for block in crypto.seal(dek, file, key_id=KEY_ID, object_id=OBJECT_ID):
             out.write(block)
-        if fsync:
-            os.fsync(out.fileno())
+
+
+def seal_to_file(dek: bytes, src: Path, dst: Path) -> None:
+    """crypto.seal_to, file to file (writes overlap encryption), up to fsync."""
+    with src.open("rb") as file, dst.open("wb") as out:
+        crypto.seal_to(dek, file, out, key_id=KEY_ID, object_id=OBJECT_ID)
+        out.flush()
+        os.fsync(out.fileno())
 
 
 def open_file(dek: bytes, src: Path, dst: str) -> None:
@@ -198,6 +212,29 @@ def main() -> int:
             f"{os.cpu_count()} CPUs, batch {_core.BATCH_CHUNKS} chunks",
             flush=True,
         )
+        # 4. peak memory first, while this process is small: a child's ru_maxrss starts from
+        # its parent's high-water mark (Linux carries it across fork and exec).
+        big_plain = disk / "rss-big.bin"
+        small_plain = disk / "rss-small.bin"
+        write_random_file(big_plain, size)
+        write_random_file(small_plain, 10 * MIB)
+        rss_big = peak_rss_kib(big_plain)
+        rss_small = peak_rss_kib(small_plain)
+        own_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        big_plain.unlink()
+        small_plain.unlink()
+        ratio = rss_big / rss_small
+        failures += ratio > 1.2
+        rss_row = (
+            f"peak RSS sealing {args.size_mib} MiB vs 10 MiB",
+            f"{rss_big / 1024:.1f} MiB",
+            f"{rss_small / 1024:.1f} MiB",
+            ratio,
+            "<= 1.2",
+            ratio <= 1.2,
+        )
+        print(f"(peak RSS measured with the parent at {own_rss / 1024:.0f} MiB)", flush=True)
+
         dek = crypto.new_data_key()
         plain = shm / "plain.bin"
         sealed = shm / "plain.sealed"
@@ -282,7 +319,7 @@ def main() -> int:
             disk_out.unlink()
 
         def seal_run() -> None:
-            seal_file(dek, disk_plain, str(disk_out), fsync=True)
+            seal_to_file(dek, disk_plain, disk_out)
             disk_out.unlink()
 
         cat_s = best_of(args.repeat, cat_run)
@@ -290,7 +327,7 @@ def main() -> int:
         ratio = cat_s / seal_disk_s
         failures += ratio < 0.9
         table.add(
-            "seal disk->disk (+fsync) vs cat",
+            "seal_to disk->disk (+fsync) vs cat",
             f"{mbps(size, seal_disk_s):.0f} MiB/s",
             f"{mbps(size, cat_s):.0f} MiB/s",
             ratio,
@@ -318,22 +355,8 @@ def main() -> int:
                 ratio <= 1.5 if is_target else None,
             )
         disk_sealed.unlink()
+        table.add(*rss_row)
 
-        # 4. peak memory
-        small_plain = disk / "small.bin"
-        write_random_file(small_plain, 10 * MIB)
-        rss_big = peak_rss_kib(disk_plain)
-        rss_small = peak_rss_kib(small_plain)
-        ratio = rss_big / rss_small
-        failures += ratio > 1.2
-        table.add(
-            f"peak RSS sealing {args.size_mib} MiB vs 10 MiB",
-            f"{rss_big / 1024:.1f} MiB",
-            f"{rss_small / 1024:.1f} MiB",
-            ratio,
-            "<= 1.2",
-            ratio <= 1.2,
-        )
     finally:
         shutil.rmtree(shm, ignore_errors=True)
         shutil.rmtree(disk, ignore_errors=True)

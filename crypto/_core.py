@@ -112,6 +112,9 @@ MAX_CHUNKS = 1 << 38
 # 16 chunks (256 KiB of plaintext) per batch keeps the input and output buffers of one batch
 # inside the L2 cache, which measured faster than 1 MiB batches; see bench/crypto.py.
 BATCH_CHUNKS = 16
+# Blocks handed to a writer thread (seal_to) are bigger: one allocation and one hand-over per
+# 4 MiB.
+DETACHED_BATCH_CHUNKS = 256
 
 _INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+"
 _GENERIC_MESSAGE = "ciphertext is invalid or the key is wrong"
@@ -211,23 +214,25 @@ class _ChunkCipher:
             raise OverflowError("chunk counter exhausted")
         return (self._base_nonce ^ index).to_bytes(NONCE_SIZE, "big")
 
-    def seal_full_chunks(self, src: memoryview, dst: memoryview, first_index: int) -> None:
-        """Encrypt len(src) // CHUNK_SIZE full chunks from src into dst."""
+    def seal_full_chunks(
+        self, src: memoryview, dst_views: list[memoryview], first_index: int
+    ) -> None:
+        """Encrypt len(src) // CHUNK_SIZE full chunks from src, chunk i into dst_views[i].
+
+        The destination views are sliced once by the caller and reused for every batch:
+        at 16 KiB per call, slicing costs as much as a tenth of the encryption.
+        """
         count = len(src) // CHUNK_SIZE
-        if first_index + count > MAX_CHUNKS:
-            raise OverflowError("chunk counter exhausted")
+        if count > len(dst_views) or first_index + count > MAX_CHUNKS:
+            raise OverflowError("chunk counter exhausted or batch too large")
         encrypt_into = self._aesgcm.encrypt_into
         base = self._base_nonce
-        p = q = 0
-        for index in range(first_index, first_index + count):
+        p = 0
+        for index, dst in zip(range(first_index, first_index + count), dst_views, strict=False):
             encrypt_into(
-                (base ^ index).to_bytes(NONCE_SIZE, "big"),
-                src[p : p + CHUNK_SIZE],
-                None,
-                dst[q : q + CHUNK_CIPHERTEXT_SIZE],
+                (base ^ index).to_bytes(NONCE_SIZE, "big"), src[p : p + CHUNK_SIZE], None, dst
             )
             p += CHUNK_SIZE
-            q += CHUNK_CIPHERTEXT_SIZE
 
     def seal_final_chunk(self, src: memoryview, dst: memoryview, index: int) -> int:
         size = len(src) + TAG_SIZE
@@ -235,40 +240,56 @@ class _ChunkCipher:
         return size
 
     def open_chunks(
-        self, src: memoryview, dst: memoryview, first_index: int, final_size: int = 0
+        self,
+        src: memoryview,
+        dst: memoryview,
+        dst_views: list[memoryview],
+        first_index: int,
+        final_size: int = 0,
     ) -> int:
-        """Decrypt full chunks (and, if final_size, a final chunk of that many bytes after them).
+        """Decrypt full chunks, then a final chunk of final_size bytes if final_size > 0.
 
-        Returns the number of plaintext bytes written.  On a bad tag it raises
-        _ChunkAuthFailure carrying how many plaintext bytes before it were authenticated, and
-        wipes the failed chunk's output, which GCM has already filled with unauthenticated
-        plaintext.
+        dst_views[i] is dst's i-th 16 KiB slice.  Returns the number of plaintext bytes
+        written.  On a bad tag it raises _ChunkAuthFailure carrying how many plaintext bytes
+        before it were authenticated, and wipes the failed chunk's output, which GCM has
+        already filled with unauthenticated plaintext.
         """
         full = (len(src) - final_size) // CHUNK_CIPHERTEXT_SIZE
-        if first_index + full + (1 if final_size else 0) > MAX_CHUNKS:
+        if full + (1 if final_size else 0) > len(dst_views) or (
+            first_index + full + (1 if final_size else 0) > MAX_CHUNKS
+        ):
             raise _ChunkAuthFailure(0)
         decrypt_into = self._aesgcm.decrypt_into
         base = self._base_nonce
-        p = q = 0
+        p = 0
+        index = first_index
         try:
-            for index in range(first_index, first_index + full):
+            for index, view in zip(range(first_index, first_index + full), dst_views, strict=False):
                 decrypt_into(
                     (base ^ index).to_bytes(NONCE_SIZE, "big"),
                     src[p : p + CHUNK_CIPHERTEXT_SIZE],
                     None,
-                    dst[q : q + CHUNK_SIZE],
+                    view,
                 )
                 p += CHUNK_CIPHERTEXT_SIZE
-                q += CHUNK_SIZE
+            q = full * CHUNK_SIZE
             if final_size:
+                index = first_index + full
                 size = final_size - TAG_SIZE
-                nonce = self.nonce(first_index + full)
+                nonce = self.nonce(index)
                 decrypt_into(nonce, src[p : p + final_size], None, dst[q : q + size])
                 q += size
         except InvalidTag:
+            q = (index - first_index) * CHUNK_SIZE
             dst[q : q + CHUNK_SIZE] = bytes(min(CHUNK_SIZE, len(dst) - q))
             raise _ChunkAuthFailure(q) from None
         return q
+
+
+def chunk_views(buffer: bytearray, span: int) -> list[memoryview]:
+    """The consecutive span-sized slices of buffer."""
+    whole = memoryview(buffer)
+    return [whole[i : i + span] for i in range(0, len(buffer) - span + 1, span)]
 
 
 class _ChunkAuthFailure(Exception):
@@ -305,16 +326,22 @@ class ChunkedEncryptor:
         self._tail_length = 0
         self._batch_chunks = max(1, batch_chunks)
         self._out = bytearray(self._batch_chunks * CHUNK_CIPHERTEXT_SIZE)
+        self._out_views = chunk_views(self._out, CHUNK_CIPHERTEXT_SIZE)
         self._finished = False
 
     def _check_open(self) -> None:
         if self._finished:
             raise RuntimeError("this encryptor is finalized")
 
-    def iter_update(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+    def iter_update(
+        self, data: bytes | bytearray | memoryview, *, detached: bool = False
+    ) -> Iterator[bytes]:
         """Encrypt data, yielding ciphertext blocks of at most one batch each.
 
-        The caller must exhaust the iterator before reusing data's buffer.
+        The caller must exhaust the iterator before reusing data's buffer.  With detached,
+        each block is a new bytearray of up to DETACHED_BATCH_CHUNKS chunks that the caller
+        keeps, which saves copying the ciphertext out of the encryptor's reused buffer (for
+        blocks handed to another thread).
         """
         self._check_open()
         if self._preamble is not None:
@@ -330,21 +357,28 @@ class ChunkedEncryptor:
                 if self._tail_length < CHUNK_SIZE:
                     return
                 self._tail_length = 0
-                yield self._seal_full(memoryview(self._tail))
-            batch = self._batch_chunks * CHUNK_SIZE
+                yield self._seal_full(memoryview(self._tail), detached)
+            chunks = DETACHED_BATCH_CHUNKS if detached else self._batch_chunks
+            batch = chunks * CHUNK_SIZE
             while len(view) >= CHUNK_SIZE:
                 take = min(len(view) - len(view) % CHUNK_SIZE, batch)
-                yield self._seal_full(view[:take])
+                yield self._seal_full(view[:take], detached)
                 view = view[take:]
             self._tail[: len(view)] = view
             self._tail_length = len(view)
 
-    def _seal_full(self, src: memoryview) -> bytes:
+    def _seal_full(self, src: memoryview, detached: bool) -> bytes:
         count = len(src) // CHUNK_SIZE
-        out = memoryview(self._out)[: count * CHUNK_CIPHERTEXT_SIZE]
-        self._cipher.seal_full_chunks(src, out, self._next_index)
+        if detached:
+            out = bytearray(count * CHUNK_CIPHERTEXT_SIZE)
+            self._cipher.seal_full_chunks(
+                src, chunk_views(out, CHUNK_CIPHERTEXT_SIZE), self._next_index
+            )
+            self._next_index += count
+            return out  # type: ignore[return-value]  # a bytes-like the caller owns
+        self._cipher.seal_full_chunks(src, self._out_views, self._next_index)
         self._next_index += count
-        return bytes(out)
+        return bytes(memoryview(self._out)[: count * CHUNK_CIPHERTEXT_SIZE])
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         return b"".join(self.iter_update(data))
@@ -396,6 +430,7 @@ class ChunkedDecryptor:
         self._pending_length = 0
         self._batch_chunks = max(1, batch_chunks)
         self._out = bytearray(self._batch_chunks * CHUNK_SIZE)
+        self._out_views = chunk_views(self._out, CHUNK_SIZE)
         self._failed = False
         self._finished = False
 
@@ -458,7 +493,7 @@ class ChunkedDecryptor:
         assert self._cipher is not None
         out = memoryview(self._out)
         try:
-            size = self._cipher.open_chunks(src, out, self._next_index)
+            size = self._cipher.open_chunks(src, out, self._out_views, self._next_index)
         except _ChunkAuthFailure as failure:
             error = self._fail()
             if failure.authenticated:
@@ -480,6 +515,7 @@ class ChunkedDecryptor:
             size = self._cipher.open_chunks(
                 memoryview(self._pending)[: self._pending_length],
                 out,
+                self._out_views,
                 self._next_index,
                 final_size=self._pending_length,
             )
@@ -553,7 +589,9 @@ class ChunkedRandomAccess:
         Each yielded view is valid only until the next iteration.
         """
         batch_chunks = max(1, batch_chunks)
-        out = memoryview(bytearray(min(batch_chunks, stop - first) * CHUNK_SIZE))
+        out_buffer = bytearray(min(batch_chunks, stop - first) * CHUNK_SIZE)
+        out = memoryview(out_buffer)
+        out_views = chunk_views(out_buffer, CHUNK_SIZE)
         index = first
         while index < stop:
             end = min(index + batch_chunks, stop)
@@ -562,7 +600,7 @@ class ChunkedRandomAccess:
             length = (end - index - (1 if final_size else 0)) * CHUNK_CIPHERTEXT_SIZE + final_size
             data = memoryview(_read_exact(self._source, offset, length))
             try:
-                size = self._cipher.open_chunks(data, out, index, final_size=final_size)
+                size = self._cipher.open_chunks(data, out, out_views, index, final_size)
             except _ChunkAuthFailure:
                 raise DecryptionError() from None
             if final_size:

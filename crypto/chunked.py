@@ -53,11 +53,11 @@ __all__ = [
 ]
 
 
-def _blocks(data: BinaryIO | Iterable[bytes] | bytes, batch: int) -> Iterable[bytes | memoryview]:
+def _blocks(data: BinaryIO | Iterable[bytes] | bytes, span: int) -> Iterable[bytes | memoryview]:
     if isinstance(data, bytes | bytearray | memoryview):
         return [data]
     if hasattr(data, "readinto") or hasattr(data, "read"):
-        return read_blocks(data, batch)  # type: ignore[arg-type]
+        return read_blocks(data, span)  # type: ignore[arg-type]
     return data  # type: ignore[return-value]
 
 
@@ -77,7 +77,7 @@ def encrypt(
 def _encrypt(
     encryptor: Encryptor, plaintext: BinaryIO | Iterable[bytes] | bytes
 ) -> Iterator[bytes]:
-    for block in _blocks(plaintext, CHUNK_SIZE * 16):
+    for block in _blocks(plaintext, CHUNK_SIZE):
         yield from encryptor.iter_update(block)
     yield encryptor.finalize()
 
@@ -97,7 +97,7 @@ def decrypt(
 def _decrypt(
     decryptor: Decryptor, ciphertext: BinaryIO | Iterable[bytes] | bytes
 ) -> Iterator[bytes]:
-    for block in _blocks(ciphertext, CHUNK_CIPHERTEXT_SIZE * 16):
+    for block in _blocks(ciphertext, CHUNK_CIPHERTEXT_SIZE):
         for plaintext in decryptor.iter_update(block):
             if plaintext:
                 yield plaintext

@@ -21,13 +21,11 @@ from ._core import (
     DecryptionError,
     RangeSource,
 )
-from ._io import FailClosed, read_blocks
+from ._io import FailClosed, read_blocks, write_behind
 
 HEADER_MAGIC = b"CRPL"
 HEADER_VERSION = 1
 DATA_KEY_SIZE = 32
-# Bytes of plaintext read from a file per batch when sealing, and of ciphertext when opening.
-_READ_BATCH = _core.BATCH_CHUNKS * CHUNK_SIZE
 
 __all__ = [
     "HEADER_MAGIC",
@@ -42,9 +40,11 @@ __all__ = [
     "new_data_key",
     "open",
     "open_range",
+    "open_to",
     "parse_header",
     "plaintext_size",
     "seal",
+    "seal_to",
     "sealed_size",
 ]
 
@@ -151,12 +151,15 @@ class Sealer:
             header, self._header = self._header, None
             yield header
 
-    def iter_update(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
-        """Like update(), but yields the output in blocks of at most ~256 KiB."""
+    def iter_update(
+        self, data: bytes | bytearray | memoryview, *, detached: bool = False
+    ) -> Iterator[bytes]:
+        """Like update(), but yields the output in blocks of at most ~256 KiB (see
+        ChunkedEncryptor.iter_update for ``detached``)."""
         if self._finished:
             raise RuntimeError("this Sealer is finalized")
         yield from self._take_header()
-        yield from self._encryptor.iter_update(data)
+        yield from self._encryptor.iter_update(data, detached=detached)
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         return b"".join(self.iter_update(data))
@@ -185,15 +188,17 @@ def seal(
     return _seal_blocks(sealer, plaintext)
 
 
-def _seal_blocks(sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes) -> Iterator[bytes]:
+def _seal_blocks(
+    sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes, detached: bool = False
+) -> Iterator[bytes]:
     if isinstance(plaintext, bytes | bytearray | memoryview):
-        yield from sealer.iter_update(plaintext)
+        yield from sealer.iter_update(plaintext, detached=detached)
     elif hasattr(plaintext, "readinto") or hasattr(plaintext, "read"):
-        for block in read_blocks(plaintext, _READ_BATCH):  # type: ignore[arg-type]
-            yield from sealer.iter_update(block)
+        for block in read_blocks(plaintext, CHUNK_SIZE):  # type: ignore[arg-type]
+            yield from sealer.iter_update(block, detached=detached)
     else:
         for block in plaintext:
-            yield from sealer.iter_update(block)
+            yield from sealer.iter_update(block, detached=detached)
     yield sealer.finalize()
 
 
@@ -227,8 +232,7 @@ def _open_blocks(
     if isinstance(ciphertext, bytes | bytearray | memoryview):
         blocks: Iterable[bytes | memoryview] = [ciphertext]
     elif hasattr(ciphertext, "readinto") or hasattr(ciphertext, "read"):
-        batch = _core.BATCH_CHUNKS * _core.CHUNK_CIPHERTEXT_SIZE
-        blocks = read_blocks(ciphertext, batch)  # type: ignore[arg-type]
+        blocks = read_blocks(ciphertext, _core.CHUNK_CIPHERTEXT_SIZE)  # type: ignore[arg-type]
     else:
         blocks = ciphertext
     for block in blocks:
@@ -238,6 +242,39 @@ def _open_blocks(
     final = decryptor.finalize()
     if final:
         yield final
+
+
+def seal_to(
+    dek: bytes,
+    plaintext: BinaryIO | Iterable[bytes] | bytes,
+    sink: BinaryIO,
+    *,
+    key_id: str,
+    object_id: str,
+) -> int:
+    """seal() straight into a writable binary file; returns the bytes written.
+
+    Writing happens on a helper thread, overlapping with encryption: the fast way to seal a
+    file to a file.  The caller closes (and fsyncs) the sink.
+    """
+    sealer = Sealer(dek, key_id=key_id, object_id=object_id)
+    return write_behind(sink, _seal_blocks(sealer, plaintext, detached=True))
+
+
+def open_to(
+    dek: bytes,
+    ciphertext: BinaryIO | Iterable[bytes] | bytes,
+    sink: BinaryIO,
+    *,
+    key_id: str,
+    object_id: str,
+) -> int:
+    """open() straight into a writable binary file; returns the plaintext bytes written.
+
+    On DecryptionError the sink may already hold an authenticated prefix of the plaintext:
+    the caller must discard it.
+    """
+    return write_behind(sink, open(dek, ciphertext, key_id=key_id, object_id=object_id))
 
 
 # --------------------------------------------------------------------------------------------

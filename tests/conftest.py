@@ -98,7 +98,7 @@ def pg_url(pg_server) -> Iterator[str]:
 def redis_url() -> str:
     _require_service(REDIS_BASE, "Redis", "Start it (make test does) or set CR_TEST_REDIS.")
     url = f"{REDIS_BASE}/{REDIS_DB}"
-    redis_lib.Redis.from_url(url).flushdb()
+    redis_lib.Redis.from_url(url).ping()
     return url
 
 
@@ -243,8 +243,6 @@ class WorkerProcess:
             "-A",
             "worker.entry",
             "worker",
-            "--queues",
-            self.queues,
             "--concurrency",
             str(self.concurrency),
             "--loglevel",
@@ -255,6 +253,8 @@ class WorkerProcess:
             "-n",
             f"test-{uuid.uuid4().hex[:6]}@%h",
         ]
+        if self.queues:
+            argv += ["--queues", self.queues]
         if self.beat:
             argv.append("--beat")
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
@@ -343,3 +343,68 @@ def samples(tmp_path_factory):
     if shutil.which("ffmpeg") is None:
         pytest.fail("ffmpeg is not installed (make test installs it with apt-get)", pytrace=False)
     return make_samples(tmp_path_factory.mktemp("samples"))
+
+
+class LiveServer:
+    """`consent-replay web` (gunicorn) on a free loopback port, with the stack's environment."""
+
+    def __init__(
+        self, env: dict[str, str], log_path: Path, *, workers: int = 2, threads: int = 8
+    ) -> None:
+        self.env = {**os.environ, **env}
+        self.log_path = log_path
+        self.workers = workers
+        self.threads = threads
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        import requests
+
+        self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "consent-replay"),
+                "web",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--threads",
+                str(self.threads),
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+        def healthy() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the web server exited: {self.log_path.read_text()[-2000:]}")
+            return requests.get(f"{self.url}/healthz", timeout=2).status_code == 200
+
+        wait_for(healthy, 60, "the web server")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.process = None
+        with contextlib.suppress(Exception):
+            self.log.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(stack_env, stack_app, worker, tmp_path_factory) -> Iterator[LiveServer]:
+    """The web app under gunicorn (2 processes) plus the real worker, for HTTP and browsers."""
+    server = LiveServer(stack_env, tmp_path_factory.mktemp("web") / "web.log")
+    server.start()
+    yield server
+    server.stop()

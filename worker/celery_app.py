@@ -18,6 +18,11 @@ MEDIA_QUEUE = "media"
 IO_QUEUE = "io"
 
 
+def queue_names(settings: Settings) -> tuple[str, str]:
+    """The media and I/O queue names; a prefix lets deployments (or test runs) share a broker."""
+    return settings.queue_prefix + MEDIA_QUEUE, settings.queue_prefix + IO_QUEUE
+
+
 def broker_options(settings: Settings) -> dict:
     if settings.broker_url.startswith("filesystem"):
         # The embedded default: messages are files in the instance folder, no server needed.
@@ -43,6 +48,7 @@ def create_celery(flask_app: Flask) -> Celery:
             with flask_app.app_context():
                 return self.run(*args, **kwargs)
 
+    media_queue, io_queue = queue_names(settings)
     celery = Celery(flask_app.import_name, task_cls=FlaskTask, include=["worker.tasks"])
     celery.conf.update(
         broker_url=settings.broker_url,
@@ -56,11 +62,11 @@ def create_celery(flask_app: Flask) -> Celery:
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
-        task_default_queue=IO_QUEUE,
-        task_queues=[Queue(MEDIA_QUEUE), Queue(IO_QUEUE)],
+        task_default_queue=io_queue,
+        task_queues=[Queue(media_queue), Queue(io_queue)],
         task_routes={
-            "worker.tasks.process_share": {"queue": MEDIA_QUEUE},
-            "worker.tasks.probe_recording": {"queue": MEDIA_QUEUE},
+            "worker.tasks.process_share": {"queue": media_queue},
+            "worker.tasks.probe_recording": {"queue": media_queue},
         },
         task_time_limit=settings.job_time_limit_s,
         task_soft_time_limit=max(settings.job_time_limit_s - 30, 5),

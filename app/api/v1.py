@@ -20,9 +20,9 @@ def get_me():
 
 
 def _blueprints():
-    from app.api import media, recordings, shares
+    from app.api import admin, export, media, recordings, shares
 
-    return [me, recordings.blp, shares.blp, media.blp]
+    return [me, recordings.blp, shares.blp, media.blp, export.blp, *admin.blueprints]
 
 
 blueprints = _blueprints()

@@ -1,4 +1,4 @@
-"""Server-rendered pages. Each role gets its own pages; see the modules in this package."""
+"""Server-rendered pages, one module per role; JSON comes from the public API."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from app.services import users
 pages = Blueprint("pages", __name__)
 
 HOME_BY_ROLE = {
-    Role.EMPLOYEE: "pages.home",
-    Role.COACH: "pages.home",
-    Role.ADMIN: "pages.home",
-    Role.REPRESENTATIVE: "pages.home",
+    Role.EMPLOYEE: "employee_pages.recordings",
+    Role.COACH: "coach_pages.shared_with_me",
+    Role.ADMIN: "admin_pages.users",
+    Role.REPRESENTATIVE: "admin_pages.oversight",
 }
 
 
@@ -33,14 +33,6 @@ def index():
     if user is None:
         return redirect(url_for("pages.login"))
     return redirect(url_for(HOME_BY_ROLE[user.role]))
-
-
-@pages.route("/home")
-def home():
-    user = current_user()
-    if user is None:
-        return redirect(url_for("pages.login"))
-    return render_template("home.html", user=user)
 
 
 @pages.route("/login", methods=["GET", "POST"])
@@ -67,7 +59,12 @@ def logout():
 
 
 def init_app(app: Flask) -> None:
+    from app.pages import admin, coach, employee
+
     app.register_blueprint(pages)
+    app.register_blueprint(employee.bp)
+    app.register_blueprint(coach.bp)
+    app.register_blueprint(admin.bp)
 
     @app.context_processor
     def template_globals():

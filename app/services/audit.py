@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from app.models import AuditEvent, AuditHead, utcnow
@@ -72,6 +72,11 @@ def append(
     at: datetime | None = None,
 ) -> AuditEvent:
     """Append one event in the caller's transaction."""
+    if session.get_bind().dialect.name == "sqlite":
+        # SQLite has no SELECT ... FOR UPDATE and reads outside a write transaction: take the
+        # database's write lock first (a no-op write), or two writers read the same head and
+        # the second append fails on a duplicate seq.
+        session.execute(text("UPDATE audit_head SET seq = seq WHERE id = 1"))
     head = session.get(AuditHead, 1, with_for_update=True)
     if head is None:
         head = AuditHead(id=1, seq=0, hash=GENESIS_HASH)
@@ -150,6 +155,11 @@ def verify_chain(session: Session) -> ChainVerdict:
     head = session.get(AuditHead, 1)
     if head is not None and (head.seq != count or head.hash != prev_hash):
         return ChainVerdict(
-            False, count, prev_hash, count + 1, "events after the last one present were removed"
+            False,
+            count,
+            prev_hash,
+            count + 1,
+            f"event {count + 1} is missing: the log ends at event {count} but its head "
+            f"records {head.seq} events (events after the last one present were removed)",
         )
     return ChainVerdict(True, count, prev_hash)

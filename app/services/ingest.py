@@ -176,7 +176,12 @@ def ingest_upload(
             if isinstance(event, Epilogue):
                 break
             if isinstance(event, File):
-                _store_file_part(event, body, result, store, on_bytes)
+                if event.name not in FILE_FIELDS:
+                    raise InvalidRequest(
+                        f"Unexpected file field {event.name!r}; send 'screen' and/or 'audio'.",
+                        code="unknown_field",
+                    )
+                store_part(event.name, body.part_data(), result, store, on_bytes)
             elif isinstance(event, Field):
                 _read_field(event, body, result)
     except BaseException:
@@ -216,28 +221,23 @@ def _read_field(event: Field, body: _BodyReader, result: IngestResult) -> None:
         ) from None
 
 
-def _store_file_part(
-    event: File,
-    body: _BodyReader,
+def store_part(
+    field_name: str,
+    data: Iterator[bytes],
     result: IngestResult,
     store: ObjectStore,
-    on_bytes: Callable[[int], None] | None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> None:
-    if event.name not in FILE_FIELDS:
-        raise InvalidRequest(
-            f"Unexpected file field {event.name!r}; send 'screen' and/or 'audio'.",
-            code="unknown_field",
-        )
-    if any(p.field == event.name for p in result.parts):
-        raise InvalidRequest(f"The file {event.name!r} was sent twice.", code="duplicate_field")
-
-    head, chunks = _peek(body.part_data(), 64)
+    """Sniff, hash, seal and store one file part of a recording."""
+    if any(p.field == field_name for p in result.parts):
+        raise InvalidRequest(f"The file {field_name!r} was sent twice.", code="duplicate_field")
+    head, chunks = _peek(iter(data), 64)
     container = sniff_container(head)
     if container is None:
         if not head:
-            raise InvalidRequest(f"The {event.name} file is empty.", code="empty_file")
+            raise InvalidRequest(f"The {field_name} file is empty.", code="empty_file")
         raise UnsupportedMedia(
-            f"The {event.name} file is not audio or video we accept "
+            f"The {field_name} file is not audio or video we accept "
             "(WebM, Matroska, MP4, M4A, WAV, Ogg/Opus, MP3).",
             code="not_media",
         )
@@ -268,7 +268,7 @@ def _store_file_part(
         raise
     result.parts.append(
         StoredPart(
-            field=event.name,
+            field=field_name,
             object_id=object_id,
             name=name,
             container=container,

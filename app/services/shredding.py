@@ -63,10 +63,9 @@ class AbsenceCheck:
 
     def claim(self, checked_at: datetime) -> dict[str, Any]:
         return {
-            "method": "DELETE each object, then HEAD each name and LIST the prefix; "
-            "expect no object",
-            "checked_at": int(checked_at.timestamp()),
-            "result": "absent" if self.verified else "pending",
+            "method": "DELETE each object, then HEAD each name and LIST the prefix",
+            "checked_at": checked_at.isoformat(timespec="seconds"),
+            "all_absent": self.verified,
             "detail": self.detail,
         }
 
@@ -261,7 +260,7 @@ def _sign_certificate(
         "subject_id": str(subject_id),
         "key_id": str(key_id),
         "key_destroyed": True,
-        "destroyed_at": int(destroyed_at.timestamp()),
+        "destroyed_at": destroyed_at.isoformat(timespec="seconds"),
         "reason": reason,
         "objects_deleted": check.deleted,
         "absence_check": check.claim(now),

@@ -147,6 +147,13 @@ def get_user(session: Session, user_id: uuid.UUID) -> User:
     return user
 
 
+def get_user_by_text_id(session: Session, user_id: str) -> User:
+    try:
+        return get_user(session, uuid.UUID(user_id))
+    except ValueError:
+        raise NotFound("user") from None
+
+
 def list_users(session: Session, role: Role | None = None) -> list[User]:
     query = select(User).order_by(User.name)
     if role is not None:

@@ -9,10 +9,14 @@ import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from stat import S_ISREG
 
 from app.storage import ObjectInfo, ObjectNotFound, StorageUnavailable
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
+# What opening or stat-ing a name that is not an object raises: absent, a directory (a prefix),
+# or a path through a file.
+_ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
 class LocalStore:
@@ -51,30 +55,37 @@ class LocalStore:
             with open(self._path(name), "rb") as handle:
                 handle.seek(offset)
                 return handle.read(length)
-        except FileNotFoundError:
+        except _ABSENT:
             raise ObjectNotFound(name) from None
 
     def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
         try:
             handle = open(self._path(name), "rb")  # noqa: SIM115 - closed by the generator
-        except FileNotFoundError:
+        except _ABSENT:
             raise ObjectNotFound(name) from None
         with handle:
             while block := handle.read(block_size):
                 yield block
 
     def size(self, name: str) -> int:
+        path = self._path(name)
         try:
-            return self._path(name).stat().st_size
-        except FileNotFoundError:
+            stat = path.stat()
+        except _ABSENT:
             raise ObjectNotFound(name) from None
+        if not S_ISREG(stat.st_mode):  # a "folder" of objects is not an object
+            raise ObjectNotFound(name)
+        return stat.st_size
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
 
     def delete(self, name: str) -> None:
         path = self._path(name)
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except (IsADirectoryError, NotADirectoryError):
+            return  # no object has this name (a prefix, or a path under an object)
         with contextlib.suppress(OSError):
             path.parent.rmdir()
 

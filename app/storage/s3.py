@@ -22,6 +22,7 @@ class _ChunkReader(io.RawIOBase):
     def __init__(self, chunks: Iterable[bytes]) -> None:
         self._chunks = iter(chunks)
         self._buffer = bytearray()
+        self.error: BaseException | None = None  # what the chunks raised, if they did
 
     def readable(self) -> bool:
         return True
@@ -32,6 +33,9 @@ class _ChunkReader(io.RawIOBase):
                 self._buffer += next(self._chunks)
             except StopIteration:
                 break
+            except BaseException as exc:
+                self.error = exc
+                raise
         if size < 0:
             size = len(self._buffer)
         out = bytes(self._buffer[:size])
@@ -101,25 +105,39 @@ class S3Store:
         reader = _ChunkReader(chunks)
         # An exception raised by the chunks propagates out of put_object; the SDK then aborts
         # the multipart upload, so no partial object becomes visible.
-        result = self._call(
-            self.client.put_object,
-            self.bucket,
-            name,
-            reader,
-            length=-1,
-            part_size=PART_SIZE,
-            content_type="application/octet-stream",
-            name=name,
-        )
-        del result
+        try:
+            self._call(
+                self.client.put_object,
+                self.bucket,
+                name,
+                reader,
+                length=-1,
+                part_size=PART_SIZE,
+                content_type="application/octet-stream",
+                name=name,
+            )
+        except StorageUnavailable:
+            if reader.error is not None:
+                # The source failed (e.g. an OSError reading a file), not the store: say so,
+                # rather than calling it an outage to be retried.
+                raise reader.error from None
+            raise
         return self.size(name)
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:
             return b""
-        response = self._call(
-            self.client.get_object, self.bucket, name, offset=offset, length=length, name=name
-        )
+        try:
+            response = self._call(
+                self.client.get_object, self.bucket, name, offset=offset, length=length, name=name
+            )
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if isinstance(cause, S3Error) and cause.code == "InvalidRange":
+                # The offset is at or past the end of an object that exists (a missing one is
+                # NoSuchKey): nothing to read, as with a local file.
+                return b""
+            raise
         try:
             return self._call(response.read, name=name)
         finally:

@@ -1,0 +1,334 @@
+"""``/api/v1/admin`` and ``/api/v1/oversight``: running and overseeing, never watching.
+
+Nothing here returns a recording, a share, a title, a comment or who shared or declined.
+"""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask_smorest import Blueprint
+from marshmallow import validate
+from sqlalchemy import select
+
+from app.api.schemas import PolicySchema, Strict
+from app.auth import current_user, db_session, require
+from app.errors import Conflict, InvalidRequest
+from app.models import Role, Team
+from app.runtime import runtime
+from app.services import audit, keys, oversight, policy, users
+
+admin = Blueprint(
+    "admin",
+    __name__,
+    url_prefix="/api/v1/admin",
+    description="Users, teams, policy and keys (no content)",
+)
+oversight_blp = Blueprint(
+    "oversight",
+    __name__,
+    url_prefix="/api/v1/oversight",
+    description="Aggregate figures for representatives (no names)",
+)
+
+
+class TeamSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    name = ma.fields.String(required=True)
+
+
+class AdminUserSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    login = ma.fields.String(required=True)
+    name = ma.fields.String(required=True)
+    role = ma.fields.String(required=True)
+    active = ma.fields.Boolean(required=True)
+    team = ma.fields.Nested(TeamSchema, allow_none=True)
+    created_at = ma.fields.AwareDateTime()
+
+
+class AdminUserListSchema(ma.Schema):
+    users = ma.fields.List(ma.fields.Nested(AdminUserSchema), required=True)
+
+
+class UserCreateSchema(Strict):
+    login = ma.fields.String(required=True, validate=validate.Length(min=2, max=63))
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+    role = ma.fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
+    password = ma.fields.String(load_default=None, validate=validate.Length(min=12, max=1024))
+    team_id = ma.fields.UUID(load_default=None)
+
+
+class UserUpdateSchema(Strict):
+    active = ma.fields.Boolean()
+    team_id = ma.fields.UUID(allow_none=True)
+
+
+class CreatedUserSchema(AdminUserSchema):
+    token = ma.fields.String(required=True, metadata={"description": "shown once"})
+
+
+class TokenSchema(ma.Schema):
+    token = ma.fields.String(required=True, metadata={"description": "shown once"})
+
+
+class TeamCreateSchema(Strict):
+    name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
+
+
+class TeamListSchema(ma.Schema):
+    teams = ma.fields.List(ma.fields.Nested(TeamSchema), required=True)
+
+
+class PolicyUpdateSchema(Strict):
+    max_share_days = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=365))
+    draft_lifetime_hours = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=720))
+    max_upload_bytes = ma.fields.Integer(strict=True, validate=validate.Range(min=1 << 20))
+    consent_text = ma.fields.String(validate=validate.Length(min=20, max=20000))
+
+
+class KeyVersionSchema(ma.Schema):
+    version = ma.fields.Integer(required=True)
+    state = ma.fields.String(required=True)
+    current = ma.fields.Boolean(required=True)
+    created_at = ma.fields.Raw(allow_none=True)
+    data_keys = ma.fields.Integer(required=True)
+
+
+class KeyStatusSchema(ma.Schema):
+    versions = ma.fields.List(ma.fields.Nested(KeyVersionSchema), required=True)
+
+
+class RotationSchema(ma.Schema):
+    new_version = ma.fields.Integer(required=True)
+    rewrapped = ma.fields.Integer(required=True)
+    skipped = ma.fields.Integer(required=True)
+
+
+class RetireSchema(ma.Schema):
+    destroyed = ma.fields.List(ma.fields.Integer(), required=True)
+
+
+class WeekSchema(ma.Schema):
+    week_start = ma.fields.String(required=True)
+    shares_made = ma.fields.Integer(allow_none=True)
+    shares_revoked = ma.fields.Integer(allow_none=True)
+    shares_expired = ma.fields.Integer(allow_none=True)
+    plays = ma.fields.Integer(allow_none=True)
+
+
+class SummarySchema(ma.Schema):
+    weeks = ma.fields.List(ma.fields.Nested(WeekSchema), required=True)
+    suppressed_below = ma.fields.Integer(required=True)
+    note = ma.fields.String()
+
+
+class SummaryArgs(Strict):
+    weeks = ma.fields.Integer(load_default=12, validate=validate.Range(min=1, max=104))
+
+
+class PolicyHistorySchema(ma.Schema):
+    versions = ma.fields.List(ma.fields.Nested(PolicySchema), required=True)
+
+
+class ChainSchema(ma.Schema):
+    ok = ma.fields.Boolean(required=True)
+    events = ma.fields.Integer(required=True)
+    head_hash = ma.fields.String(required=True)
+    broken_seq = ma.fields.Integer(allow_none=True)
+    reason = ma.fields.String(allow_none=True)
+
+
+def _present_user(user) -> dict:
+    return {
+        "id": user.id,
+        "login": user.login,
+        "name": user.name,
+        "role": user.role.value,
+        "active": user.active,
+        "created_at": user.created_at,
+        "team": {"id": user.team.id, "name": user.team.name} if user.team else None,
+    }
+
+
+def _team(session, team_id):
+    if team_id is None:
+        return None
+    team = session.get(Team, team_id)
+    if team is None:
+        raise InvalidRequest("No such team.", code="unknown_team")
+    return team
+
+
+@admin.route("/users", methods=["GET"])
+@require(Role.ADMIN)
+@admin.response(200, AdminUserListSchema)
+def list_users():
+    """All users: login, name, role, team, active."""
+    return {"users": [_present_user(u) for u in users.list_users(db_session())]}
+
+
+@admin.route("/users", methods=["POST"])
+@require(Role.ADMIN)
+@admin.arguments(UserCreateSchema)
+@admin.response(201, CreatedUserSchema)
+def create_user(args):
+    """Create a user; answers the API token once."""
+    session, actor = db_session(), current_user()
+    team = _team(session, args["team_id"])
+    user = users.create_user(
+        session,
+        login=args["login"],
+        name=args["name"],
+        role=args["role"],
+        password=args["password"],
+        team_id=team.id if team else None,
+        actor_id=actor.id,
+    )
+    token = users.issue_token(session, user, label="admin")
+    session.commit()
+    return {**_present_user(user), "token": token}, 201
+
+
+@admin.route("/users/<string:user_id>", methods=["PATCH"])
+@require(Role.ADMIN)
+@admin.arguments(UserUpdateSchema)
+@admin.response(200, AdminUserSchema)
+def update_user(args, user_id: str):
+    """Deactivate or reactivate a user, or move them to a team."""
+    session, actor = db_session(), current_user()
+    user = users.get_user_by_text_id(session, user_id)
+    if "active" in args:
+        if user.id == actor.id and not args["active"]:
+            raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+        users.set_active(session, user, args["active"], actor_id=actor.id)
+    if "team_id" in args:
+        team = _team(session, args["team_id"])
+        user.team_id = team.id if team else None
+    session.commit()
+    return _present_user(user)
+
+
+@admin.route("/users/<string:user_id>/token", methods=["POST"])
+@require(Role.ADMIN)
+@admin.response(201, TokenSchema)
+def reset_token(user_id: str):
+    """Revoke all of a user's API tokens and issue a new one (shown once)."""
+    session, actor = db_session(), current_user()
+    user = users.get_user_by_text_id(session, user_id)
+    token = users.reset_tokens(session, user, actor_id=actor.id)
+    session.commit()
+    return {"token": token}, 201
+
+
+@admin.route("/teams", methods=["GET"])
+@require(Role.ADMIN)
+@admin.response(200, TeamListSchema)
+def list_teams():
+    """All teams."""
+    teams = db_session().scalars(select(Team).order_by(Team.name))
+    return {"teams": [{"id": t.id, "name": t.name} for t in teams]}
+
+
+@admin.route("/teams", methods=["POST"])
+@require(Role.ADMIN)
+@admin.arguments(TeamCreateSchema)
+@admin.response(201, TeamSchema)
+def create_team(args):
+    """Create a team."""
+    session = db_session()
+    team = users.create_team(session, args["name"], actor_id=current_user().id)
+    session.commit()
+    return {"id": team.id, "name": team.name}, 201
+
+
+@admin.route("/policy", methods=["GET"])
+@require(Role.ADMIN)
+@admin.response(200, PolicySchema)
+def get_policy():
+    """The policy in force."""
+    return policy.current_policy(db_session())
+
+
+@admin.route("/policy", methods=["PUT"])
+@require(Role.ADMIN)
+@admin.arguments(PolicyUpdateSchema)
+@admin.response(200, PolicySchema)
+def update_policy(args):
+    """Change the policy (a new version; earlier versions stay in the history)."""
+    session = db_session()
+    new = policy.update_policy(
+        session,
+        actor_id=current_user().id,
+        hard_upload_limit=runtime().settings.max_upload_bytes,
+        **args,
+    )
+    session.commit()
+    return new
+
+
+@admin.route("/keys", methods=["GET"])
+@require(Role.ADMIN)
+@admin.response(200, KeyStatusSchema)
+def key_status():
+    """Key-encryption key versions and how many data keys each wraps."""
+    rt = runtime()
+    return {"versions": keys.status(rt.db, rt.keyring)}
+
+
+@admin.route("/keys/rotate", methods=["POST"])
+@require(Role.ADMIN)
+@admin.response(200, RotationSchema)
+def rotate_keys():
+    """Add a KEK version and rewrap every live data key under it."""
+    rt = runtime()
+    report = keys.rotate(rt.db, rt.keyring)
+    with rt.db.session() as session:
+        audit.append(
+            session,
+            "keys.rotated",
+            actor_id=current_user().id,
+            detail={"new_version": report.new_version, "rewrapped": report.rewrapped},
+        )
+    return report
+
+
+@admin.route("/keys/retire", methods=["POST"])
+@require(Role.ADMIN)
+@admin.response(200, RetireSchema)
+def retire_keys():
+    """Destroy KEK versions that no data key uses any more."""
+    rt = runtime()
+    destroyed = keys.retire(rt.db, rt.keyring)
+    with rt.db.session() as session:
+        audit.append(
+            session, "keys.retired", actor_id=current_user().id, detail={"destroyed": destroyed}
+        )
+    return {"destroyed": destroyed}
+
+
+@oversight_blp.route("/summary", methods=["GET"])
+@require(Role.REPRESENTATIVE)
+@oversight_blp.arguments(SummaryArgs, location="query")
+@oversight_blp.response(200, SummarySchema)
+def summary(args):
+    """Weekly figures: shares made, revoked, expired; plays. Small counts suppressed."""
+    return oversight.weekly_summary(db_session(), args["weeks"])
+
+
+@oversight_blp.route("/policy-history", methods=["GET"])
+@require(Role.REPRESENTATIVE)
+@oversight_blp.response(200, PolicyHistorySchema)
+def policy_history():
+    """Every version of the policy, newest first."""
+    return {"versions": oversight.policy_history(db_session())}
+
+
+@oversight_blp.route("/audit-chain", methods=["GET"])
+@require(Role.REPRESENTATIVE, Role.ADMIN)
+@oversight_blp.response(200, ChainSchema)
+def audit_chain():
+    """Verify the audit log's hash chain (counts and hashes only, no events)."""
+    return oversight.verify_audit(db_session())
+
+
+blueprints = [admin, oversight_blp]
