@@ -33,9 +33,10 @@ test: $(STAMP) lint
 
 proof: $(STAMP)
 	@scripts/ensure-system.sh --browser
+	@rm -f tests/artifacts/proof/results.jsonl
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh --rabbitmq)" && \
-	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS) && \
-	  $(BIN)/python scripts/reliability_report.py
+	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS); status=$$?; \
+	  $(BIN)/python scripts/reliability_report.py && exit $$status
 
 bench: bench-crypto bench-pipeline bench-serve
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from flask import Flask, g, request
+from flask import Flask, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -53,6 +53,7 @@ def configure_logging(level: str) -> None:
 
 def create_app(settings: Settings | None = None) -> Flask:
     from app import api, auth, errors, metrics, pages
+    from app.errors import request_id
     from app.jobs import CeleryJobs
     from app.runtime import Runtime
     from worker.celery_app import create_celery
@@ -93,8 +94,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         headers.setdefault("Permissions-Policy", "camera=(), geolocation=()")
         if settings.secure_cookies:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        if "request_id" in g:
-            headers.setdefault("X-Request-Id", g.request_id)
+        headers.setdefault("X-Request-Id", request_id())
         if request.path.startswith("/api/") and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         return response

@@ -23,6 +23,8 @@ from app.services import users
 csrf = CSRFProtect()
 F = TypeVar("F", bound=Callable)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+# Forms that change state before anyone is signed in (login CSRF is a real attack too).
+_ANONYMOUS_FORMS = {"pages.login", "pages.logout"}
 
 
 def current_user() -> User | None:
@@ -108,7 +110,13 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def authenticate_and_check_csrf():
         _authenticate()
-        if request.method in _UNSAFE and g.auth_method != "token":
+        # Only a browser session can be ridden by a forged request; an anonymous request to an
+        # API endpoint gets its 401 (and an unknown path its 404) rather than a CSRF error.
+        if (
+            request.method in _UNSAFE
+            and request.routing_exception is None
+            and (g.auth_method == "session" or request.endpoint in _ANONYMOUS_FORMS)
+        ):
             csrf.protect()
 
     @app.teardown_appcontext

@@ -28,14 +28,30 @@ def _settings() -> Settings:
 
 @contextlib.contextmanager
 def app_context() -> Iterator:
+    """The app's runtime for a command; start-up problems become one clear line, no trace."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    import crypto
     from app import create_app
 
     try:
         flask_app = create_app(_settings())
     except ConfigError as exc:
         raise click.ClickException(f"configuration error: {exc}") from None
+    except crypto.KeyringError as exc:
+        raise click.ClickException(f"keyring error: {exc}") from None
     with flask_app.app_context():
-        yield flask_app.extensions["consent_replay"]
+        try:
+            yield flask_app.extensions["consent_replay"]
+        except (OperationalError, ProgrammingError) as exc:
+            text = str(exc.orig) if exc.orig is not None else str(exc)
+            if "no such table" in text or "does not exist" in text:
+                raise click.ClickException(
+                    "the database has no tables yet: run `consent-replay migrate`"
+                ) from None
+            raise click.ClickException(
+                f"database error: {text.splitlines()[0] if text else type(exc).__name__}"
+            ) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -179,6 +195,7 @@ def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str
         "10",
         "--access-logfile",
         "-",
+        "--no-control-socket",
         "app.wsgi:app",
     ]
 

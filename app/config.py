@@ -70,8 +70,11 @@ _IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 
 def _check_database_url(name: str, raw: str) -> str:
     scheme = urlsplit(raw).scheme
-    if scheme.split("+")[0] not in {"sqlite", "postgresql", "postgres"}:
-        raise ConfigError(f"{name} must be a sqlite:// or postgresql:// URL, got scheme {scheme!r}")
+    if scheme not in {"sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg"}:
+        raise ConfigError(
+            f"{name} must be a sqlite:// or postgresql:// URL (the psycopg driver), "
+            f"got scheme {scheme!r}"
+        )
     if scheme in {"postgres", "postgresql"}:
         # psycopg 3 is the driver we ship; a bare postgresql:// would pick psycopg2.
         raw = "postgresql+psycopg" + raw[len(scheme) :]
@@ -83,6 +86,29 @@ def _check_broker_url(name: str, raw: str) -> str:
     if scheme not in {"redis", "rediss", "amqp", "amqps", "pyamqp", "filesystem", "sqla+sqlite"}:
         raise ConfigError(
             f"{name} must be a redis://, amqp:// or filesystem:// URL, got scheme {scheme!r}"
+        )
+    return raw
+
+
+_RATELIMIT_SCHEMES = {
+    "memory",
+    "redis",
+    "rediss",
+    "redis+unix",
+    "redis+sentinel",
+    "redis+cluster",
+    "memcached",
+    "mongodb",
+    "mongodb+srv",
+}
+
+
+def _check_ratelimit_url(name: str, raw: str) -> str:
+    # Checked here, or flask-limiter refuses it later with a traceback that names no variable.
+    scheme = urlsplit(raw).scheme
+    if "://" not in raw or scheme not in _RATELIMIT_SCHEMES:
+        raise ConfigError(
+            f"{name} must be a memory://, redis:// or memcached:// URL, got {scheme or raw!r}"
         )
     return raw
 
@@ -286,6 +312,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CR_SECURE_COOKIES", "true" if public_url.startswith("https") else "false", _parse_bool
         ),
         log_level=log_level,
-        ratelimit_storage_url=get("CR_RATELIMIT_STORAGE_URL", "memory://") or "memory://",
+        ratelimit_storage_url=_check_ratelimit_url(
+            "CR_RATELIMIT_STORAGE_URL", get("CR_RATELIMIT_STORAGE_URL", "memory://") or "memory://"
+        ),
         trusted_proxies=typed("CR_TRUSTED_PROXIES", "0", lambda n, r: _parse_int(n, r, 0, 5)),
     )

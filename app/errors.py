@@ -13,7 +13,10 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response, g, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from app.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +207,23 @@ def init_app(app: Flask) -> None:
             headers["Content-Range"] = f"bytes */{error.length}"  # type: ignore[attr-defined]
         if status == 429:
             message = "Too many requests. Wait a moment and try again."
+        if isinstance(error, CSRFError):
+            # A refused CSRF check is not a malformed request: give clients a code to act on.
+            code = "csrf_failed"
+            message = f"{message} Reload the page and try again."
         return error_response(status, code, message, details=details, headers=headers)
+
+    @app.errorhandler(StorageUnavailable)
+    def handle_storage_unavailable(error: StorageUnavailable):
+        # An outage of the object store is temporary and says so: 503 with Retry-After, not
+        # a 500 that reads like a bug.
+        log.warning("object store unavailable (request %s): %s", request_id(), error)
+        return error_response(
+            503,
+            "storage_unavailable",
+            "The media store cannot be reached right now. Try again in a moment.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.errorhandler(Exception)
     def handle_unexpected(error: Exception):

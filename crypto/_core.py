@@ -112,9 +112,6 @@ MAX_CHUNKS = 1 << 38
 # 16 chunks (256 KiB of plaintext) per batch keeps the input and output buffers of one batch
 # inside the L2 cache, which measured faster than 1 MiB batches; see bench/crypto.py.
 BATCH_CHUNKS = 16
-# Blocks handed to a writer thread (seal_to) are bigger: one allocation and one hand-over per
-# 4 MiB.
-DETACHED_BATCH_CHUNKS = 256
 
 _INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+"
 _GENERIC_MESSAGE = "ciphertext is invalid or the key is wrong"
@@ -333,15 +330,10 @@ class ChunkedEncryptor:
         if self._finished:
             raise RuntimeError("this encryptor is finalized")
 
-    def iter_update(
-        self, data: bytes | bytearray | memoryview, *, detached: bool = False
-    ) -> Iterator[bytes]:
+    def iter_update(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
         """Encrypt data, yielding ciphertext blocks of at most one batch each.
 
-        The caller must exhaust the iterator before reusing data's buffer.  With detached,
-        each block is a new bytearray of up to DETACHED_BATCH_CHUNKS chunks that the caller
-        keeps, which saves copying the ciphertext out of the encryptor's reused buffer (for
-        blocks handed to another thread).
+        The caller must exhaust the iterator before reusing data's buffer.
         """
         self._check_open()
         if self._preamble is not None:
@@ -357,25 +349,17 @@ class ChunkedEncryptor:
                 if self._tail_length < CHUNK_SIZE:
                     return
                 self._tail_length = 0
-                yield self._seal_full(memoryview(self._tail), detached)
-            chunks = DETACHED_BATCH_CHUNKS if detached else self._batch_chunks
-            batch = chunks * CHUNK_SIZE
+                yield self._seal_full(memoryview(self._tail))
+            batch = self._batch_chunks * CHUNK_SIZE
             while len(view) >= CHUNK_SIZE:
                 take = min(len(view) - len(view) % CHUNK_SIZE, batch)
-                yield self._seal_full(view[:take], detached)
+                yield self._seal_full(view[:take])
                 view = view[take:]
             self._tail[: len(view)] = view
             self._tail_length = len(view)
 
-    def _seal_full(self, src: memoryview, detached: bool) -> bytes:
+    def _seal_full(self, src: memoryview) -> bytes:
         count = len(src) // CHUNK_SIZE
-        if detached:
-            out = bytearray(count * CHUNK_CIPHERTEXT_SIZE)
-            self._cipher.seal_full_chunks(
-                src, chunk_views(out, CHUNK_CIPHERTEXT_SIZE), self._next_index
-            )
-            self._next_index += count
-            return out  # type: ignore[return-value]  # a bytes-like the caller owns
         self._cipher.seal_full_chunks(src, self._out_views, self._next_index)
         self._next_index += count
         return bytes(memoryview(self._out)[: count * CHUNK_CIPHERTEXT_SIZE])
@@ -646,6 +630,63 @@ def _read_exact(source: RangeSource, offset: int, length: int) -> bytes:
         # The object is shorter than it said it was: treat it as truncated ciphertext.
         raise DecryptionError()
     return data
+
+
+# --------------------------------------------------------------------------------------------
+# Object header
+
+HEADER_MAGIC = b"CRPL"
+HEADER_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ObjectHeader:
+    version: int
+    key_id: str
+    object_id: str
+    size: int  # bytes the header takes on the wire
+
+
+def _encode_id(value: str, what: str) -> bytes:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a str")
+    raw = value.encode("utf-8")
+    if not 1 <= len(raw) <= 255:
+        raise ValueError(f"{what} must be 1 to 255 bytes of UTF-8")
+    return bytes([len(raw)]) + raw
+
+
+def encode_header(key_id: str, object_id: str) -> bytes:
+    """The object header (and c2sp context) for this key id and object id."""
+    return (
+        HEADER_MAGIC
+        + bytes([HEADER_VERSION])
+        + _encode_id(key_id, "key_id")
+        + _encode_id(object_id, "object_id")
+    )
+
+
+def parse_header(data: bytes) -> ObjectHeader:
+    """Read the header at the start of data (for inspection and tooling).
+
+    Decrypting never relies on this: readers compare against the header they expect.
+    DecryptionError if data does not start with a well-formed header of a known version.
+    """
+    try:
+        if data[:4] != HEADER_MAGIC or data[4] != HEADER_VERSION:
+            raise DecryptionError()
+        position = 5
+        ids = []
+        for _ in range(2):
+            length = data[position]
+            raw = bytes(data[position + 1 : position + 1 + length])
+            if length == 0 or len(raw) != length:
+                raise DecryptionError()
+            ids.append(raw.decode("utf-8"))
+            position += 1 + length
+    except (IndexError, UnicodeDecodeError):
+        raise DecryptionError() from None
+    return ObjectHeader(HEADER_VERSION, ids[0], ids[1], position)
 
 
 # --------------------------------------------------------------------------------------------

@@ -14,10 +14,12 @@ from ._core import DecryptionError
 
 
 class FailClosed(Iterator[bytes]):
-    """Keeps raising DecryptionError once the stream it wraps has failed.
+    """Keeps failing once the stream it wraps has failed.
 
     A plain generator that raised is exhausted and would answer StopIteration next, which a
-    caller could mistake for a clean end of the plaintext.
+    caller could mistake for a clean end of the plaintext.  After the first error (a
+    DecryptionError, or e.g. an I/O error from the source), every next() raises
+    DecryptionError.
     """
 
     def __init__(self, blocks: Iterator[bytes]) -> None:
@@ -32,7 +34,9 @@ class FailClosed(Iterator[bytes]):
             raise DecryptionError()
         try:
             return next(self._blocks)
-        except DecryptionError:
+        except StopIteration:
+            raise
+        except BaseException:
             self._failed = True
             raise
 

@@ -11,20 +11,21 @@ import io
 import os
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from . import _core
 from ._core import (
     AEAD_AES_256_GCM,
     CHUNK_SIZE,
-    DecryptionError,
+    HEADER_MAGIC,
+    HEADER_VERSION,
+    ObjectHeader,
     RangeSource,
+    encode_header,
+    parse_header,
 )
 from ._io import FailClosed, read_blocks, write_behind
 
-HEADER_MAGIC = b"CRPL"
-HEADER_VERSION = 1
 DATA_KEY_SIZE = 32
 
 __all__ = [
@@ -57,60 +58,6 @@ def new_data_key() -> bytes:
 def _check_data_key(dek: bytes) -> None:
     if not isinstance(dek, bytes | bytearray) or len(dek) != DATA_KEY_SIZE:
         raise ValueError("a data key is 32 bytes")
-
-
-# --------------------------------------------------------------------------------------------
-# Object header
-
-
-@dataclass(frozen=True)
-class ObjectHeader:
-    version: int
-    key_id: str
-    object_id: str
-    size: int  # bytes the header takes on the wire
-
-
-def _encode_id(value: str, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} must be a str")
-    raw = value.encode("utf-8")
-    if not 1 <= len(raw) <= 255:
-        raise ValueError(f"{what} must be 1 to 255 bytes of UTF-8")
-    return bytes([len(raw)]) + raw
-
-
-def encode_header(key_id: str, object_id: str) -> bytes:
-    """The object header (and c2sp context) for this key id and object id."""
-    return (
-        HEADER_MAGIC
-        + bytes([HEADER_VERSION])
-        + _encode_id(key_id, "key_id")
-        + _encode_id(object_id, "object_id")
-    )
-
-
-def parse_header(data: bytes) -> ObjectHeader:
-    """Read the header at the start of data (for inspection and tooling).
-
-    Decrypting never relies on this: readers compare against the header they expect.
-    DecryptionError if data does not start with a well-formed header of a known version.
-    """
-    try:
-        if data[:4] != HEADER_MAGIC or data[4] != HEADER_VERSION:
-            raise DecryptionError()
-        position = 5
-        ids = []
-        for _ in range(2):
-            length = data[position]
-            raw = bytes(data[position + 1 : position + 1 + length])
-            if length == 0 or len(raw) != length:
-                raise DecryptionError()
-            ids.append(raw.decode("utf-8"))
-            position += 1 + length
-    except (IndexError, UnicodeDecodeError):
-        raise DecryptionError() from None
-    return ObjectHeader(HEADER_VERSION, ids[0], ids[1], position)
 
 
 def sealed_size(plaintext_size: int, key_id: str, object_id: str) -> int:
@@ -151,15 +98,12 @@ class Sealer:
             header, self._header = self._header, None
             yield header
 
-    def iter_update(
-        self, data: bytes | bytearray | memoryview, *, detached: bool = False
-    ) -> Iterator[bytes]:
-        """Like update(), but yields the output in blocks of at most ~256 KiB (see
-        ChunkedEncryptor.iter_update for ``detached``)."""
+    def iter_update(self, data: bytes | bytearray | memoryview) -> Iterator[bytes]:
+        """Like update(), but yields the output in blocks of at most ~256 KiB."""
         if self._finished:
             raise RuntimeError("this Sealer is finalized")
         yield from self._take_header()
-        yield from self._encryptor.iter_update(data, detached=detached)
+        yield from self._encryptor.iter_update(data)
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         return b"".join(self.iter_update(data))
@@ -188,17 +132,15 @@ def seal(
     return _seal_blocks(sealer, plaintext)
 
 
-def _seal_blocks(
-    sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes, detached: bool = False
-) -> Iterator[bytes]:
+def _seal_blocks(sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes) -> Iterator[bytes]:
     if isinstance(plaintext, bytes | bytearray | memoryview):
-        yield from sealer.iter_update(plaintext, detached=detached)
+        yield from sealer.iter_update(plaintext)
     elif hasattr(plaintext, "readinto") or hasattr(plaintext, "read"):
         for block in read_blocks(plaintext, CHUNK_SIZE):  # type: ignore[arg-type]
-            yield from sealer.iter_update(block, detached=detached)
+            yield from sealer.iter_update(block)
     else:
         for block in plaintext:
-            yield from sealer.iter_update(block, detached=detached)
+            yield from sealer.iter_update(block)
     yield sealer.finalize()
 
 
@@ -257,8 +199,7 @@ def seal_to(
     Writing happens on a helper thread, overlapping with encryption: the fast way to seal a
     file to a file.  The caller closes (and fsyncs) the sink.
     """
-    sealer = Sealer(dek, key_id=key_id, object_id=object_id)
-    return write_behind(sink, _seal_blocks(sealer, plaintext, detached=True))
+    return write_behind(sink, seal(dek, plaintext, key_id=key_id, object_id=object_id))
 
 
 def open_to(

@@ -28,12 +28,14 @@ def broker_options(settings: Settings) -> dict:
         # The embedded default: messages are files in the instance folder, no server needed.
         queue = settings.instance_dir / "broker" / "queue"
         processed = settings.instance_dir / "broker" / "processed"
-        for folder in (queue, processed):
+        control = settings.instance_dir / "broker" / "control"
+        for folder in (queue, processed, control):
             Path(folder).mkdir(parents=True, exist_ok=True, mode=0o700)
         return {
             "data_folder_in": str(queue),
             "data_folder_out": str(queue),
             "processed_folder": str(processed),
+            "control_folder": str(control),
             "store_processed": False,
         }
     # Longer than the longest job, or a live worker's job would be handed to a second worker.

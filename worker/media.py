@@ -9,15 +9,19 @@ clock limit, and is killed if the job stops. A file that fails any check raises
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import ctypes
+import ctypes.util
 import json
 import logging
 import math
 import os
+import re
 import resource
 import signal
 import subprocess
-import time
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +84,10 @@ class Probe:
     audio_channels: int = 0
     video_streams: int = 0
     audio_streams: int = 0
+    # A picture size the file's headers declare but the decoder refused as impossible (ffmpeg
+    # then reports no size at all): kept so the limit check can name it.
+    declared_width: int | None = None
+    declared_height: int | None = None
 
     @property
     def has_video(self) -> bool:
@@ -99,20 +107,34 @@ def _input_options(container: str) -> dict[str, object]:
     }
 
 
-def _limit_address_space(pid: int) -> None:
+_PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+
+
+def _child_setup() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # The address-space limit is set before exec, so not one allocation escapes it.
     with contextlib.suppress(OSError, ValueError):
-        resource.prlimit(pid, resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_LIMIT, ADDRESS_SPACE_LIMIT))
+    # ffmpeg runs in its own session (so a kill reaches its whole group) and ignores SIGPIPE:
+    # without this it would outlive a worker killed by the hard time limit or the OOM killer,
+    # and go on decoding plaintext into a scratch directory nobody owns any more.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def _run(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
-    process = subprocess.Popen(
+def _spawn(argv: list[str]) -> subprocess.Popen:
+    """Start ffmpeg/ffprobe: no stdin, no shell, own session, memory-capped, dies with us."""
+    return subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_child_setup,  # setrlimit and prctl only: no locks, no Python state
     )
-    _limit_address_space(process.pid)
+
+
+def _run(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    process = _spawn(argv)
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -182,20 +204,36 @@ def probe(path: Path, container: str, part: str) -> Probe:
         video = videos[0]
         result_probe.width = int(video.get("width") or 0) or None
         result_probe.height = int(video.get("height") or 0) or None
-        result_probe.fps = _fraction(video.get("avg_frame_rate")) or _fraction(
-            video.get("r_frame_rate")
-        )
+        # avg_frame_rate is the real rate. r_frame_rate is only the finest rate the timestamps
+        # can be expressed in: for variable-rate WebM from MediaRecorder (no DefaultDuration)
+        # it is the 1 kHz time base, so it is not used; the rate is measured instead.
+        result_probe.fps = _fraction(video.get("avg_frame_rate"))
+        declared = _INVALID_PICTURE.search(result.stderr.decode(errors="replace"))
+        if declared:
+            result_probe.declared_width = int(declared.group(1))
+            result_probe.declared_height = int(declared.group(2))
     if audios:
         result_probe.audio_channels = int(audios[0].get("channels") or 0)
     if not videos and not audios:
         raise MediaRejected(f"The {part} file has no audio or video in it.")
-    if result_probe.duration_s is None:
-        result_probe.duration_s = measure_duration(path, container, part)
+    if result_probe.duration_s is None or (videos and result_probe.fps is None):
+        duration, frames = measure_stream(path, container, part)
+        if result_probe.duration_s is None:
+            result_probe.duration_s = duration
+        if videos and result_probe.fps is None and frames > 0:
+            result_probe.fps = frames / max(result_probe.duration_s, 0.001)
     return result_probe
 
 
-def measure_duration(path: Path, container: str, part: str) -> float:
-    """Read the whole file once without decoding (WebM from MediaRecorder has no duration)."""
+# libavutil's check of a picture size it cannot allocate (ffmpeg then reports no size at all).
+_INVALID_PICTURE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
+
+
+def measure_stream(path: Path, container: str, part: str) -> tuple[float, int]:
+    """Read the whole file once without decoding: its length and its number of video frames.
+
+    WebM from MediaRecorder declares neither a duration nor a frame rate.
+    """
     args = (
         ffmpeg.input(str(path), **_input_options(container))
         .output("-", f="null", c="copy", map="0")
@@ -205,14 +243,22 @@ def measure_duration(path: Path, container: str, part: str) -> float:
     result = _run(args, PROBE_TIMEOUT_S)
     if result.returncode != 0:
         raise MediaRejected(f"The {part} file is damaged: it cannot be read to its end.")
-    out_time = 0.0
+    out_time, frames = 0.0, 0
     for line in result.stdout.decode(errors="replace").splitlines():
         key, _, value = line.partition("=")
-        if key == "out_time_us" and value.strip().lstrip("-").isdigit():
+        value = value.strip()
+        if key == "out_time_us" and value.lstrip("-").isdigit():
             out_time = max(out_time, int(value) / 1e6)
+        elif key == "frame" and value.isdigit():
+            frames = max(frames, int(value))
     if out_time <= 0:
         raise MediaRejected(f"The {part} file has no playable length.")
-    return out_time
+    return out_time, frames
+
+
+def measure_duration(path: Path, container: str, part: str) -> float:
+    """The length of a file that does not declare one (see :func:`measure_stream`)."""
+    return measure_stream(path, container, part)[0]
 
 
 def check_limits(p: Probe, part: str, limits: Limits) -> None:
@@ -221,11 +267,12 @@ def check_limits(p: Probe, part: str, limits: Limits) -> None:
             f"The {part} file lasts {p.duration_s / 3600:.1f} h; the limit is "
             f"{limits.max_duration_s / 3600:.1f} h."
         )
-    if p.width and p.height and (p.width > limits.max_width or p.height > limits.max_height):
-        raise MediaRejected(
-            f"The {part} video is {p.width}×{p.height}; the largest accepted is "
-            f"{limits.max_width}×{limits.max_height}."
-        )
+    for width, height in ((p.width, p.height), (p.declared_width, p.declared_height)):
+        if width and height and (width > limits.max_width or height > limits.max_height):
+            raise MediaRejected(
+                f"The {part} video is {width}×{height}; the largest accepted is "
+                f"{limits.max_width}×{limits.max_height}."
+            )
     if p.has_video and (not p.width or not p.height):
         raise MediaRejected(f"The {part} video has no valid picture size.")
     if p.fps and p.fps > limits.max_fps:
@@ -384,7 +431,9 @@ def build_command(plan: RenditionPlan) -> list[str]:
         .filter("scale", w=640, h=-2)
     )
     thumbs = (
-        thumb_video.filter("fps", fps=f"1/{plan.thumb_interval_s:g}")
+        # round=up: a frame for every started interval, so ceil(duration / interval) frames
+        # (the default rounding gives none at all for media shorter than half an interval).
+        thumb_video.filter("fps", fps=f"1/{plan.thumb_interval_s:g}", round="up")
         .filter("scale", w=THUMB_W, h=THUMB_H, force_original_aspect_ratio="decrease")
         .filter("pad", w=THUMB_W, h=THUMB_H, x="(ow-iw)/2", y="(oh-ih)/2", color="black")
         .filter("tile", layout=f"{THUMB_COLUMNS}x{plan.thumb_rows}")
@@ -446,36 +495,46 @@ def run_ffmpeg(
     argv: list[str], *, total_s: float, timeout_s: float, on_progress: Callable[[float], None]
 ) -> None:
     """Run ffmpeg, reporting progress 0..1; kill it on timeout or when ``on_progress`` raises."""
-    process = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
+    process = _spawn(argv)
+    assert process.stdout is not None and process.stderr is not None
+    # stderr is drained on its own thread: a damaged file can make ffmpeg log far more than a
+    # pipe holds, and an undrained stderr would block it (and this loop) past any time limit.
+    stderr_tail: collections.deque[bytes] = collections.deque(maxlen=64)
+    drain = threading.Thread(
+        target=lambda: stderr_tail.extend(iter(lambda: process.stderr.read(512), b"")),
+        name="ffmpeg-stderr",
+        daemon=True,
     )
-    _limit_address_space(process.pid)
-    deadline = time.monotonic() + timeout_s
-    stderr_tail = b""
+    drain.start()
+    # The time limit holds even when ffmpeg stalls without printing progress.
+    timed_out = threading.Event()
+
+    def expire() -> None:
+        timed_out.set()
+        _kill(process)
+
+    watchdog = threading.Timer(timeout_s, expire)
+    watchdog.daemon = True
+    watchdog.start()
     try:
-        assert process.stdout is not None
         for raw in process.stdout:
-            if time.monotonic() > deadline:
-                raise MediaTimeout("Processing took longer than the time limit.")
             key, _, value = raw.decode(errors="replace").strip().partition("=")
             if key == "out_time_us" and value.lstrip("-").isdigit():
                 on_progress(min(max(int(value) / 1e6 / max(total_s, 0.001), 0.0), 1.0))
-        remaining = max(deadline - time.monotonic(), 1)
-        try:
-            _, stderr_tail = process.communicate(timeout=remaining)
-        except subprocess.TimeoutExpired:
-            raise MediaTimeout("Processing took longer than the time limit.") from None
+        process.wait()
     finally:
+        watchdog.cancel()
         _kill(process)
+        drain.join(timeout=10)
+        process.stdout.close()
+        process.stderr.close()
+    if timed_out.is_set():
+        raise MediaTimeout("Processing took longer than the time limit.")
     if process.returncode != 0:
         log.info(
             "ffmpeg failed (%s): %s",
             process.returncode,
-            (stderr_tail or b"").decode(errors="replace")[-500:],
+            b"".join(stderr_tail).decode(errors="replace")[-500:],
         )
         raise MediaRejected(
             "The recording could not be converted: the file is damaged or uses a format "

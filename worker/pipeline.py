@@ -356,6 +356,7 @@ def _run_job(
             content_type,
             plan.outputs[key],
             uploaded,
+            lease=lease,
         )
         lease.touch(90 + int(9 * (index + 1) / len(outputs)))
 
@@ -389,6 +390,8 @@ def _store_output(
     content_type: str,
     path: Path,
     uploaded: list[str],
+    *,
+    lease: JobLease | None = None,
 ) -> None:
     object_id = uuid.uuid4()
     name = f"shares/{share_id}/{object_id}"
@@ -398,6 +401,10 @@ def _store_output(
         with open(path, "rb") as handle:
             for block in crypto.seal(dek, handle, key_id=str(key_id), object_id=str(object_id)):
                 digest.update(block)
+                if lease is not None:
+                    # A long rendition upload keeps the lease (another worker would otherwise
+                    # take the share over) and stops early if consent ends meanwhile.
+                    lease.touch()
                 yield block
 
     uploaded.append(name)
@@ -482,7 +489,13 @@ def probe_recording(rt: Runtime, recording_id: uuid.UUID) -> str:
             durations, channels, has_video = [], 0, False
             for kind, name, object_id, container in objects:
                 target = scratch / f"{kind}.input"
-                _decrypt_to(rt, dek, key_id, object_id, name, target, lease)  # type: ignore[arg-type]
+                try:
+                    _decrypt_to(rt, dek, key_id, object_id, name, target, lease)  # type: ignore[arg-type]
+                except ObjectNotFound:
+                    # Not an outage: retrying cannot bring it back (StorageError would retry).
+                    raise media.MediaRejected(
+                        "The recording's media is missing from storage; upload it again."
+                    ) from None
                 result = media.probe(target, container, kind)
                 media.check_limits(result, kind, limits)
                 if kind == "screen" and not result.has_video:
@@ -492,6 +505,8 @@ def probe_recording(rt: Runtime, recording_id: uuid.UUID) -> str:
                 has_video = has_video or result.has_video
                 if kind == "audio" or not channels:
                     channels = result.audio_channels or channels
+            if not durations:  # no media rows at all, or none with a length
+                raise media.MediaRejected("The recording has no playable length.")
             values = {
                 "probe_status": "ok",
                 "duration_s": round(max(durations), 3),

@@ -56,6 +56,13 @@ def process_share(self, share_id: str) -> str:
             return "failed"
         log.warning("share %s: transient failure (%s); retrying", share_id, type(exc).__name__)
         raise self.retry(countdown=_backoff(self.request.retries)) from None
+    except Exception:
+        # A bug or an unforeseen error: retrying would fail the same way, and leaving the share
+        # in "processing" would show the employee a job that never ends. The pipeline has
+        # already removed its uploads and scratch directory.
+        log.exception("share %s: unexpected failure", share_id)
+        pipeline.fail_share(rt, sid, "Processing failed unexpectedly; please share it again.")
+        return "failed"
     log.info("share %s: %s %s", share_id, outcome.result, outcome.detail)
     return outcome.result
 

@@ -91,7 +91,9 @@ class KeyVersionSchema(ma.Schema):
     state = ma.fields.String(required=True)
     current = ma.fields.Boolean(required=True)
     created_at = ma.fields.Raw(allow_none=True)
-    data_keys = ma.fields.Integer(required=True)
+    # Whether any data key uses it — not how many: a count would let an admin watch drafts
+    # being made and discarded (SPEC §2.7).
+    in_use = ma.fields.Boolean(required=True)
 
 
 class KeyStatusSchema(ma.Schema):
@@ -270,7 +272,7 @@ def update_policy(args):
 @require(Role.ADMIN)
 @admin.response(200, KeyStatusSchema)
 def key_status():
-    """Key-encryption key versions and how many data keys each wraps."""
+    """Key-encryption key versions, and whether each still wraps a data key."""
     rt = runtime()
     return {"versions": keys.status(rt.db, rt.keyring)}
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import threading
+import weakref
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Response, current_app, jsonify
@@ -16,6 +18,12 @@ log = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__, description="Health, readiness, metrics, verification keys")
 _CHECK_TIMEOUT_S = 5.0
 _pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="readyz")
+# The check of each part still running, per app. A part that hangs (a store that accepts the
+# connection and never answers) holds its thread until its own timeouts fire; later probes
+# wait on that same check instead of starting more, so hung checks cannot fill the pool and
+# make the healthy parts time out too.
+_running: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_running_lock = threading.Lock()
 
 
 @ops.route("/healthz")
@@ -56,7 +64,14 @@ def readyz():
             check()
 
     checks = {"database": _check_database, "broker": _check_broker, "storage": _check_storage}
-    futures = {name: _pool.submit(run, check) for name, check in checks.items()}
+    futures: dict[str, Future] = {}
+    with _running_lock:
+        running = _running.setdefault(app, {})
+        for name, check in checks.items():
+            future = running.get(name)
+            if future is None or future.done():
+                future = running[name] = _pool.submit(run, check)
+            futures[name] = future
     results: dict[str, str] = {}
     for name, future in futures.items():
         try:

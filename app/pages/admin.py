@@ -1,11 +1,18 @@
-"""Pages for running (admin) and overseeing (representative) — never content."""
+"""Pages for running (admin) and overseeing (representative) — never content.
+
+Nothing rendered here names a recording, a share, a title or a comment, and nothing counts
+anything per employee: the admin runs the system, the representative sees aggregates only.
+The tables are filled by the static scripts from the admin and oversight API.
+"""
 
 from __future__ import annotations
 
 from flask import Blueprint, render_template
 
-from app.auth import require
+from app.auth import db_session, require
 from app.models import Role
+from app.runtime import runtime
+from app.services import policy as policy_service
 
 bp = Blueprint("admin_pages", __name__)
 
@@ -13,13 +20,20 @@ bp = Blueprint("admin_pages", __name__)
 @bp.route("/admin/users")
 @require(Role.ADMIN, page=True)
 def users():
-    return render_template("admin/users.html")
+    return render_template("admin/users.html", roles=[r.value for r in Role])
 
 
 @bp.route("/admin/policy")
 @require(Role.ADMIN, page=True)
 def policy():
-    return render_template("admin/policy.html")
+    current = policy_service.current_policy(db_session())
+    hard_limit = runtime().settings.max_upload_bytes
+    return render_template(
+        "admin/policy.html",
+        policy=current,
+        upload_mib=current.max_upload_bytes // (1 << 20),
+        hard_limit_mib=hard_limit // (1 << 20),
+    )
 
 
 @bp.route("/admin/keys")

@@ -1,16 +1,150 @@
-"""The coach's pages: what was shared with me, and the playback page."""
+"""The coach's pages: what was shared with me, and the playback page.
+
+Both are rendered on the server from the same services the API uses; the playback page then
+drives the JSON API and the media endpoint from ``static/js/player.js``. Everything a script
+needs travels in ``data-*`` attributes (strict CSP: no inline script or style).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import datetime
+from typing import Any
 
-from app.auth import require
-from app.models import Role
+from flask import Blueprint, Response, make_response, render_template
+
+from app.auth import current_user, db_session, require
+from app.errors import NotFound
+from app.models import Role, utcnow
+from app.runtime import runtime
+from app.services import shares
 
 bp = Blueprint("coach_pages", __name__)
+
+ENDED = ("revoked", "expired")
+NOT_FOUND_MESSAGE = "There is no recording here that has been shared with you."
+
+
+def _plural(value: int, unit: str) -> str:
+    return f"{value} {unit}{'' if value == 1 else 's'}"
+
+
+def ends_in(when: datetime | None, now: datetime | None = None) -> str:
+    """A short human distance to an end date: "ends in 3 days", "ended 2 hours ago"."""
+    if when is None:
+        return ""
+    now = now or utcnow()
+    seconds = (when - now).total_seconds()
+    future = seconds > 0
+    seconds = abs(seconds)
+    if seconds < 3600:
+        text = _plural(max(1, round(seconds / 60)), "minute")
+    elif seconds < 86400 * 1.5:
+        text = _plural(round(seconds / 3600), "hour")
+    else:
+        text = _plural(round(seconds / 86400), "day")
+    return f"ends in {text}" if future else f"ended {text} ago"
+
+
+def _date(when: datetime | None) -> str:
+    if when is None:
+        return ""
+    return f"{when.day} {when:%b %Y}, {when:%H:%M} UTC"
+
+
+def _day(when: datetime | None) -> str:
+    return f"{when.day} {when:%b %Y}" if when else ""
+
+
+def clock(seconds: float | None) -> str:
+    """0:07, 12:30, 1:02:03: the player's way of writing a time."""
+    total = max(0, int(seconds or 0))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def duration_label(seconds: float | None) -> str:
+    return clock(round(seconds)) if seconds else ""
+
+
+def _decorate(item: dict[str, Any]) -> dict[str, Any]:
+    """Add what the templates show but the API does not carry (display strings, flags)."""
+    now = utcnow()
+    status = item["status"]
+    expires_at = item["expires_at"]
+    if status == "ready" and expires_at <= now:
+        status = "expired"  # the sweeper has not marked it yet; it is over all the same
+    item["display_status"] = status
+    item["ended"] = status in ENDED
+    item["playable"] = status == "ready" and "media" in item
+    item["expires_label"] = _date(expires_at)
+    item["expires_day"] = _day(expires_at)
+    item["expires_iso"] = expires_at.isoformat()
+    item["ends_in"] = ends_in(expires_at, now) if not item["ended"] else ""
+    ended_at = item.get("ended_at") or (expires_at if status == "expired" else None)
+    item["ended_label"] = _date(ended_at)
+    item["ended_day"] = _day(ended_at)
+    item["ended_iso"] = ended_at.isoformat() if ended_at else ""
+    item["duration_label"] = duration_label(item.get("duration_s"))
+    item["ends_soon"] = not item["ended"] and (expires_at - now).total_seconds() < 86400
+    return item
+
+
+def _private(html: str, status: int = 200) -> Response:
+    # Titles, purposes and comments are personal data: keep them out of shared caches and
+    # out of the back-button cache after sign-out.
+    response = make_response(html, status)
+    response.headers["Cache-Control"] = "no-store, private"
+    return response
 
 
 @bp.route("/coach")
 @require(Role.COACH, page=True)
 def shared_with_me():
-    return render_template("coach/shared.html")
+    rt, session, user = runtime(), db_session(), current_user()
+    items = [
+        _decorate(shares.present(session, rt, share, user))
+        for share in shares.list_for(session, user)
+    ]
+    current = [i for i in items if not i["ended"]]
+    ended = [i for i in items if i["ended"]]
+    # Ready first, then in preparation, then failed; newest first within each group.
+    order = {"ready": 0, "processing": 1, "failed": 2}
+    current.sort(key=lambda i: order.get(i["display_status"], 3))
+    return _private(
+        render_template(
+            "coach/shared.html",
+            current=current,
+            ended=ended,
+            any_processing=any(i["display_status"] == "processing" for i in current),
+        )
+    )
+
+
+@bp.route("/coach/shares/<share_id>")
+@require(Role.COACH, Role.EMPLOYEE, page=True)
+def playback(share_id: str):
+    rt, session, user = runtime(), db_session(), current_user()
+    try:
+        share = shares.get_for_viewer(session, user, share_id)
+    except NotFound:
+        # Someone else's share and no share at all look exactly alike.
+        return _private(
+            render_template("error.html", status=404, code="not_found", message=NOT_FOUND_MESSAGE),
+            404,
+        )
+    item = _decorate(shares.present(session, rt, share, user))
+    comments = shares.list_comments(session, rt, share) if item["playable"] else []
+    now = utcnow()
+    return _private(
+        render_template(
+            "coach/playback.html",
+            share=item,
+            comments=comments,
+            is_owner=share.owner_id == user.id,
+            viewer=user,
+            today=f"{now.day} {now:%b %Y}",
+            clock=clock,
+            date=_date,
+        )
+    )

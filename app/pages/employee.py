@@ -1,34 +1,130 @@
-"""The employee's pages: recordings, the opt-in, capture, shares, their data."""
+"""The employee's pages: recordings, the opt-in, capture, shares, their data.
+
+The lists are rendered here (escaped by Jinja) from the same services the JSON API uses; the
+actions on them (share, revoke, delete, comment, upload) go through the public API from the
+static scripts, with the CSRF token from the page.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+from datetime import datetime
+from typing import Any
 
-from app.auth import require
-from app.models import Role
+from flask import Blueprint, render_template, request
+
+from app.auth import current_user, db_session, require
+from app.models import Role, utcnow
+from app.runtime import runtime
+from app.services import policy
+from app.services import recordings as recording_service
+from app.services import shares as share_service
 
 bp = Blueprint("employee_pages", __name__)
+
+ACTIVE_SHARE_STATES = ("processing", "ready", "failed")
+
+
+def in_words(moment: datetime | None, now: datetime | None = None) -> str:
+    """How far ``moment`` is from now, in plain words ("2 days", "5 hours", "40 minutes")."""
+    if moment is None:
+        return ""
+    seconds = (moment - (now or utcnow())).total_seconds()
+    if seconds <= 60:
+        return "less than a minute"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+    hours = round(seconds / 3600)
+    if hours < 48:
+        return f"{hours} hour{'s' if hours != 1 else ''}"
+    days = round(seconds / 86400)
+    return f"{days} days"
+
+
+def clock(seconds: float | None) -> str:
+    """``m:ss`` or ``h:mm:ss``; an en dash when unknown."""
+    if seconds is None:
+        return "–"
+    total = max(0, round(seconds))
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _recording_view(item: dict[str, Any], now: datetime) -> dict[str, Any]:
+    shared = len(item["share_ids"])
+    if shared:
+        keep = f"Kept while shared ({shared} active share{'s' if shared != 1 else ''})"
+    else:
+        keep = f"Deleted automatically in {in_words(item['expires_at'], now)} unless shared"
+    return {
+        **item,
+        "keep_text": keep,
+        "duration_text": clock(item["duration_s"]),
+        "expiring_soon": not shared and (item["expires_at"] - now).total_seconds() < 12 * 3600,
+        "main_part": "screen" if "screen" in item["parts"] else "audio",
+    }
 
 
 @bp.route("/recordings")
 @require(Role.EMPLOYEE, page=True)
 def recordings():
-    return render_template("employee/recordings.html")
+    rt, session, user = runtime(), db_session(), current_user()
+    now = utcnow()
+    items = [
+        _recording_view(recording_service.present(session, rt, r), now)
+        for r in recording_service.list_own(session, user)
+    ]
+    current = policy.current_policy(session)
+    return render_template(
+        "employee/recordings.html",
+        recordings=items,
+        policy=current,
+        open_share=(request.args.get("share") or "")[:64],
+        highlight=(request.args.get("highlight") or "")[:64],
+    )
 
 
 @bp.route("/record")
 @require(Role.EMPLOYEE, page=True)
 def capture():
-    return render_template("employee/capture.html")
+    current = policy.current_policy(db_session())
+    return render_template("employee/capture.html", policy=current)
 
 
 @bp.route("/shares")
 @require(Role.EMPLOYEE, page=True)
 def shares():
-    return render_template("employee/shares.html")
+    rt, session, user = runtime(), db_session(), current_user()
+    items = [
+        share_service.present(session, rt, s, user) for s in share_service.list_for(session, user)
+    ]
+    for item in items:
+        trim = item.get("trim")
+        item["trim_text"] = (
+            f"{clock(trim['start_s'])} – {clock(trim['end_s'])}" if trim else "The whole recording"
+        )
+        # Receipts and certificates are fetched on demand from the API, not put in the page.
+        item.pop("receipt", None)
+        item.pop("certificate", None)
+    active = [s for s in items if s["status"] in ACTIVE_SHARE_STATES]
+    ended = [s for s in items if s["status"] not in ACTIVE_SHARE_STATES]
+    return render_template("employee/shares.html", active=active, ended=ended)
 
 
 @bp.route("/my-data")
 @require(Role.EMPLOYEE, page=True)
 def my_data():
-    return render_template("employee/my_data.html")
+    rt, session, user = runtime(), db_session(), current_user()
+    deleted = [
+        recording_service.present(session, rt, r)
+        for r in recording_service.list_own(session, user, include_deleted=True)
+        if r.status.value == "deleted"
+    ]
+    return render_template("employee/my_data.html", deleted=deleted)
+
+
+@bp.route("/embed/example")
+@require(Role.EMPLOYEE, page=True)
+def embed_example():
+    return render_template("embed/example.html", host=request.host_url.rstrip("/"))

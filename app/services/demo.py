@@ -20,13 +20,13 @@ from app.services import recordings
 from app.services.ingest import IngestResult, store_cleanup, store_part
 
 log = logging.getLogger(__name__)
-SAMPLE_SECONDS = 40
+SAMPLE_SECONDS = 24
 
 SCREEN = [
     "-f",
     "lavfi",
     "-i",
-    f"testsrc2=s=1280x720:r=15:d={SAMPLE_SECONDS}",
+    f"testsrc2=s=960x540:r=10:d={SAMPLE_SECONDS}",
     "-c:v",
     "libvpx",
     "-deadline",

@@ -157,6 +157,7 @@ def status(db: Database, kek: crypto.KekProvider) -> list[dict]:
             "current": info.version == current,
             "created_at": info.created_at,
             "data_keys": in_use.get(info.version, 0),
+            "in_use": bool(in_use.get(info.version)),
         }
         for info in kek.versions()
     ]

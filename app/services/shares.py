@@ -15,6 +15,7 @@ from app import jobs
 from app.db import after_commit
 from app.errors import Gone, InvalidRequest, NotFound, Unprocessable
 from app.models import (
+    AuditEvent,
     Comment,
     Recording,
     RecordingStatus,
@@ -65,6 +66,11 @@ def create_share(
     recording = recordings.get_own(session, owner, recording_id, lock=True)
     if recording.status is not RecordingStatus.DRAFT:
         raise NotFound("recording")
+    if recording.probe_status == "failed":
+        raise Unprocessable(
+            f"This recording cannot be shared: {recording.probe_error or 'it is not playable.'}",
+            code="recording_unusable",
+        )
     current = policy.current_policy(session)
 
     purpose = request.purpose.strip()
@@ -390,9 +396,7 @@ def access_log(session: Session, share: Share) -> dict[str, Any]:
     """Every access event of a share, and each viewing session's ranges and time watched."""
     events = []
     for event in session.scalars(
-        select(audit.AuditEvent)
-        .where(audit.AuditEvent.share_id == share.id)
-        .order_by(audit.AuditEvent.seq)
+        select(AuditEvent).where(AuditEvent.share_id == share.id).order_by(AuditEvent.seq)
     ):
         events.append(
             {

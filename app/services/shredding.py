@@ -13,9 +13,10 @@ certificate says the object check is pending, and a background job finishes the 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -24,6 +25,7 @@ from sqlalchemy import delete, select, update
 import crypto
 from app import jobs
 from app.models import (
+    AuditEvent,
     Comment,
     MediaObject,
     Recording,
@@ -38,6 +40,9 @@ from app.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 _deleter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shred")
+# How long a repeated revoke waits for the first one's certificate before finishing the job
+# itself (the first normally stores it within a fraction of a second).
+CERTIFICATE_WAIT_S = 10.0
 
 SHARE_END_STATUS = {
     "revoked": ShareStatus.REVOKED,
@@ -74,15 +79,18 @@ def delete_and_verify(store: ObjectStore, names: list[str], prefix: str) -> Abse
     """Delete objects in parallel, then check every name and the prefix are empty."""
     try:
         list(_deleter.map(store.delete, names))
+        # The checks go out together: a HEAD per name and the LIST of the prefix.
+        listing = _deleter.submit(lambda: list(store.list(prefix)))
         present = [
             name
             for name, there in zip(names, _deleter.map(store.exists, names), strict=True)
             if there
         ]
-        leftovers = list(store.list(prefix))
-        for name in leftovers:
-            store.delete(name)
-        leftovers = list(store.list(prefix))
+        leftovers = listing.result()
+        if leftovers:  # e.g. an upload the job finished after the names were read
+            for name in leftovers:
+                store.delete(name)
+            leftovers = list(store.list(prefix))
     except StorageError as exc:
         log.warning("object deletion deferred: %s", exc)
         return AbsenceCheck(names, False, "object store unavailable; deletion retried later")
@@ -100,34 +108,61 @@ def end_share(
         share = session.scalar(select(Share).where(Share.id == share_id).with_for_update())
         if share is None:
             raise LookupError(share_id)
+        earlier = None
         if not share.status.active:
-            return ShareEnd(
+            earlier = ShareEnd(
                 share.id, share.status, share.ended_at or share.created_at, True, share.certificate
             )
-        now = utcnow()
-        share.status = status
-        share.ended_at = now
-        share.job_lease_until = None
-        share.title_sealed = None
-        share.note_sealed = None
-        destroyed = keys.shred_data_key(session, rt.key_cache, share.key_id)
-        session.execute(delete(Comment).where(Comment.share_id == share.id))
-        names = [
-            o.name
-            for o in session.scalars(select(MediaObject).where(MediaObject.share_id == share.id))
-        ]
-        audit.append(
-            session,
-            f"share.{'expired' if status is ShareStatus.EXPIRED else 'revoked'}",
-            actor_id=actor_id,
-            share_id=share.id,
-            recording_id=share.recording_id,
-            detail={"reason": reason, "key_destroyed": destroyed},
-        )
-        owner_id, key_id, recording_id = share.owner_id, share.key_id, share.recording_id
+        else:
+            now = utcnow()
+            share.status = status
+            share.ended_at = now
+            share.job_lease_until = None
+            share.title_sealed = None
+            share.note_sealed = None
+            destroyed = keys.shred_data_key(session, rt.key_cache, share.key_id)
+            session.execute(delete(Comment).where(Comment.share_id == share.id))
+            names = [
+                o.name
+                for o in session.scalars(
+                    select(MediaObject).where(MediaObject.share_id == share.id)
+                )
+            ]
+            audit.append(
+                session,
+                f"share.{'expired' if status is ShareStatus.EXPIRED else 'revoked'}",
+                actor_id=actor_id,
+                share_id=share.id,
+                recording_id=share.recording_id,
+                detail={"reason": reason, "key_destroyed": destroyed},
+            )
+            owner_id, key_id, recording_id = share.owner_id, share.key_id, share.recording_id
+    if earlier is not None:
+        # Outside the row lock: the first ending needs it to store its certificate.
+        return earlier if earlier.certificate is not None else _await_certificate(rt, earlier)
     # The key row is gone and committed; evict again in case a reader cached it meanwhile.
     rt.key_cache.evict(str(key_id))
+    stored = _delete_and_certify(
+        rt, share_id, names, owner_id, key_id, recording_id, destroyed_at=now, reason=reason
+    )
+    return ShareEnd(share_id, status, now, True, stored)
 
+
+def _delete_and_certify(
+    rt: Runtime,
+    share_id: uuid.UUID,
+    names: list[str],
+    owner_id: uuid.UUID,
+    key_id: uuid.UUID,
+    recording_id: uuid.UUID,
+    *,
+    destroyed_at: datetime,
+    reason: str,
+) -> str | None:
+    """Steps 2 and 3: delete and check the objects, sign the certificate, store it once.
+
+    Returns the stored certificate (this one, or one stored first by a concurrent call).
+    """
     check = delete_and_verify(rt.store, names, f"shares/{share_id}/")
     certificate = _sign_certificate(
         rt,
@@ -135,7 +170,7 @@ def end_share(
         subject_id=share_id,
         owner_id=owner_id,
         key_id=key_id,
-        destroyed_at=now,
+        destroyed_at=destroyed_at,
         reason=reason,
         check=check,
         extra={"recording": str(recording_id)},
@@ -154,11 +189,53 @@ def end_share(
             share_id=share_id,
             detail={"objects": len(names)},
         )
+        # Ours, or the one a concurrent call stored first (this row is locked by our update).
+        stored = session.scalar(select(Share.certificate).where(Share.id == share_id))
     if not check.verified:
         rt.jobs.send(jobs.DELETE_OBJECTS, str(share_id))
-    with rt.db.session() as session:
-        stored = session.scalar(select(Share.certificate).where(Share.id == share_id))
-    return ShareEnd(share_id, status, now, True, stored)
+    return stored
+
+
+def _await_certificate(rt: Runtime, earlier: ShareEnd) -> ShareEnd:
+    """A repeat that came while the first ending was still deleting objects (a double click):
+    answer with the first ending's certificate once it is stored. Should the first never store
+    one (its process died between the commit and the certificate), finish the job here."""
+    deadline = time.monotonic() + CERTIFICATE_WAIT_S
+    while True:
+        with rt.db.session() as session:
+            share = session.get(Share, earlier.share_id, populate_existing=True)
+            if share.certificate is not None:
+                return replace(earlier, certificate=share.certificate)
+            facts = (share.owner_id, share.key_id, share.recording_id)
+            names = [
+                o.name
+                for o in session.scalars(
+                    select(MediaObject).where(MediaObject.share_id == share.id)
+                )
+            ]
+            first = session.scalar(
+                select(AuditEvent)
+                .where(
+                    AuditEvent.share_id == share.id,
+                    AuditEvent.action.in_(("share.revoked", "share.expired")),
+                )
+                .order_by(AuditEvent.seq)
+                .limit(1)
+            )
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.02)
+    log.warning("share %s ended without a certificate; finishing its deletion", earlier.share_id)
+    reason = (first.detail or {}).get("reason") if first is not None else None
+    stored = _delete_and_certify(
+        rt,
+        earlier.share_id,
+        names,
+        *facts,
+        destroyed_at=earlier.ended_at,
+        reason=reason or earlier.status.value,
+    )
+    return replace(earlier, certificate=stored)
 
 
 def finish_share_deletion(rt: Runtime, share_id: uuid.UUID) -> bool:

@@ -14,6 +14,7 @@ from app.services import audit
 
 IMPLICIT_VIEW_WINDOW = timedelta(minutes=30)
 MAX_RANGES = 200
+HEARTBEAT_SLACK_S = 5.0  # clock skew and latency between the player and the server
 
 
 def start(session: Session, share: Share, viewer: User) -> ViewSession:
@@ -88,6 +89,10 @@ def heartbeat(
     session: Session, share: Share, viewer: User, view_id: str, watched_s: float, position_s: float
 ) -> ViewSession:
     view = _own_view(session, share, viewer, view_id)
-    view.seconds_watched = (view.seconds_watched or 0.0) + watched_s
-    view.last_seen_at = utcnow()
+    now = utcnow()
+    # The player reports the time watched; the session cannot have lasted longer than the
+    # wall clock says, so the total is capped there (a client could otherwise claim hours).
+    elapsed = (now - view.started_at).total_seconds() + HEARTBEAT_SLACK_S
+    view.seconds_watched = min((view.seconds_watched or 0.0) + watched_s, max(elapsed, 0.0))
+    view.last_seen_at = now
     return view

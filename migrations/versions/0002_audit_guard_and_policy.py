@@ -45,6 +45,10 @@ def upgrade() -> None:
             "CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events "
             "FOR EACH ROW EXECUTE FUNCTION audit_events_append_only()"
         )
+        op.execute(
+            "CREATE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events "
+            "FOR EACH STATEMENT EXECUTE FUNCTION audit_events_append_only()"
+        )
     else:
         for verb in ("UPDATE", "DELETE"):
             op.execute(
@@ -89,6 +93,7 @@ def downgrade() -> None:
     op.execute("DELETE FROM policies")
     op.execute("DELETE FROM audit_head")
     if bind.dialect.name == "postgresql":
+        op.execute("DROP TRIGGER IF EXISTS audit_events_no_truncate ON audit_events")
         op.execute("DROP TRIGGER IF EXISTS audit_events_no_update ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS audit_events_append_only()")
     else:

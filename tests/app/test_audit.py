@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -73,7 +74,7 @@ def test_appends_form_a_chain(lite):
     rows = events(lite)
     assert [r.seq for r in rows] == [1, 2, 3, 4, 5]
     assert rows[0].prev_hash == audit.GENESIS_HASH
-    for previous, event in zip(rows, rows[1:], strict=False):
+    for previous, event in itertools.pairwise(rows):
         assert event.prev_hash == previous.hash
     for row in rows:
         assert row.hash == audit.event_hash(row.prev_hash, row)
@@ -243,9 +244,8 @@ def test_cli_audit_verify(tmp_path):
         assert events(db)[-1].hash in good.stdout
 
         drop_sqlite_triggers(db)
-        edit_and_rehash_2 = "UPDATE audit_events SET action = 'test.forged' WHERE seq = 2"
         with db.session() as session:
-            session.execute(text(edit_and_rehash_2))
+            session.execute(text("UPDATE audit_events SET action = 'test.forged' WHERE seq = 2"))
         bad = run_cli(env, "audit", "verify")
         assert bad.returncode != 0
         assert "broken at event 2" in bad.stderr

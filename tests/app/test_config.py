@@ -35,6 +35,7 @@ def test_defaults_are_the_embedded_default(tmp_path, monkeypatch):
     assert settings.secure_cookies is False
     assert settings.log_level == "INFO"
     assert settings.s3_bucket == "consent-replay"
+    assert settings.queue_prefix == ""
     assert settings.embedded is True
 
 
@@ -116,6 +117,8 @@ BAD_VALUES = [
     ("CR_DATABASE_URL", {"CR_DATABASE_URL": "mysql://u@127.0.0.1/db"}),
     ("CR_DATABASE_URL", {"CR_DATABASE_URL": "not a url"}),
     ("CR_BROKER_URL", {"CR_BROKER_URL": "http://127.0.0.1:6379/0"}),
+    ("CR_QUEUE_PREFIX", {"CR_QUEUE_PREFIX": "two words"}),
+    ("CR_QUEUE_PREFIX", {"CR_QUEUE_PREFIX": "x" * 41}),
     ("CR_STORE", {"CR_STORE": "ftp"}),
     ("CR_S3_ENDPOINT", {"CR_STORE": "s3", "CR_S3_ACCESS_KEY": "a", "CR_S3_SECRET_KEY": "b"}),
     ("CR_S3_ACCESS_KEY", {**S3, "CR_S3_SECRET_KEY": "b"}),
@@ -134,6 +137,8 @@ BAD_VALUES = [
     ("CR_PUBLIC_URL", {"CR_PUBLIC_URL": "coaching.example.org"}),
     ("CR_PUBLIC_URL", {"CR_PUBLIC_URL": "https://"}),
     ("CR_LOG_LEVEL", {"CR_LOG_LEVEL": "LOUD"}),
+    ("CR_RATELIMIT_STORAGE_URL", {"CR_RATELIMIT_STORAGE_URL": "bogus"}),
+    ("CR_RATELIMIT_STORAGE_URL", {"CR_RATELIMIT_STORAGE_URL": "http://127.0.0.1:6379"}),
 ]
 
 
@@ -146,6 +151,15 @@ def test_a_bad_value_raises_config_error_naming_the_variable(tmp_path, variable,
     with pytest.raises(ConfigError) as caught:
         load_settings({"CR_INSTANCE_DIR": str(tmp_path), **extra})
     assert variable in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["memory://", "redis://127.0.0.1:6379/3", "rediss://cache.internal:6380/0"]
+)
+def test_rate_limit_storage_urls_are_accepted(tmp_path, url):
+    settings = load_settings({"CR_INSTANCE_DIR": str(tmp_path), "CR_RATELIMIT_STORAGE_URL": url})
+    assert settings.ratelimit_storage_url == url
+    assert settings.as_flask_config()["RATELIMIT_STORAGE_URI"] == url
 
 
 def test_valid_s3_settings_are_accepted(tmp_path):

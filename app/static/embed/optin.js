@@ -1,0 +1,203 @@
+/*! consent-replay opt-in button — send the current call to consent-replay as a private draft
+ * and open the share dialog for it. The agent still decides there: nothing is shared by
+ * sending. See docs/EMBED.md.
+ *
+ *   <script src="https://consent-replay.example/static/embed/optin.js" data-token="…"></script>
+ *   <button data-consent-replay-optin data-screen-input="#screen" data-audio-input="#audio">
+ *     Share this call for coaching</button>
+ *
+ * Or from the host page's own code, with File/Blob objects it already has:
+ *
+ *   ConsentReplayOptIn.optIn({ screen: blob, audio: blob, title: "Call 4711" });
+ *
+ * Same-origin only: the API answers without CORS headers, so the host page must be served
+ * from the consent-replay origin (or a reverse proxy that puts both under one origin).
+ */
+(function () {
+  "use strict";
+  if (window.ConsentReplayOptIn) return;
+
+  const script = document.currentScript;
+  const origin = script && script.src ? new URL(script.src, location.href).origin : location.origin;
+  const defaults = {
+    token: script && script.dataset.token ? script.dataset.token : "",
+    openIn: (script && script.dataset.open) || "tab", // "tab" or "none"
+  };
+
+  function pick(selector) {
+    return selector ? document.querySelector(selector) : null;
+  }
+
+  function fileFrom(selector) {
+    const input = pick(selector);
+    if (!input) return null;
+    if (input.files && input.files.length) return input.files[0];
+    return null;
+  }
+
+  function valueFrom(selector) {
+    const input = pick(selector);
+    if (!input) return undefined;
+    if (input.type === "checkbox") return input.checked;
+    return input.value;
+  }
+
+  /** Upload the call: resolves with the new draft recording (JSON). */
+  function send(options) {
+    const opts = options || {};
+    const token = (opts.token || defaults.token || "").trim();
+    return new Promise((resolve, reject) => {
+      if (!token) {
+        reject(new Error("No API token: set data-token on the script tag or pass { token }."));
+        return;
+      }
+      if (!opts.screen && !opts.audio) {
+        reject(new Error("Nothing to send: give the call's screen video and/or its audio."));
+        return;
+      }
+      const data = new FormData();
+      if (opts.title) data.append("title", String(opts.title).slice(0, 200));
+      if (opts.agentChannel) data.append("agent_channel", opts.agentChannel);
+      data.append("customer_informed", opts.customerInformed ? "true" : "false");
+      if (opts.screen) data.append("screen", opts.screen, opts.screen.name || "screen.webm");
+      if (opts.audio) data.append("audio", opts.audio, opts.audio.name || "call.wav");
+
+      const xhr = new XMLHttpRequest();
+      xhr.open("POST", `${origin}/api/v1/recordings`);
+      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.setRequestHeader("Accept", "application/json");
+      xhr.responseType = "json";
+      if (typeof opts.onProgress === "function") {
+        xhr.upload.addEventListener("progress", (event) => {
+          if (event.lengthComputable) opts.onProgress(Math.round((event.loaded / event.total) * 100));
+        });
+      }
+      xhr.addEventListener("load", () => {
+        const body = xhr.response;
+        if (xhr.status === 201 && body && body.id) resolve(body);
+        else {
+          const message = body && body.error ? body.error.message : `The upload failed (HTTP ${xhr.status}).`;
+          const error = new Error(message);
+          error.status = xhr.status;
+          reject(error);
+        }
+      });
+      xhr.addEventListener("error", () => reject(new Error("The upload broke off (network error).")));
+      xhr.send(data);
+    });
+  }
+
+  function shareUrl(recordingId) {
+    return `${origin}/recordings?share=${encodeURIComponent(recordingId)}`;
+  }
+
+  /** Open the share dialog for a draft; reuses a window opened earlier if given one. */
+  function open(recordingId, win) {
+    const url = shareUrl(recordingId);
+    if (win && !win.closed) {
+      try {
+        win.location.href = url;
+        return win;
+      } catch (error) {
+        /* a window we can no longer steer: open a fresh one below */
+      }
+    }
+    return window.open(url, "_blank");
+  }
+
+  /** Send, then open the share dialog. The window is opened at once (while the click still
+   *  counts as the user's action, so popup blockers allow it) and steered when the draft exists. */
+  async function optIn(options) {
+    const opts = options || {};
+    const openIn = opts.openIn || defaults.openIn;
+    let win = null;
+    if (openIn !== "none") win = window.open(`${origin}/recordings#awaiting-upload`, "_blank");
+    try {
+      const recording = await send(opts);
+      if (openIn !== "none") {
+        const opened = open(recording.id, win);
+        recording.shareWindowOpened = Boolean(opened);
+      }
+      recording.shareUrl = shareUrl(recording.id);
+      return recording;
+    } catch (error) {
+      if (win && !win.closed) win.close();
+      throw error;
+    }
+  }
+
+  function statusFor(button) {
+    const target = pick(button.dataset.status);
+    if (target) return target;
+    let node = button.nextElementSibling;
+    if (!node || !node.classList.contains("cr-optin-status")) {
+      node = document.createElement("span");
+      node.className = "cr-optin-status";
+      node.setAttribute("role", "status");
+      button.insertAdjacentElement("afterend", node);
+    }
+    return node;
+  }
+
+  function say(node, text, isError, link) {
+    node.textContent = text;
+    node.classList.toggle("error", Boolean(isError));
+    if (link) {
+      const a = document.createElement("a");
+      a.href = link;
+      a.target = "_blank";
+      a.rel = "opener";
+      a.textContent = " Open the share dialog";
+      node.append(a);
+    }
+  }
+
+  /** Wire a button: data-screen-input / data-audio-input / data-title-input /
+   *  data-informed-input / data-channel-input / data-token-input are CSS selectors of
+   *  inputs on the host page; button.consentReplayFiles = {screen, audio} also works. */
+  function bind(button) {
+    if (button.dataset.crBound) return;
+    button.dataset.crBound = "1";
+    button.addEventListener("click", async (event) => {
+      event.preventDefault();
+      const status = statusFor(button);
+      const given = button.consentReplayFiles || {};
+      const options = {
+        screen: given.screen || fileFrom(button.dataset.screenInput),
+        audio: given.audio || fileFrom(button.dataset.audioInput),
+        title: given.title || valueFrom(button.dataset.titleInput),
+        customerInformed: given.customerInformed ?? valueFrom(button.dataset.informedInput),
+        agentChannel: given.agentChannel || valueFrom(button.dataset.channelInput),
+        token: valueFrom(button.dataset.tokenInput) || given.token,
+        onProgress: (percent) => say(status, `Sending the call… ${percent}%`),
+      };
+      if (!options.screen && !options.audio) {
+        say(status, "Pick the call's screen video or audio first.", true);
+        return;
+      }
+      button.disabled = true;
+      say(status, "Sending the call…");
+      try {
+        const recording = await optIn(options);
+        if (recording.shareWindowOpened) {
+          say(status, "Sent as a private draft. Choose the coach and confirm in the new tab.");
+        } else {
+          say(status, "Sent as a private draft.", false, recording.shareUrl);
+        }
+        button.dispatchEvent(new CustomEvent("consent-replay:sent", { detail: recording, bubbles: true }));
+      } catch (error) {
+        say(status, error.message, true);
+      } finally {
+        button.disabled = false;
+      }
+    });
+  }
+
+  function bindAll() {
+    document.querySelectorAll("[data-consent-replay-optin]").forEach(bind);
+  }
+
+  window.ConsentReplayOptIn = { send, open, optIn, bind, bindAll, origin };
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", bindAll);
+  else bindAll();
+})();

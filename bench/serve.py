@@ -1,0 +1,626 @@
+"""Serving media: stream throughput, seek latency, revoke latency under load, web memory.
+
+Run: .venv/bin/python bench/serve.py [--size-mib 512] [--streams 20] [--revokes 40]
+
+Self-contained: it starts its own moto S3 server, a fresh PostgreSQL database (admin URL
+postgresql://postgres@127.0.0.1:5432/test, or CR_TEST_PG), Redis with a unique CR_QUEUE_PREFIX,
+a real Celery worker and a live `consent-replay web` (gunicorn, 2 processes).
+
+The worker makes one real share from a small upload (a real transcode). The large share is
+then made by sealing a large H.264 MP4 (moving noise, looped with `ffmpeg -c copy` to
+>= --size-mib) under a share's key through the app's own functions (the opt-in API, the share's
+data key, crypto.seal, ObjectStore.put_stream, a MediaObject row, status ready): transcoding
+half a gigabyte of 720p video would take far longer than this run should. The shares that are
+revoked and the shares the background streams play are made the same way from the real
+share's derivatives.
+
+From one run it prints a table with absolute figures, ratios, targets and PASS/MISS:
+
+1. throughput: the whole rendition through GET /media/shares/{id}/video, against a direct GET
+   of its ciphertext from the S3 server (minio SDK get_object, the whole object);
+   best of --repeat interleaved runs (target >= 0.7);
+2. time to first byte of a 64 KiB Range at 95 % against one at 0 %, median of --samples each,
+   interleaved (target <= 1.5);
+3. revoke latency, p50 and p99 of --revokes revocations one after another, each the round trip
+   of POST /api/v1/shares/{id}/revoke, while --streams threads play other shares
+   (sequential 1 MiB ranges at about 1 MiB/s each, as a player buffering ahead does)
+   (target p99 <= 100 ms);
+4. peak RSS of the web processes (psutil on gunicorn's workers) while the streams play.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psutil  # noqa: E402
+import redis as redis_lib  # noqa: E402
+import requests  # noqa: E402
+
+from tests.conftest import (  # noqa: E402  (the test suite's harness: same parts, same way)
+    PG_ADMIN,
+    REDIS_BASE,
+    REDIS_DB,
+    LiveServer,
+    MotoServer,
+    WorkerProcess,
+    create_person,
+    free_port,
+    fresh_database,
+    stack_environment,
+)
+
+MIB = 1 << 20
+KIB64 = 64 * 1024
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise SystemExit(f"timed out waiting for {what}")
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=900)
+
+
+def make_noise_mp4(path: Path, seconds: float) -> None:
+    ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s=1280x720:r=15:d={seconds:g},noise=alls=60:allf=t+u",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+        "-movflags",
+        "+faststart",
+        str(path),
+    )
+
+
+def make_big_mp4(folder: Path, size: int) -> Path:
+    """An H.264 MP4 of at least ``size`` bytes: 8 s of 720p noise, looped by stream copy."""
+    clip = folder / "clip.mp4"
+    make_noise_mp4(clip, 8)
+    loops = -(-size // clip.stat().st_size)
+    big = folder / "big.mp4"
+    ffmpeg(
+        "-stream_loop",
+        str(loops - 1),
+        "-i",
+        str(clip),
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        str(big),
+    )
+    clip.unlink()
+    return big
+
+
+# --- the stack -------------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(self, stack: contextlib.ExitStack, folder: Path, threads: int) -> None:
+        self.folder = folder
+        moto = MotoServer(free_port(), folder / "moto.log")
+        moto.start()
+        stack.callback(moto.stop)
+        self.moto = moto
+        database_url = stack.enter_context(fresh_database(PG_ADMIN, prefix="cr_bench"))
+        self.prefix = f"bench{uuid.uuid4().hex[:10]}-"
+        broker = f"{REDIS_BASE}/{REDIS_DB}"
+        redis_lib.Redis.from_url(broker).ping()
+        stack.callback(self._drop_queues, broker)
+        self.env = stack_environment(
+            folder / "instance",
+            database_url=database_url,
+            broker_url=broker,
+            s3=moto,
+            bucket="consent-replay-bench",
+            CR_QUEUE_PREFIX=self.prefix,
+            CR_LOG_LEVEL="WARNING",
+            CR_JOB_TIME_LIMIT_S="600",
+            CR_VISIBILITY_TIMEOUT_S="1200",
+        )
+        from app import create_app
+        from app import migrate as migrations
+        from app.config import load_settings
+
+        settings = load_settings(self.env)
+        migrations.upgrade(settings.database_url)
+        self.app = create_app(settings)
+        self.rt = self.app.extensions["consent_replay"]
+        stack.callback(self.rt.db.dispose)
+        self.client = self.app.test_client()
+        self.worker = WorkerProcess(
+            self.env,
+            folder / "worker.log",
+            queues=f"{self.prefix}media,{self.prefix}io",
+        )
+        self.worker.start()
+        stack.callback(self.worker.stop)
+        self.web = LiveServer(self.env, folder / "web.log", workers=2, threads=threads)
+        self.web.start()
+        stack.callback(self.web.stop)
+
+    def _drop_queues(self, broker: str) -> None:
+        connection = redis_lib.Redis.from_url(broker)
+        for key in connection.scan_iter(f"*{self.prefix}*"):
+            connection.delete(key)
+
+    def web_processes(self) -> list[psutil.Process]:
+        return psutil.Process(self.web.process.pid).children()
+
+
+# --- making shares ---------------------------------------------------------------------------
+
+
+def upload(client, person, files: dict[str, Path]) -> dict:
+    data = {name: (io.BytesIO(path.read_bytes()), path.name) for name, path in files.items()}
+    data["title"] = "Bench call"
+    response = client.post(
+        "/api/v1/recordings", data=data, headers=person.headers, content_type="multipart/form-data"
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def opt_in(client, owner, recording_id: str, coach) -> str:
+    response = client.post(
+        f"/api/v1/recordings/{recording_id}/shares",
+        json={"coach_ids": [str(coach.id)], "purpose": "Benchmark", "expires_in_days": 7},
+        headers=owner.headers,
+    )
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+def materialize(rt, share_id: str, parts: dict[str, tuple[Callable[[], object], str]]) -> None:
+    """Seal each part under the share's key into the store and mark the share ready, as the
+    worker's last steps do (worker.pipeline._store_output and step 5)."""
+    import crypto
+    from app.models import MediaObject, Share, ShareStatus, utcnow
+    from app.services import keys
+
+    sid = uuid.UUID(share_id)
+    with rt.db.session() as session:
+        share = session.get(Share, sid)
+        key_id = share.key_id
+        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, key_id)
+    rows = []
+    for kind, (open_plaintext, content_type) in parts.items():
+        object_id = uuid.uuid4()
+        name = f"shares/{share_id}/{object_id}"
+        digest = hashlib.sha256()
+        counted = {"plain": 0}
+
+        def sealed(plaintext=open_plaintext, oid=object_id, digest=digest, counted=counted):
+            source = plaintext()
+            try:
+                blocks = source if isinstance(source, bytes) else _counting(source, counted)
+                if isinstance(source, bytes):
+                    counted["plain"] = len(source)
+                for block in crypto.seal(dek, blocks, key_id=str(key_id), object_id=str(oid)):
+                    digest.update(block)
+                    yield block
+            finally:
+                if hasattr(source, "close"):
+                    source.close()
+
+        stored = rt.store.put_stream(name, sealed())
+        rows.append(
+            MediaObject(
+                id=object_id,
+                share_id=sid,
+                kind=kind,
+                name=name,
+                content_type=content_type,
+                stored_size=stored,
+                plaintext_size=counted["plain"],
+                stored_sha256=digest.hexdigest(),
+            )
+        )
+    with rt.db.session() as session:
+        share = session.get(Share, sid, with_for_update=True)
+        assert share.status is ShareStatus.PROCESSING
+        session.add_all(rows)
+        share.status = ShareStatus.READY
+        share.progress = 100
+        share.ready_at = utcnow()
+        share.duration_s = 1.0
+        share.job_lease_until = None
+
+
+def _counting(handle, counted: dict) -> Iterable[bytes]:
+    while True:
+        block = handle.read(4 * MIB)
+        if not block:
+            return
+        counted["plain"] += len(block)
+        yield block
+
+
+# --- measurements ----------------------------------------------------------------------------
+
+
+def stream_media(url: str, headers: dict) -> tuple[int, float]:
+    started = time.perf_counter()
+    total = 0
+    with requests.get(url, headers=headers, stream=True, timeout=600) as response:
+        assert response.status_code == 200, response.status_code
+        for block in response.iter_content(MIB):
+            total += len(block)
+    return total, time.perf_counter() - started
+
+
+def stream_s3(rt, name: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    total = 0
+    response = rt.store.client.get_object(rt.store.bucket, name)
+    try:
+        while True:
+            block = response.read(MIB)
+            if not block:
+                break
+            total += len(block)
+    finally:
+        response.close()
+        response.release_conn()
+    return total, time.perf_counter() - started
+
+
+def first_byte(url: str, headers: dict, start: int) -> float:
+    """Seconds from sending a 64 KiB Range request (new connection) to its first body byte."""
+    started = time.perf_counter()
+    with requests.get(
+        url,
+        headers={**headers, "Range": f"bytes={start}-{start + KIB64 - 1}", "Connection": "close"},
+        stream=True,
+        timeout=120,
+    ) as response:
+        assert response.status_code == 206, response.status_code
+        assert response.raw.read(1)
+        elapsed = time.perf_counter() - started
+        rest = response.raw.read()
+        assert len(rest) == KIB64 - 1
+    return elapsed
+
+
+class Streams:
+    """``count`` players, each fetching sequential 1 MiB ranges of a share at ~1 MiB/s."""
+
+    def __init__(self, base: str, shares: list[tuple[str, int]], headers: dict, count: int):
+        self.base, self.shares, self.headers, self.count = base, shares, headers, count
+        self.stop = threading.Event()
+        self.requests = 0
+        self.bytes = 0
+        self.errors: list[str] = []
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._play, args=(n,), daemon=True) for n in range(count)
+        ]
+
+    def _play(self, n: int) -> None:
+        share_id, size = self.shares[n % len(self.shares)]
+        session = requests.Session()
+        position = (n * 3 * MIB) % size
+        while not self.stop.is_set():
+            began = time.monotonic()
+            last = min(position + MIB, size) - 1
+            try:
+                response = session.get(
+                    f"{self.base}/media/shares/{share_id}/video",
+                    headers={**self.headers, "Range": f"bytes={position}-{last}"},
+                    timeout=60,
+                )
+                if response.status_code != 206 or len(response.content) != last + 1 - position:
+                    self.errors.append(f"{response.status_code} {len(response.content)}")
+            except requests.RequestException as exc:
+                self.errors.append(repr(exc))
+            with self._lock:
+                self.requests += 1
+                self.bytes += last + 1 - position
+            position = 0 if last + 1 >= size else last + 1
+            self.stop.wait(max(0.0, 1.0 - (time.monotonic() - began)))
+
+    def __enter__(self) -> Streams:
+        self.started = time.monotonic()
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.ended = time.monotonic()
+        for thread in self.threads:
+            thread.join(60)
+
+
+class PeakRss:
+    def __init__(self, processes: Callable[[], list[psutil.Process]]) -> None:
+        self.processes = processes
+        self.peak: dict[int, int] = {}
+        self.peak_total = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> dict[int, int]:
+        now = {}
+        for process in self.processes():
+            with contextlib.suppress(psutil.NoSuchProcess):
+                now[process.pid] = process.memory_info().rss
+        return now
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            now = self.sample()
+            for pid, rss in now.items():
+                self.peak[pid] = max(self.peak.get(pid, 0), rss)
+            self.peak_total = max(self.peak_total, sum(now.values()))
+            self.stop.wait(0.05)
+
+    def __enter__(self) -> PeakRss:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mib", type=int, default=512)
+    parser.add_argument("--streams", type=int, default=20)
+    parser.add_argument("--revokes", type=int, default=40)
+    parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=16, help="gunicorn threads per process")
+    args = parser.parse_args()
+    if shutil.which("ffmpeg") is None:
+        raise SystemExit("ffmpeg is needed")
+    began = time.monotonic()
+    folder = Path(tempfile.mkdtemp(prefix="cr-bench-serve-"))
+    try:
+        with contextlib.ExitStack() as stack:
+            return run(stack, folder, args, began)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:
+    from app.models import MediaObject
+
+    log("starting moto S3, PostgreSQL database, worker and web server")
+    s = Stack(stack, folder, args.threads)
+    rt, client = s.rt, s.client
+    owner, coach = create_person(rt, "employee"), create_person(rt, "coach")
+    coach_headers = coach.headers
+
+    log("a real share: upload, opt-in, the worker transcodes it")
+    samples = folder / "samples"
+    samples.mkdir()
+    ffmpeg(
+        "-f", "lavfi", "-i", "testsrc2=s=640x360:r=15:d=6", "-c:v", "libvpx", "-deadline",
+        "realtime", "-cpu-used", "8", "-b:v", "600k", str(samples / "screen.webm"),
+    )  # fmt: skip
+    recording = upload(client, owner, {"screen": samples / "screen.webm"})
+    template_id = opt_in(client, owner, recording["id"], coach)
+
+    def template_ready():
+        body = client.get(f"/api/v1/shares/{template_id}", headers=owner.headers).get_json()
+        if body["status"] == "failed":
+            raise SystemExit(f"the template share failed: {body['error']}")
+        return body["status"] == "ready"
+
+    wait_until(template_ready, 300, "the worker to make the share")
+    derivatives = {}
+    for kind, path, content_type in (
+        ("rendition", "video", "video/mp4"),
+        ("poster", "poster.jpg", "image/jpeg"),
+        ("thumbnails", "thumbnails.jpg", "image/jpeg"),
+        ("waveform", "waveform.json", "application/json"),
+    ):
+        response = client.get(f"/media/shares/{template_id}/{path}", headers=coach_headers)
+        assert response.status_code == 200
+        derivatives[kind] = (response.data, content_type)
+    # The shares below are made without the worker (see the docstring): stop it, so it does not
+    # start transcoding them too. Their jobs stay in this run's own queue and are dropped.
+    s.worker.stop()
+
+    log(f"an H.264 MP4 of >= {args.size_mib} MiB, sealed into the store as a share's rendition")
+    big_path = make_big_mp4(folder, args.size_mib * MIB)
+    big_id = opt_in(client, owner, recording["id"], coach)
+    materialize(
+        rt,
+        big_id,
+        {
+            "rendition": (lambda: big_path.open("rb"), "video/mp4"),
+            **{k: ((lambda v=v: v), t) for k, (v, t) in derivatives.items() if k != "rendition"},
+        },
+    )
+    with rt.db.session() as session:
+        big = (
+            session.query(MediaObject).filter_by(share_id=uuid.UUID(big_id), kind="rendition").one()
+        )
+        big_name, big_plain, big_stored = big.name, big.plaintext_size, big.stored_size
+    big_path.unlink()
+    log(f"rendition: {big_plain / MIB:.0f} MiB plaintext, {big_stored / MIB:.0f} MiB stored")
+
+    log("shares for the background streams and for revoking")
+    clip = folder / "clip8.mp4"
+    make_noise_mp4(clip, 1)
+    clip_bytes = clip.read_bytes()
+    stream_shares = []
+    for _ in range(4):
+        sid = opt_in(client, owner, recording["id"], coach)
+        materialize(
+            rt,
+            sid,
+            {
+                "rendition": ((lambda: clip_bytes), "video/mp4"),
+                **{
+                    k: ((lambda v=v: v), t) for k, (v, t) in derivatives.items() if k != "rendition"
+                },
+            },
+        )
+        stream_shares.append((sid, len(clip_bytes)))
+    revocable = []
+    for _ in range(args.revokes):
+        sid = opt_in(client, owner, recording["id"], coach)
+        materialize(rt, sid, {k: ((lambda v=v: v), t) for k, (v, t) in derivatives.items()})
+        revocable.append(sid)
+
+    base = s.web.url
+    video = f"{base}/media/shares/{big_id}/video"
+    # Warm both web processes (imports, key cache, connection pools) before measuring.
+    for _ in range(6):
+        first_byte(video, coach_headers, 0)
+
+    log(f"throughput: media endpoint vs a direct S3 GET, best of {args.repeat}")
+    media_times, s3_times = [], []
+    for _ in range(args.repeat):
+        served, seconds = stream_media(video, coach_headers)
+        assert served == big_plain, (served, big_plain)
+        media_times.append(seconds)
+        fetched, seconds = stream_s3(rt, big_name)
+        assert fetched == big_stored
+        s3_times.append(seconds)
+    media_rate = big_plain / min(media_times)
+    s3_rate = big_stored / min(s3_times)
+
+    log(f"time to first byte of 64 KiB at 95 % and at 0 %, median of {args.samples}")
+    far = int(big_plain * 0.95)
+    ttfb_far, ttfb_near = [], []
+    for _ in range(args.samples):
+        ttfb_near.append(first_byte(video, coach_headers, 0))
+        ttfb_far.append(first_byte(video, coach_headers, far))
+    near, far_median = statistics.median(ttfb_near), statistics.median(ttfb_far)
+
+    log(f"revoke latency: {args.revokes} revokes one after another while {args.streams} stream")
+    baseline = PeakRss(s.web_processes).sample()
+    latencies = []
+    failures = []
+    with (
+        PeakRss(s.web_processes) as rss,
+        Streams(base, stream_shares, coach_headers, args.streams) as streams,
+    ):
+        time.sleep(3)  # let the players get going
+        for sid in revocable:
+            started = time.perf_counter()
+            response = requests.post(
+                f"{base}/api/v1/shares/{sid}/revoke", headers=owner.headers, timeout=60
+            )
+            latencies.append(time.perf_counter() - started)
+            body = response.json()
+            if response.status_code != 200 or not body.get("certificate"):
+                failures.append(f"{response.status_code} {body}")
+            time.sleep(0.05)
+        time.sleep(1)
+    import crypto
+
+    jwks = requests.get(f"{base}/.well-known/jwks.json", timeout=10).json()
+    for sid in revocable:
+        share = client.get(f"/api/v1/shares/{sid}", headers=owner.headers).get_json()
+        claims = crypto.verify(
+            share["certificate"],
+            jwks,
+            typ=crypto.CERTIFICATE_TYP,
+            required=crypto.CERTIFICATE_CLAIMS,
+        )
+        if not claims["absence_check"]["all_absent"]:
+            failures.append(f"{sid}: objects not verified absent")
+        if list(rt.store.list(f"shares/{sid}/")):
+            failures.append(f"{sid}: objects left")
+    if failures or streams.errors:
+        print("FAILURES:", failures[:5], streams.errors[:5])
+    p50, p99 = percentile(latencies, 0.5), percentile(latencies, 0.99)
+    stream_rate = streams.bytes / MIB / max(1e-9, streams.ended - streams.started)
+    ratio, ttfb_ratio = media_rate / s3_rate, far_median / near
+    rows: list[tuple[str, str, str, bool | None]] = [
+        ("stream whole rendition (media endpoint)", f"{media_rate / MIB:.1f} MiB/s", "", None),
+        ("direct GET of the ciphertext (minio SDK)", f"{s3_rate / MIB:.1f} MiB/s", "", None),
+        ("  throughput ratio", f"{ratio:.2f}", ">= 0.7", ratio >= 0.7),
+        ("TTFB 64 KiB at 0 % (median)", f"{near * 1000:.1f} ms", "", None),
+        ("TTFB 64 KiB at 95 % (median)", f"{far_median * 1000:.1f} ms", "", None),
+        ("  TTFB ratio 95 % / 0 %", f"{ttfb_ratio:.2f}", "<= 1.5", ttfb_ratio <= 1.5),
+        (f"revoke p50 ({len(latencies)} revokes, {args.streams} streams)",
+         f"{p50 * 1000:.1f} ms", "", None),
+        ("revoke p99", f"{p99 * 1000:.1f} ms", "<= 100 ms", p99 <= 0.1),
+        ("revoke max", f"{max(latencies) * 1000:.1f} ms", "", None),
+        ("web RSS before the streams (sum of 2)", f"{sum(baseline.values()) / MIB:.1f} MiB", "",
+         None),
+        ("web RSS peak with the streams (sum of 2)", f"{rss.peak_total / MIB:.1f} MiB", "", None),
+        ("  peak per process",
+         " / ".join(f"{v / MIB:.0f}" for v in rss.peak.values()) + " MiB", "", None),
+        ("background streams served",
+         f"{streams.requests} x 1 MiB, {stream_rate:.1f} MiB/s", "", None),
+    ]  # fmt: skip
+    print()
+    print(
+        f"rendition {big_plain / MIB:.0f} MiB (sealed in through the app's functions, not "
+        f"transcoded); web: 2 gunicorn processes x {args.threads} threads; "
+        f"{os.cpu_count()} CPUs; moto S3 server"
+    )
+    print(f"{'measure':48} {'value':>28} {'target':>10}  result")
+    print("-" * 98)
+    for name, value, target, ok in rows:
+        verdict = "" if ok is None else ("PASS" if ok else "MISS")
+        print(f"{name:48} {value:>28} {target:>10}  {verdict}")
+    print(f"\nrevoke latencies (ms): {' '.join(f'{x * 1000:.0f}' for x in latencies)}")
+    print(f"media stream runs (s): {' '.join(f'{x:.2f}' for x in media_times)}; "
+          f"S3 runs (s): {' '.join(f'{x:.2f}' for x in s3_times)}")  # fmt: skip
+    print(f"TTFB 0 % (ms): {' '.join(f'{x * 1000:.0f}' for x in sorted(ttfb_near))}")
+    print(f"TTFB 95 % (ms): {' '.join(f'{x * 1000:.0f}' for x in sorted(ttfb_far))}")
+    print(f"total run time {time.monotonic() - began:.0f} s; load average {os.getloadavg()}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

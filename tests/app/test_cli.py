@@ -1,0 +1,113 @@
+"""The `consent-replay` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+
+import pytest
+
+from app.services import users
+from crypto import FileKeyring
+from tests.conftest import ROOT
+
+CLI = str(ROOT / ".venv" / "bin" / "consent-replay")
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run the CLI with exactly ``env`` (plus PATH and HOME), as an operator would."""
+    return subprocess.run(
+        [CLI, *args],
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        # A few of each kind; tests/app/test_config.py covers every variable in-process.
+        ("CR_MAX_UPLOAD_BYTES", "lots"),
+        ("CR_DATABASE_URL", "mysql://root@127.0.0.1/consent"),
+        ("CR_VISIBILITY_TIMEOUT_S", "60"),
+        ("CR_RATELIMIT_STORAGE_URL", "bogus"),
+    ],
+)
+def test_cli_refuses_a_bad_value_naming_the_variable(tmp_path, variable, value):
+    result = run_cli(
+        {"CR_INSTANCE_DIR": str(tmp_path / "instance"), variable: value}, "users", "list"
+    )
+    assert result.returncode != 0
+    assert variable in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_cli_migrate_on_a_fresh_instance(tmp_path):
+    env = {"CR_INSTANCE_DIR": str(tmp_path / "instance")}
+    result = run_cli(env, "migrate")
+    assert result.returncode == 0, result.stderr
+    from app import migrate as migrations
+
+    (head,) = migrations.heads(f"sqlite:///{tmp_path / 'x.db'}")
+    assert result.stdout.strip().endswith(f"database at revision {head}")
+    assert (tmp_path / "instance" / "consent-replay.db").is_file()
+
+
+def test_users_create_prints_a_working_token_once(stack_env, stack_app, client, rt):
+    suffix = uuid.uuid4().hex[:8]
+    name = f"Cli Coach {suffix}"
+    result = run_cli(stack_env, "users", "create", "--role", "coach", "--name", name)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    token = lines[-1].strip()
+    assert token.startswith(users.TOKEN_PREFIX)
+    assert result.stdout.count(token) == 1
+    assert token not in result.stderr
+    assert f"login cli.coach.{suffix}" in result.stdout
+
+    me = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.status_code == 200, me.get_json()
+    body = me.get_json()
+    assert (body["name"], body["role"]) == (name, "coach")
+    assert body["id"] in result.stdout
+
+    listed = run_cli(stack_env, "users", "list")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line for line in listed.stdout.splitlines() if body["id"] in line]
+    assert f"cli.coach.{suffix}" in row and "coach" in row and "active" in row
+    assert token not in listed.stdout
+
+
+def test_users_create_refuses_a_taken_login(stack_env, rt):
+    login = f"twice.{uuid.uuid4().hex[:8]}"
+    with rt.db.session() as session:
+        users.create_user(session, login=login, name="First Holder", role="employee")
+    args = ("users", "create", "--role", "employee", "--name", "Second Comer", "--login", login)
+    again = run_cli(stack_env, *args)
+    assert again.returncode != 0
+    assert "taken" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert users.TOKEN_PREFIX not in again.stdout
+
+
+def test_users_create_refuses_an_unknown_role(stack_env):
+    result = run_cli(stack_env, "users", "create", "--role", "overlord", "--name", "X")
+    assert result.returncode != 0
+    assert "overlord" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_cli_refuses_a_readable_keyring_without_a_traceback(tmp_path):
+    env = {"CR_INSTANCE_DIR": str(tmp_path / "instance")}
+    keyring = tmp_path / "instance" / "keyring.json"
+    FileKeyring(keyring)  # a valid keyring, as a first start makes it (mode 0600)
+    keyring.chmod(0o644)
+    result = run_cli(env, "users", "list")
+    assert result.returncode != 0
+    assert "keyring" in result.stderr
+    assert "Traceback" not in result.stderr

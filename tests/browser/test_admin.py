@@ -1,0 +1,213 @@
+"""Admin and representative in a real browser: users and teams, policy, keys; the oversight view."""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import screenshot, sign_in
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery staple"
+
+
+def api(live_server, method: str, path: str, person, **kwargs) -> requests.Response:
+    return requests.request(
+        method, f"{live_server.url}{path}", headers=person.headers, timeout=30, **kwargs
+    )
+
+
+def me_status(live_server, token: str) -> int:
+    return requests.get(
+        f"{live_server.url}/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ).status_code
+
+
+@pytest.fixture
+def activity(live_server, make_person, samples):
+    """Five shares this week (enough to be shown) by an employee whose name must never appear."""
+    employee = make_person("employee", name=f"Private Person {uuid.uuid4().hex[:4]}")
+    coach = make_person("coach")
+    response = api(
+        live_server,
+        "POST",
+        "/api/v1/recordings",
+        employee,
+        files={"audio": ("call.wav", io.BytesIO(samples.mono_wav.read_bytes()), "audio/wav")},
+        data={"title": "Title admins must not see", "agent_channel": "mono"},
+    )
+    assert response.status_code == 201, response.text
+    recording = response.json()
+    for _ in range(5):
+        made = api(
+            live_server,
+            "POST",
+            f"/api/v1/recordings/{recording['id']}/shares",
+            employee,
+            json={"coach_ids": [str(coach.id)], "purpose": "Opening", "expires_in_days": 1},
+        )
+        assert made.status_code == 202, made.text
+    return {"employee": employee, "recording": recording}
+
+
+def test_admin_runs_the_system_and_the_representative_oversees_it(
+    page, live_server, make_person, activity
+):
+    admin = make_person("admin", password=PASSWORD)
+    representative = make_person("representative", password=PASSWORD)
+    secrets = [activity["recording"]["id"], "Title admins must not see"]
+
+    sign_in(page, admin.login, PASSWORD)
+    assert page.url.endswith("/admin/users")
+    expect(page.locator("#user-rows tr[data-user-id]").first).to_be_visible()
+
+    # A team, then a person in it with a password; the token is shown once.
+    team = f"Team North {uuid.uuid4().hex[:4]}"
+    page.locator("#new-team-name").fill(team)
+    page.get_by_role("button", name="Add team").click()
+    expect(page.locator("#team-list")).to_contain_text(team)
+    name = f"New Coach {uuid.uuid4().hex[:4]}"
+    login = f"nc-{uuid.uuid4().hex[:6]}"
+    page.locator("#new-name").fill(name)
+    page.locator("#new-login").fill(login)
+    page.locator("#new-role").select_option("coach")
+    page.locator("#new-team").select_option(label=team)
+    page.locator("#new-password").fill("a long enough password")
+    page.get_by_role("button", name="Create").click()
+    token_dialog = page.locator("#token-dialog")
+    expect(token_dialog).to_be_visible()
+    expect(token_dialog).to_contain_text(f"For {name}.")
+    first_token = page.locator("#token-value").input_value()
+    assert me_status(live_server, first_token) == 200
+    screenshot(page, "admin-token-once")
+    page.get_by_role("button", name="I have copied it").click()
+    expect(token_dialog).to_be_hidden()
+    assert page.locator("#token-value").input_value() == ""
+
+    row = page.locator("#user-rows tr", has_text=login)
+    expect(row).to_contain_text(name)
+    expect(row.get_by_role("combobox")).to_have_value(
+        next(
+            t["id"]
+            for t in api(live_server, "GET", "/api/v1/admin/teams", admin).json()["teams"]
+            if t["name"] == team
+        )
+    )
+    created = next(
+        u
+        for u in api(live_server, "GET", "/api/v1/admin/users", admin).json()["users"]
+        if u["login"] == login
+    )
+    assert created["role"] == "coach" and created["team"]["name"] == team
+
+    # Deactivate: confirmed, shown, and the token stops working.
+    row.get_by_role("button", name="Deactivate").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Deactivate").click()
+    expect(row).to_contain_text("Deactivated")
+    assert me_status(live_server, first_token) == 401
+    page.locator("#user-filter").fill(login)
+    expect(page.locator("#user-rows tr[data-user-id]")).to_have_count(1)
+    page.locator("#user-filter").fill("")
+
+    # Reactivate and reset the token: the new one works, the old one never again.
+    row.get_by_role("button", name="Reactivate").click()
+    expect(row).to_contain_text("Active")
+    row.get_by_role("button", name="New token").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Issue new token").click()
+    expect(token_dialog).to_be_visible()
+    second_token = page.locator("#token-value").input_value()
+    assert second_token and second_token != first_token
+    assert me_status(live_server, second_token) == 200
+    assert me_status(live_server, first_token) == 401
+    page.get_by_role("button", name="I have copied it").click()
+    page.evaluate("window.scrollTo(0, 0)")
+    screenshot(page, "admin-users")
+    for secret in secrets:
+        assert secret not in page.content()
+
+    # Policy: a new version, visible through the API.
+    before = api(live_server, "GET", "/api/v1/policy", admin).json()
+    page.get_by_role("link", name="Policy").click()
+    expect(page.locator("#policy-version")).to_have_text(f"Version {before['version']}")
+    new_days = 21 if before["max_share_days"] != 21 else 14
+    page.locator("#max-share-days").fill(str(new_days))
+    consent = before["consent_text"] + "\n\nAsk your representative if anything is unclear."
+    page.locator("#consent-text").fill(consent)
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(page.locator("#policy-version")).to_have_text(f"Version {before['version'] + 1}")
+    after = api(live_server, "GET", "/api/v1/policy", admin).json()
+    assert after["version"] == before["version"] + 1
+    assert after["max_share_days"] == new_days
+    assert after["consent_text"] == consent.strip()
+    assert after["draft_lifetime_hours"] == before["draft_lifetime_hours"]
+    page.locator("#draft-hours").fill("0")
+    page.get_by_role("button", name="Save as a new version").click()
+    expect(page.locator("#policy-error")).to_contain_text("1 to 720 hours")
+    assert api(live_server, "GET", "/api/v1/policy", admin).json()["version"] == after["version"]
+    page.reload()
+    screenshot(page, "admin-policy")
+
+    # Keys: status, then a rotation.
+    page.get_by_role("link", name="Keys").click()
+    status = api(live_server, "GET", "/api/v1/admin/keys", admin).json()["versions"]
+    current = next(v for v in status if v["current"])
+    expect(page.locator("#stat-current")).to_have_text(f"v{current['version']}")
+    expect(page.locator(f"#key-rows tr[data-version='{current['version']}']")).to_contain_text(
+        "current"
+    )
+    page.get_by_role("button", name="Rotate now").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Rotate now").click()
+    expect(page.locator("#key-result")).to_contain_text(
+        f"version {current['version'] + 1} is current", timeout=30_000
+    )
+    expect(page.locator("#stat-current")).to_have_text(f"v{current['version'] + 1}")
+    rotated = api(live_server, "GET", "/api/v1/admin/keys", admin).json()["versions"]
+    newest = next(v for v in rotated if v["current"])
+    assert newest["version"] == current["version"] + 1
+    assert newest["in_use"] is True  # the recording and its five shares were rewrapped
+    expect(
+        page.locator(f"#key-rows tr[data-version='{newest['version']}'] td.in-use")
+    ).to_have_text("Yes")
+    expect(page.locator("#key-rows")).not_to_contain_text("data keys")
+    screenshot(page, "admin-keys")
+    for secret in secrets:
+        assert secret not in page.content()
+
+    # The representative: figures (small counts suppressed), policy history, a verified chain.
+    page.get_by_role("button", name="Sign out").click()
+    sign_in(page, representative.login, PASSWORD)
+    assert page.url.endswith("/oversight")
+    summary = api(live_server, "GET", "/api/v1/oversight/summary?weeks=12", representative).json()
+    this_week = summary["weeks"][-1]
+    assert this_week["shares_made"] is not None and this_week["shares_made"] >= 5
+    rows = page.locator("#figure-rows tr")
+    expect(rows).to_have_count(12)
+    first = rows.first  # newest week first
+    expect(first.locator("td").nth(1)).to_have_text(f"{this_week['shares_made']:,}")
+    older = summary["weeks"][0]
+    assert older["shares_made"] is None  # nothing happened twelve weeks ago in this database
+    expect(rows.last.locator("td").nth(1)).to_have_text("< 5")
+    week_start = datetime.fromisoformat(this_week["week_start"]).replace(tzinfo=UTC)
+    assert datetime.now(UTC) - week_start < timedelta(days=7)
+    expect(page.locator("#chart .week")).to_have_count(12)
+    expect(page.locator("#chart .bar.suppressed").first).to_be_visible()
+    expect(page.locator("#history-rows tr[data-version]").first).to_contain_text(
+        f"v{after['version']}"
+    )
+    expect(page.locator("#history-rows")).to_contain_text(f"{new_days} days")
+    page.get_by_role("button", name="Verify the audit chain").click()
+    result = page.locator("#chain-result")
+    expect(result).to_contain_text("Intact")
+    chain = api(live_server, "GET", "/api/v1/oversight/audit-chain", representative).json()
+    assert chain["ok"] is True
+    expect(result).to_contain_text("events verified")
+    content = page.content()
+    for secret in [*secrets, activity["employee"].name]:
+        assert secret not in content
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar, where it belongs
+    screenshot(page, "representative-oversight")

@@ -1,0 +1,124 @@
+"""Capture in the browser with Chromium's fake devices: record, review, save with progress."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+
+import pytest
+import requests
+from playwright.sync_api import expect
+
+from tests.browser.conftest import screenshot, sign_in
+from tests.conftest import wait_for
+
+pytestmark = pytest.mark.browser
+PASSWORD = "correct horse battery staple"
+
+
+def recordings_of(live_server, person) -> list[dict]:
+    response = requests.get(
+        f"{live_server.url}/api/v1/recordings", headers=person.headers, timeout=10
+    )
+    assert response.status_code == 200
+    return response.json()["recordings"]
+
+
+def test_record_review_discard_then_save(page, live_server, make_person, tmp_path):
+    employee = make_person("employee", password=PASSWORD)
+    uploads: list[str] = []
+    page.on(
+        "request",
+        lambda request: (
+            uploads.append(request.method)
+            if request.url.endswith("/api/v1/recordings") and request.method == "POST"
+            else None
+        ),
+    )
+    sign_in(page, employee.login, PASSWORD)
+    page.goto("/record")
+    expect(page.locator("#indicator")).to_be_hidden()
+    screenshot(page, "capture-idle")
+
+    # A first take, discarded: nothing is sent.
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.locator("#indicator")).to_be_visible()
+    expect(page.locator("#indicator")).to_contain_text("Recording")
+    expect(page.locator("#timer")).to_have_text("0:01", timeout=5_000)
+    page.get_by_role("button", name="■ Stop").click()
+    expect(page.locator("#save-card")).to_be_visible()
+    page.get_by_role("button", name="Discard").click()
+    page.locator("dialog.confirm-dialog").get_by_role("button", name="Discard").click()
+    expect(page.locator("#save-card")).to_be_hidden()
+    assert uploads == []
+    assert recordings_of(live_server, employee) == []
+
+    # The real take: screen (the fake-ui flag picks one) + the fake microphone.
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.locator("#indicator")).to_be_visible()
+    expect(page.locator("#live")).to_be_visible()
+    mode = page.evaluate(
+        "document.querySelector('#live').srcObject ? "
+        "document.querySelector('#live').srcObject.getVideoTracks()[0].label : ''"
+    )
+    expect(page.locator("#timer")).to_have_text("0:02", timeout=6_000)
+    screenshot(page, "capture-recording")
+    expect(page.locator("#timer")).to_have_text("0:03", timeout=6_000)
+    page.get_by_role("button", name="■ Stop").click()
+
+    expect(page.locator("#save-card")).to_be_visible()
+    expect(page.locator("#indicator")).to_be_hidden()
+    expect(page.locator("#review-facts")).to_contain_text("still only in this browser")
+    expect(page.locator("#review-facts")).to_contain_text("Screen + microphone")
+    assert uploads == []
+    title = f"Captured call {uuid.uuid4().hex[:6]}"
+    page.locator("#title").fill(title)
+    page.get_by_label("The customer was informed").check()
+    screenshot(page, "capture-review")
+
+    page.get_by_role("button", name="Save to My recordings").click()
+    expect(page.locator("#upload-progress")).to_be_visible()
+    expect(page.locator("#done-card")).to_be_visible(timeout=30_000)
+    assert uploads == ["POST"]
+    bar_width = page.evaluate("document.getElementById('upload-bar').style.width")
+    assert bar_width == "100%"
+    screenshot(page, "capture-saved")
+
+    rows = recordings_of(live_server, employee)
+    assert [r["title"] for r in rows] == [title]
+    recording = rows[0]
+    assert recording["customer_informed"] is True
+    assert recording["parts"] == ["screen"]
+    assert mode, "no screen track: the fake-ui flag should pick a screen"
+
+    page.get_by_role("link", name="See it in My recordings").click()
+    card = page.locator(f"#rec-{recording['id']}")
+    expect(card).to_be_visible()
+    expect(card.locator(".recording-title")).to_have_text(title)
+    expect(card).to_have_attribute("data-probe-status", "ok", timeout=30_000)
+    probed = wait_for(
+        lambda: next(r for r in recordings_of(live_server, employee) if r["duration_s"]),
+        20,
+        "the probe",
+    )
+    assert probed["has_video"] is True
+    assert 2.0 <= probed["duration_s"] <= 8.0
+    assert probed["audio_channels"] == 1
+    screenshot(page, "capture-in-recordings")
+
+    # The upload is the browser's WebM with VP8/VP9 video and Opus audio.
+    media = requests.get(
+        f"{live_server.url}/media/recordings/{recording['id']}/screen",
+        headers=employee.headers,
+        timeout=30,
+    )
+    assert media.status_code == 200
+    assert media.headers["Content-Type"].startswith("video/webm")
+    probe = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", "-"],
+        input=media.content,
+        capture_output=True,
+        check=True,
+    )
+    codecs = set(probe.stdout.decode().split())
+    assert codecs & {"vp8", "vp9"} and "opus" in codecs, codecs
