@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, g, redirect, request, session, url_for
+from flask import Flask, current_app, g, redirect, request, session, url_for
 from flask_wtf.csrf import CSRFProtect
 
 from app.errors import Forbidden, Unauthenticated
@@ -20,7 +20,23 @@ from app.models import Role, User
 from app.runtime import runtime
 from app.services import users
 
-csrf = CSRFProtect()
+
+class _HeaderFirstCSRF(CSRFProtect):
+    """Takes the token from a header first, and never parses a multipart body to find one:
+    reading ``request.form`` would consume an upload's stream before the ingest reads it, and
+    spool its files to disk in plaintext."""
+
+    def _get_csrf_token(self):
+        for header_name in current_app.config["WTF_CSRF_HEADERS"]:
+            token = request.headers.get(header_name)
+            if token:
+                return token
+        if request.mimetype == "multipart/form-data":
+            return None
+        return super()._get_csrf_token()
+
+
+csrf = _HeaderFirstCSRF()
 F = TypeVar("F", bound=Callable)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Forms that change state before anyone is signed in (login CSRF is a real attack too).

@@ -101,9 +101,9 @@ class KeyStatusSchema(ma.Schema):
 
 
 class RotationSchema(ma.Schema):
+    # No counts: how many keys exist would tell an admin how many drafts there are.
     new_version = ma.fields.Integer(required=True)
-    rewrapped = ma.fields.Integer(required=True)
-    skipped = ma.fields.Integer(required=True)
+    completed = ma.fields.Boolean(required=True)
 
 
 class RetireSchema(ma.Schema):
@@ -289,9 +289,9 @@ def rotate_keys():
             session,
             "keys.rotated",
             actor_id=current_user().id,
-            detail={"new_version": report.new_version, "rewrapped": report.rewrapped},
+            detail={"new_version": report.new_version},
         )
-    return report
+    return {"new_version": report.new_version, "completed": True}
 
 
 @admin.route("/keys/retire", methods=["POST"])

@@ -16,6 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import Response, request
 from flask_smorest import Blueprint
@@ -25,11 +26,12 @@ from werkzeug.http import is_byte_range_valid
 import crypto
 from app.api import ErrorSchema
 from app.auth import current_user, db_session, require
-from app.errors import AppError, NotFound
+from app.errors import AppError, NotFound, ServiceUnavailable
 from app.metrics import MEDIA_BYTES
 from app.models import MediaObject, Recording, RecordingStatus, Role, Share, ShareStatus, utcnow
 from app.runtime import Runtime, runtime
 from app.services import keys, recordings, shares, views
+from app.storage import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +65,12 @@ class StoreRangeSource:
       cache once a reader has verified them against the object's key (``remember_head``).
       They are no secret, and the chunks are still each authenticated with the key.
     - The chunks one response needs are planned (``plan``) and fetched with one GET of the
-      whole span, read off that stream batch by batch as the response is sent, instead of a
-      ranged GET per batch (S3 servers such as moto read the whole object for each ranged GET;
-      every server adds a round trip). Memory stays one batch. Any other read, or a stream
-      that breaks, falls back to a ranged GET.
+      whole span, read off that stream batch by batch, instead of a ranged GET per batch (S3
+      servers such as moto read the whole object for each ranged GET; every server adds a
+      round trip). While a batch is checked, decrypted and sent, the next batch of
+      *ciphertext* is read ahead on a helper thread: at most two batches in memory, and
+      nothing is decrypted before its state check. Any other read, or a stream that breaks,
+      falls back to a ranged GET.
     """
 
     def __init__(self, store, name: str, size: int) -> None:
@@ -77,6 +81,8 @@ class StoreRangeSource:
         self._span: tuple[int, int] | None = None
         self._stream = None
         self._position = 0
+        self._surplus = b""
+        self._ahead: Future[bytes] | None = None
 
     def read(self, offset: int, length: int) -> bytes:
         if offset == 0:
@@ -103,33 +109,58 @@ class StoreRangeSource:
         self._position = start
 
     def _read_span(self, offset: int, length: int) -> bytes:
-        if self._stream is None:
-            span_stop = self._span[1]  # type: ignore[index]
+        span_stop = self._span[1]  # type: ignore[index]
+        if self._stream is None and self._ahead is None and not self._surplus:
             self._stream = _open_stream(self._store, self._name, offset, span_stop - offset)
-        data = b""
-        if self._stream is not None:
-            try:
-                data = self._stream.read(length)
-                while len(data) < length:
-                    more = self._stream.read(length - len(data))
-                    if not more:
-                        break
-                    data += more
-            except Exception:  # noqa: BLE001 - any broken stream: ranged GETs below answer
-                log.warning("media stream of %s broke; reading on with ranged GETs", self._name)
+        data, self._surplus = self._surplus, b""
+        try:
+            if self._ahead is not None:
+                ahead, self._ahead = self._ahead, None
+                data += ahead.result()
+            if len(data) < length and self._stream is not None:
+                data += self._pull(length - len(data))
+        except Exception:  # noqa: BLE001 - any broken stream: ranged GETs below answer
+            log.warning("media stream of %s broke; reading on with ranged GETs", self._name)
         if len(data) < length:  # no stream (not S3, or it would not open) or a broken one
             self.close()
             self._span = None
             data += self._store.read_range(self._name, offset + len(data), length - len(data))
+        elif len(data) > length:
+            data, self._surplus = data[:length], data[length:]
         self._position = offset + len(data)
+        ahead_from = self._position + len(self._surplus)
+        if self._stream is not None and ahead_from < span_stop:
+            self._ahead = _READ_AHEAD.submit(self._pull, min(READ_AHEAD, span_stop - ahead_from))
         return data
+
+    def _pull(self, length: int) -> bytes:
+        """Up to ``length`` bytes off the stream (fewer only where it ends)."""
+        stream, parts, needed = self._stream, [], length
+        while stream is not None and needed > 0:
+            block = stream.read(needed)
+            if not block:
+                break
+            parts.append(block)
+            needed -= len(block)
+        return b"".join(parts)
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            with contextlib.suppress(Exception):
-                stream.close()
-                stream.release_conn()
+        ahead, self._ahead = self._ahead, None
+        self._surplus = b""
+        if stream is None:
+            return
+        if ahead is not None and not ahead.cancel():
+            # A read-ahead is on the stream now: close it once that read is over.
+            ahead.add_done_callback(lambda _: _close_stream(stream))
+        else:
+            _close_stream(stream)
+
+
+def _close_stream(stream) -> None:
+    with contextlib.suppress(Exception):
+        stream.close()
+        stream.release_conn()
 
 
 def _open_stream(store, name: str, offset: int, length: int):
@@ -172,6 +203,9 @@ class _HeadCache:
 
 
 _HEAD_CACHE = _HeadCache()
+# Read-ahead of the next batch of ciphertext, one task per streaming response at a time.
+READ_AHEAD = BATCH_CHUNKS * crypto.chunked.CHUNK_CIPHERTEXT_SIZE
+_READ_AHEAD = ThreadPoolExecutor(max_workers=64, thread_name_prefix="media-read-ahead")
 
 
 class _ShareState:
@@ -240,7 +274,7 @@ _ERROR_CONTENT = {"application/json": {"schema": ErrorSchema}}
 
 
 @blp.route("/shares/<string:share_id>/<string:kind>")
-@require()
+@require(Role.EMPLOYEE, Role.COACH)
 @blp.doc(
     parameters=[
         {
@@ -276,6 +310,7 @@ _ERROR_CONTENT = {"application/json": {"schema": ErrorSchema}}
             "description": "The stored media failed its integrity check",
             "content": _ERROR_CONTENT,
         },
+        503: {"description": "The media store is unreachable", "content": _ERROR_CONTENT},
     },
 )
 def media(share_id: str, kind: str):
@@ -334,6 +369,8 @@ def stream_object(
     except crypto.DecryptionError:
         log.error("integrity check failed on the header of %s", obj.id)
         raise IntegrityFailure("The stored media failed its integrity check.") from None
+    except StorageError as exc:
+        raise _store_failed(obj, exc) from None
     source.remember_head()
     size = reader.size
     etag = f'"{obj.id}"'
@@ -357,6 +394,9 @@ def stream_object(
         source.close()
         log.error("integrity check failed in %s at %d", obj.id, start)
         raise IntegrityFailure("The stored media failed its integrity check.") from None
+    except StorageError as exc:
+        source.close()
+        raise _store_failed(obj, exc) from None
     except BaseException:
         source.close()
         raise
@@ -376,6 +416,8 @@ def stream_object(
                 yield batch
         except crypto.DecryptionError:
             log.error("integrity check failed in %s; response cut short", obj.id)
+        except StorageError as exc:
+            log.warning("media object %s unreadable mid-response (%s); cut short", obj.id, exc)
         finally:
             source.close()
             if on_done is not None:
@@ -404,6 +446,16 @@ def stream_object(
     # Also when the body is never iterated (HEAD, a client gone before the first byte).
     response.call_on_close(source.close)
     return response
+
+
+def _store_failed(obj: MediaObject, exc: StorageError) -> AppError:
+    """The store could not give the object: an outage (503), or it is gone, e.g. removed by a
+    revoke that committed after this request was authorised (also answered 503: nothing
+    sent, and the next request is refused by the state check)."""
+    log.warning("media object %s could not be read: %s", obj.id, exc)
+    return ServiceUnavailable(
+        "The media could not be read from storage. Try again shortly.", code="storage_unavailable"
+    )
 
 
 def _ciphertext_span(

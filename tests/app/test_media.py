@@ -334,7 +334,8 @@ def test_every_request_is_authorised_afresh(client, rt, share):
 #
 # Every GET the app's S3 client sends is recorded (tests.media_helpers.counting_reads): what it
 # asked the S3 server for, and the size of each read the app made off the answer. A response
-# may stream its chunks from one GET, but never holds more than one batch in hand.
+# may stream its chunks from one GET, reading it a batch at a time (the next batch of
+# ciphertext read ahead while one is sent): never more than one batch per read.
 
 
 def _head(rendition) -> int:
@@ -357,7 +358,7 @@ def _chunk_gets(reads, rendition):
     for (_, end), (begin, _) in itertools.pairwise(spans):
         assert end <= begin, f"a chunk was fetched twice: {spans}"
     for call in calls:
-        assert max(call.reads, default=0) <= BATCH_CT, "more than one batch in hand"
+        assert max(call.reads, default=0) <= BATCH_CT, "a read of more than one batch"
     return calls, headers
 
 
@@ -494,3 +495,28 @@ def test_media_requests_are_recorded_in_the_view(client, rt, share):
     assert view["viewer_id"] == str(coach.id) and view["viewer_name"] == coach.name
     assert view["ranges"] == [[0, 20_000], [500_000, 501_000]]
     assert view["bytes_served"] == 21_000
+
+
+def test_an_unreachable_store_answers_503(client, rt, share):
+    """The app's own S3 store class, pointed at a port where nothing listens (in this process
+    only): a clean error in the one shape, not a 500 or a hang."""
+    from app.storage.s3 import S3Store
+    from tests.conftest import free_port
+
+    dead = S3Store(
+        endpoint=f"127.0.0.1:{free_port()}",
+        access_key="x",
+        secret_key="y" * 16,
+        bucket=rt.store.bucket,
+        connect_timeout=1,
+        read_timeout=2,
+    )
+    live, rt.store = rt.store, dead
+    media_api._HEAD_CACHE.clear()
+    try:
+        for kind in ("video", "poster.jpg"):
+            response = get(client, share, share.coach, kind, Range="bytes=0-99")
+            assert error_code(response, 503) == "storage_unavailable", kind
+    finally:
+        rt.store = live
+    assert get(client, share, share.coach, "poster.jpg", Range="bytes=0-9").status_code == 206

@@ -142,7 +142,9 @@ def test_opt_in_receipt_progress_and_revoke(page, live_server, make_person, samp
     expect(share_card).to_contain_text(f"Ready — {coach.name} can watch it.")
     expect(share_card).to_contain_text("0:02 – 0:09")
     share_card.get_by_text("Access log").click()
-    expect(share_card.locator("details[data-panel=access]")).to_contain_text("You shared it")
+    expect(share_card.locator("details[data-panel=access]")).to_contain_text(
+        f"{employee.name}: Shared it"
+    )
     share_card.locator("details[data-panel=comments] summary").click()
     share_card.get_by_label("Comment", exact=True).fill("Look at 0:05, please.")
     share_card.get_by_role("button", name="Comment", exact=True).click()

@@ -6,16 +6,16 @@
   const ACTIVE = ["processing", "ready", "failed"];
   const LABELS = { processing: "Preparing", ready: "Ready", failed: "Failed", revoked: "Withdrawn", expired: "Expired" };
   const ACTIONS = {
-    "share.created": "You shared it",
+    "share.created": "Shared it",
     "share.ready": "The coaching copy was ready",
     "share.failed": "Preparing the coaching copy failed",
-    "share.revoked": "You withdrew it; the key was destroyed",
+    "share.revoked": "Withdrew it; the key was destroyed",
     "share.expired": "It expired; the key was destroyed",
     "share.objects_deleted": "The stored copies were deleted and their absence checked",
     "share.objects_pending": "Deleting the stored copies (retrying)",
     "media.play": "Started watching",
     "comment.added": "Added a comment",
-    "recording.deleted": "You deleted the recording",
+    "recording.deleted": "Deleted the recording",
   };
 
   const cards = () => [...document.querySelectorAll(".share-card")];
