@@ -196,7 +196,7 @@ def init_app(app: Flask) -> None:
         message = error.description or error.name
         details = None
         data = getattr(error, "data", None)
-        if status == 422 and isinstance(data, dict) and "messages" in data:
+        if status in (400, 422) and isinstance(data, dict) and "messages" in data:
             status, code = 400, "invalid_request"
             message, details = _describe_validation(data["messages"])
         headers: dict[str, str] = {}

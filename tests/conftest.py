@@ -169,6 +169,8 @@ def stack_environment(
         "CR_LOG_LEVEL": "INFO",
         "CR_PUBLIC_URL": "http://127.0.0.1:8000",
         "CR_STORE": "local",
+        # Queues of its own, so concurrent test runs on one Redis never take each other's jobs.
+        "CR_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:8]}-",
     }
     if s3 is not None:
         env.update(
@@ -224,7 +226,7 @@ class WorkerProcess:
         env: dict[str, str],
         log_path: Path,
         *,
-        queues: str = "media,io",
+        queues: str | None = None,
         concurrency: int = 2,
         beat: bool = False,
     ) -> None:

@@ -15,11 +15,9 @@ tests that need a rendition of many 2 MiB batches.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import subprocess
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -364,10 +362,6 @@ def counting_reads(store) -> Iterator[StoreReads]:
         del client.get_object  # back to the class's method
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def jwks(client) -> dict:
     response = client.get("/.well-known/jwks.json")
     assert response.status_code == 200
@@ -381,10 +375,6 @@ def audit_ok(rt) -> Any:
         verdict = audit.verify_chain(session)
     assert verdict.ok, verdict
     return verdict
-
-
-def monotonic_ms() -> float:
-    return time.monotonic() * 1000
 
 
 # --- the OpenAPI document ------------------------------------------------------------------------

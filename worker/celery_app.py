@@ -83,7 +83,7 @@ def create_celery(flask_app: Flask) -> Celery:
             },
             "resume-stalled-shares": {
                 "task": "worker.tasks.resume_stalled_shares",
-                "schedule": 60.0,
+                "schedule": float(settings.stall_check_s),
             },
             "sweep-scratch": {"task": "worker.tasks.sweep_scratch", "schedule": 600.0},
             "reconcile-store": {

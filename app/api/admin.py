@@ -6,10 +6,10 @@ Nothing here returns a recording, a share, a title, a comment or who shared or d
 from __future__ import annotations
 
 import marshmallow as ma
-from flask_smorest import Blueprint
 from marshmallow import validate
 from sqlalchemy import select
 
+from app.api.blueprint import Blueprint
 from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.errors import Conflict, InvalidRequest

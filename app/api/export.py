@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Response
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.auth import current_user, require
 from app.models import Role
 from app.runtime import runtime

@@ -1,11 +1,11 @@
 """``/media/shares/{id}/…``: decrypted media, one HTTP Range per request.
 
 Every request is authorised afresh (share ready and not ended, caller its owner or a grantee).
-Only the chunks the range covers are fetched from the store and decrypted, a batch at a time,
-and before each batch after the first the share's state is read again from the database: once
-a revoke has committed, no further batch is decrypted or sent, in any web process, whatever
-any process has cached. A chunk that fails authentication ends the response; it is never
-served as data.
+Only the chunks the range covers are fetched from the store (one streaming GET, the next
+batch of ciphertext read ahead) and decrypted, a batch at a time, and before each batch after
+the first is decrypted the share's state is read again from the database: once a revoke has
+committed, no further batch is decrypted or sent, in any web process, whatever any process
+has cached. A chunk that fails authentication ends the response; it is never served as data.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from flask import Response, request
-from flask_smorest import Blueprint
 from sqlalchemy import select
 from werkzeug.http import is_byte_range_valid
 
 import crypto
 from app.api import ErrorSchema
+from app.api.blueprint import Blueprint
 from app.auth import current_user, db_session, require
 from app.errors import AppError, NotFound, ServiceUnavailable
 from app.metrics import MEDIA_BYTES

@@ -9,9 +9,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
 from flask import Response, current_app, jsonify
-from flask_smorest import Blueprint
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.api.blueprint import Blueprint
 from app.runtime import runtime
 
 log = logging.getLogger(__name__)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import request
-from flask_smorest import Blueprint
 
+from app.api.blueprint import Blueprint
 from app.api.schemas import (
     RecordingListArgs,
     RecordingListSchema,

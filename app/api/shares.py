@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import time
 
-from flask_smorest import Blueprint
-
+from app.api.blueprint import Blueprint
 from app.api.schemas import (
     AccessLogSchema,
     CoachListSchema,

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from flask_smorest import Blueprint
-
+from app.api.blueprint import Blueprint
 from app.api.schemas import MeSchema
 from app.auth import current_user, require
 

@@ -205,7 +205,9 @@ def test_the_export_is_recorded_and_only_for_employees(client, rt, archive, worl
             )
         ).all()
     assert len(events) >= 1
-    assert error_code(client.get("/api/v1/export", headers=world["coach"].headers), 403)
+    assert (
+        error_code(client.get("/api/v1/export", headers=world["coach"].headers), 403) == "forbidden"
+    )
     assert error_code(client.get("/api/v1/export"), 401) == "unauthenticated"
     # B's own export holds B's recording and share, none of A's.
     response = client.get("/api/v1/export", headers=world["b"].headers)
