@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from app import migrate as migrations
 from app.config import load_settings
@@ -180,10 +181,16 @@ def test_postgresql_tampering_around_the_trigger_is_detected(pg):
     assert (result.ok, result.broken_seq) == (False, 2)
 
 
-def test_postgresql_truncation_is_detected(pg):
+def test_postgresql_truncation_is_refused_and_else_detected(pg):
     append_events(pg, 3)
-    with pg.session() as session:
+    with pytest.raises(DBAPIError, match="append-only"), pg.session() as session:
         session.execute(text("TRUNCATE audit_events"))
+    assert verdict(pg).ok
+    # A superuser can still disable the trigger; the chain then shows the loss.
+    with pg.session() as session:
+        session.execute(text("ALTER TABLE audit_events DISABLE TRIGGER audit_events_no_truncate"))
+        session.execute(text("TRUNCATE audit_events"))
+        session.execute(text("ALTER TABLE audit_events ENABLE TRIGGER audit_events_no_truncate"))
     result = verdict(pg)
     assert not result.ok
     assert result.broken_seq == 1
