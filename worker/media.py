@@ -9,6 +9,7 @@ clock limit, and is killed if the job stops. A file that fails any check raises
 
 from __future__ import annotations
 
+import array
 import collections
 import contextlib
 import ctypes
@@ -21,13 +22,13 @@ import re
 import resource
 import signal
 import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ffmpeg  # ffmpeg-python: builds the filter graph and the command line
-import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -543,34 +544,33 @@ def run_ffmpeg(
 
 
 def waveform_peaks(pcm_path: Path, channels: int, duration_s: float) -> dict:
-    """Per-channel peak amplitudes (0..1) in evenly spaced buckets, for the player."""
+    """Per-channel peak amplitudes (0..1) in evenly spaced buckets, for the player.
+
+    Plain ``array`` arithmetic, one bucket in memory at a time: numpy would add ~20 MiB to
+    every worker process for a few thousand maxima.
+    """
     frame_bytes = 2 * channels
     total_frames = pcm_path.stat().st_size // frame_bytes
     buckets = max(1, min(WAVEFORM_MAX_BUCKETS, int(duration_s * 20) or 1, total_frames or 1))
     per_bucket = max(1, math.ceil(total_frames / buckets)) if total_frames else 1
-    peaks = np.zeros((channels, buckets), dtype=np.float32)
+    peaks = [[0.0] * buckets for _ in range(channels)]
     with open(pcm_path, "rb") as handle:
-        bucket = 0
-        block_frames = per_bucket * 64
-        while bucket < buckets:
-            raw = handle.read(block_frames * frame_bytes)
+        for bucket in range(buckets):
+            raw = handle.read(per_bucket * frame_bytes)
+            raw = raw[: len(raw) - len(raw) % frame_bytes]
             if not raw:
                 break
-            samples = np.frombuffer(raw[: len(raw) - len(raw) % frame_bytes], dtype="<i2")
-            samples = np.abs(samples.reshape(-1, channels).astype(np.int32))
-            n_full = len(samples) // per_bucket
-            for i in range(n_full + (1 if len(samples) % per_bucket else 0)):
-                if bucket >= buckets:
-                    break
-                chunk = samples[i * per_bucket : (i + 1) * per_bucket]
-                if len(chunk):
-                    peaks[:, bucket] = chunk.max(axis=0) / 32768.0
-                bucket += 1
+            samples = array.array("h", raw)  # s16le
+            if sys.byteorder == "big":
+                samples.byteswap()
+            for channel in range(channels):
+                column = samples[channel::channels]
+                peaks[channel][bucket] = max(max(column), -min(column)) / 32768.0
     return {
         "version": 1,
         "channels": channels,
         "buckets": buckets,
         "seconds_per_bucket": round(duration_s / buckets, 4),
         "duration_s": round(duration_s, 3),
-        "peaks": [[round(float(v), 3) for v in row] for row in peaks],
+        "peaks": [[round(v, 3) for v in row] for row in peaks],
     }

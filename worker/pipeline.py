@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 LEASE_RENEW_EVERY_S = 3.0
 LOCK_NAME = ".lock"
+OUTPUT_BLOCK = 256 * 1024  # plaintext read per step when sealing an output
 
 DERIVATIVES = {
     # kind: (output key in the plan, content type)
@@ -327,8 +328,11 @@ def _run_job(
     for key in ("rendition", "poster", "thumbnails"):
         if not plan.outputs[key].is_file() or plan.outputs[key].stat().st_size == 0:
             raise media.MediaRejected("The recording could not be converted (no picture).")
+    # What the coach will actually see: a damaged input can end before its declared length.
+    rendered = media.probe(plan.outputs["rendition"], "mp4", "rendition").duration_s
+    duration_s = min(rendered or plan.duration_s, plan.duration_s)
     waveform = media.waveform_peaks(
-        plan.outputs["waveform_pcm"], plan.audio_out_channels, plan.duration_s
+        plan.outputs["waveform_pcm"], plan.audio_out_channels, duration_s
     )
     waveform["thumbnails"] = {
         "interval_s": plan.thumb_interval_s,
@@ -368,7 +372,7 @@ def _run_job(
         share.status = ShareStatus.READY
         share.progress = 100
         share.ready_at = utcnow()
-        share.duration_s = round(plan.duration_s, 3)
+        share.duration_s = round(duration_s, 3)
         share.job_lease_until = None
         audit.append(
             session,
@@ -399,7 +403,11 @@ def _store_output(
 
     def sealed() -> Iterator[bytes]:
         with open(path, "rb") as handle:
-            for block in crypto.seal(dek, handle, key_id=str(key_id), object_id=str(object_id)):
+            # Blocks, not the file itself: crypto.seal reads a large file ahead in 4 MiB
+            # batches on a helper thread (16 MiB in flight), which buys nothing here (the S3
+            # upload is the slow side) and would sit on top of the store's part buffers.
+            blocks = iter(lambda: handle.read(OUTPUT_BLOCK), b"")
+            for block in crypto.seal(dek, blocks, key_id=str(key_id), object_id=str(object_id)):
                 digest.update(block)
                 if lease is not None:
                     # A long rendition upload keeps the lease (another worker would otherwise

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +29,9 @@ from app.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 READ_SIZE = 1 << 20
+# Sealed blocks waiting for the uploading thread (each at most ~256 KiB): enough to fill the
+# next 16 MiB S3 part while the previous one uploads.
+OVERLAP_BLOCKS = 64
 FILE_FIELDS = ("screen", "audio")
 TEXT_FIELDS = {"title": 200, "agent_channel": 8, "customer_informed": 8}
 MAX_FIELD_BYTES = 4096
@@ -262,7 +267,7 @@ def store_part(
             yield block
 
     try:
-        stored_size = store.put_stream(name, sealed())
+        stored_size = _put_overlapped(store, name, sealed())
     except BaseException:
         store_cleanup(store, name)
         raise
@@ -278,6 +283,77 @@ def store_part(
             stored_sha256=stored_hash.hexdigest(),
         )
     )
+
+
+class _Abort:
+    """Queued to the uploading thread when the request side fails: ends its put unfinished."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+_END = object()
+
+
+def _put_overlapped(store: ObjectStore, name: str, blocks: Iterator[bytes]) -> int:
+    """``store.put_stream(name, blocks)``, with the put on a helper thread.
+
+    The store uploads a part at a time and reads nothing meanwhile; on this thread the
+    request body is read, parsed and sealed. A bounded queue between the two lets the next
+    part be read and sealed while the previous one uploads, instead of after it. If the
+    request side fails (client gone, size limit, bad framing), the put is abandoned, so no
+    object appears; if the store fails, reading stops and the store's error is raised.
+    """
+    handoff: queue.Queue = queue.Queue(maxsize=OVERLAP_BLOCKS)
+    outcome: dict[str, object] = {}
+
+    def from_request() -> Iterator[bytes]:
+        while True:
+            item = handoff.get()
+            if item is _END:
+                return
+            if isinstance(item, _Abort):
+                raise UploadAborted("The upload did not complete.") from item.error
+            yield item
+
+    def upload() -> None:
+        try:
+            outcome["size"] = store.put_stream(name, from_request())
+        except BaseException as exc:  # noqa: BLE001 - handed to the request thread below
+            outcome["error"] = exc
+
+    uploader = threading.Thread(target=upload, name="ingest-put", daemon=True)
+    uploader.start()
+
+    def hand_over(item: object) -> bool:
+        """Queue ``item``; False if the uploader has stopped (its error says why)."""
+        while uploader.is_alive():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    try:
+        for block in blocks:
+            if not hand_over(bytes(block)):
+                break
+        else:
+            hand_over(_END)
+    except BaseException as exc:
+        while True:  # make room, then tell the uploader to abandon the put
+            try:
+                handoff.get_nowait()
+            except queue.Empty:
+                break
+        hand_over(_Abort(exc))
+        uploader.join()
+        raise
+    uploader.join()
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["size"]  # type: ignore[return-value]
 
 
 def store_cleanup(store: ObjectStore, name: str) -> None:

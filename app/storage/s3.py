@@ -11,8 +11,9 @@ from minio.error import MinioException, S3Error
 
 from app.storage import ObjectInfo, ObjectNotFound, StorageUnavailable
 
-# S3 needs parts of at least 5 MiB except the last; 16 MiB keeps memory small and requests few.
-PART_SIZE = 16 * 1024 * 1024
+# The S3 minimum: each part is held in memory (and copied by the SDK) while it uploads, so the
+# smallest part keeps workers and web processes lean; 10,000 parts still allow 48 GiB.
+PART_SIZE = 5 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
 
 
@@ -38,7 +39,7 @@ class _ChunkReader(io.RawIOBase):
                 raise
         if size < 0:
             size = len(self._buffer)
-        out = bytes(self._buffer[:size])
+        out = bytes(memoryview(self._buffer)[:size])
         del self._buffer[:size]
         return out
 

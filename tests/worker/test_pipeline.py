@@ -434,13 +434,9 @@ def test_werkzeug_form_parsing_would_be_seen_spooling():
     assert seen and seen != {"none"}, "werkzeug spooled without a visible temporary file"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="app/auth.py runs flask_wtf's csrf.protect() for cookie sessions before the view; "
-    "it reads request.form first, so werkzeug parses (and spools) the multipart body and the "
-    "streaming ingest then finds an empty stream (400) or werkzeug's form limit answers 413",
-)
 def test_a_browser_session_upload_streams_like_a_token_upload(stack_app, rt, make_person):
+    """The capture page uploads with the session cookie and the CSRF header: the CSRF check
+    must not read the form (which would spool the media and leave the ingest an empty body)."""
     import re
 
     password = "a long enough test password 1"
@@ -954,6 +950,67 @@ def test_revoke_after_an_upload_deletes_what_the_job_stored(quiet, make_person, 
     assert not scratch_dirs(quiet.rt, sid)
     certificate = jwt_claims(share_state(quiet.client, employee, sid)["certificate"])
     assert certificate["absence_check"]["all_absent"] is True
+
+
+def test_revoke_during_an_upload_stops_it_midway(quiet, make_person, samples, monkeypatch):
+    share, employee, _coach = _quiet_share(
+        quiet, make_person, {"screen": (samples.screen_webm, "s.webm")}
+    )
+    sid = uuid.UUID(share["id"])
+    monkeypatch.setattr(pipeline, "LEASE_RENEW_EVERY_S", 0)  # every block checks consent
+    started: list[str] = []
+
+    class RevokingStore(HookedStore):
+        def put_stream(self, name, chunks):
+            def revoke_after_first_block():
+                iterator = iter(chunks)
+                yield next(iterator)
+                if not started:
+                    started.append(name)
+                    response = quiet.client.post(
+                        f"/api/v1/shares/{sid}/revoke", headers=employee.headers
+                    )
+                    assert response.status_code == 200
+                yield from iterator
+
+            return super().put_stream(name, revoke_after_first_block())
+
+    store = RevokingStore(quiet.rt.store, lambda name: None)
+    outcome = pipeline.process_share(replace(quiet.rt, store=store), sid)
+    assert outcome.result == "ended"
+    assert started and store.puts == []  # the put in progress was abandoned, none completed
+    assert not quiet.rt.store.exists(started[0])
+    assert not store_names(quiet.rt, f"shares/{sid}/") and _rows_of(quiet.rt, sid) == 0
+    assert not scratch_dirs(quiet.rt, sid)
+
+
+def test_probe_of_a_recording_whose_media_is_gone_fails_without_retrying(
+    quiet, make_person, samples
+):
+    employee = make_person("employee")
+    recording = upload_ok(quiet.client, employee, {"audio": (samples.call_wav, "c.wav")})
+    quiet.drop()
+    rid = uuid.UUID(recording["id"])
+    with quiet.rt.db.session() as session:
+        (name,) = session.scalars(
+            sql_select(MediaObject.name).where(MediaObject.recording_id == rid)
+        )
+    quiet.rt.store.delete(name)
+    # Not an outage: a missing object is final, so the probe says so instead of retrying.
+    assert pipeline.probe_recording(quiet.rt, rid) == "failed"
+    body = quiet.client.get(f"/api/v1/recordings/{rid}", headers=employee.headers).get_json()
+    assert body["probe_error"] == "The recording's media is missing from storage; upload it again."
+
+    other = upload_ok(quiet.client, employee, {"audio": (samples.call_wav, "c.wav")})
+    quiet.drop()
+    oid = uuid.UUID(other["id"])
+    for stored in store_names(quiet.rt, f"recordings/{oid}/"):
+        quiet.rt.store.delete(stored)
+    with quiet.rt.db.session() as session:
+        session.execute(MediaObject.__table__.delete().where(MediaObject.recording_id == oid))
+    assert pipeline.probe_recording(quiet.rt, oid) == "failed"
+    body = quiet.client.get(f"/api/v1/recordings/{oid}", headers=employee.headers).get_json()
+    assert body["probe_error"] == "The recording has no playable length."
 
 
 # --- scratch sweeping ---------------------------------------------------------------------------

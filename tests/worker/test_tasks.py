@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import redis as redis_lib
 from sqlalchemy import select, update
 
 import crypto
@@ -74,6 +75,7 @@ class Stack:
         self._exit.callback(self.rt.db.dispose)
         self.client = self.app.test_client()
         self.media_queue, self.io_queue = queue_names(self.rt.settings)
+        self._exit.callback(self._forget_queues, redis_url)  # after the worker has stopped
         self.worker = WorkerProcess(
             self.env, tmp / "worker.log", queues=f"{self.media_queue},{self.io_queue}"
         )
@@ -89,6 +91,11 @@ class Stack:
 
     def worker_log(self) -> str:
         return self.worker.log_path.read_text(errors="replace")
+
+    def _forget_queues(self, redis_url: str) -> None:
+        client = redis_lib.Redis.from_url(redis_url)
+        for key in client.scan_iter(match=f"*{self.prefix}*"):
+            client.delete(key)
 
     def close(self) -> None:
         self._exit.close()
