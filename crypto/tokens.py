@@ -14,7 +14,8 @@ vocabulary where it has one)::
     grantees        coach ids
     purpose         the purpose the employee gave
     scope           ["view", "comment"]
-    channels        the media channels shared, e.g. ["screen", "agent_audio"]
+    channels        what is shared, e.g. {"screen": true, "agent_audio": true,
+                    "customer_audio": false, "agent_channel": "left"}
     trim            {"start_s": ..., "end_s": ...} or null
     media_sha256    hex SHA-256 of the submitted raw media
     policy          id/version of the consent text shown
@@ -175,7 +176,9 @@ def verify(
     if not isinstance(token_typ, str) or token_typ.lower() != typ.lower():
         raise TokenError("wrong_type", f"the token's type is {token_typ!r}, expected {typ!r}")
     key = _find_key(jwks, header.get("kid"))
-    require = list(dict.fromkeys([*_ALWAYS_REQUIRED, *required]))
+    # PyJWT's "require" treats a claim that is present but null as missing; a receipt's
+    # "trim" is null when nothing was trimmed. Presence is checked below instead.
+    require = list(_ALWAYS_REQUIRED)
     try:
         claims = jwt.decode(
             token,
@@ -210,4 +213,9 @@ def verify(
         raise TokenError("algorithm_not_allowed", f"only {ALGORITHM} is accepted") from None
     except (jwt.InvalidTokenError, json.JSONDecodeError) as error:
         raise TokenError("malformed", f"the token is not a valid JWT: {error}") from None
+    for claim in required:
+        if claim not in claims:
+            raise TokenError(
+                "missing_claim", f"the token lacks the required claim {claim!r}", claim=claim
+            )
     return claims

@@ -91,12 +91,6 @@ def test_the_receipt_verifies_and_says_what_was_agreed(client, rt, share):
     assert "receipt" not in theirs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=crypto.TokenError,
-    reason="BUG (reported): crypto.verify treats a claim that is null as missing (PyJWT's "
-    "'require'), and an untrimmed share's receipt carries trim: null, a required claim",
-)
 def test_the_receipt_of_an_untrimmed_share_verifies(client, rt, share, samples):
     owner, coach = create_person(rt, "employee"), create_person(rt, "coach")
     recording = upload_recording(client, owner, {"audio": samples.mono_wav})

@@ -253,3 +253,14 @@ def test_old_signing_keys_still_verify(keyring: crypto.FileKeyring) -> None:
     jwks = keyring.jwks()
     assert verify_receipt(old_token, jwks)["jti"] == "share-1"
     assert verify_receipt(new_token, jwks)["jti"] == "share-2"
+
+
+def test_a_null_claim_is_present(keyring: crypto.FileKeyring) -> None:
+    """An untrimmed share's receipt carries "trim": null; null is a value, not a missing claim."""
+    token = crypto.sign(keyring, receipt_claims(trim=None), typ=crypto.RECEIPT_TYP)
+    assert verify_receipt(token, keyring.jwks())["trim"] is None
+    claims = receipt_claims()
+    del claims["trim"]
+    token = crypto.sign(keyring, claims, typ=crypto.RECEIPT_TYP)
+    error = refusal(token, keyring.jwks())
+    assert error.reason == "missing_claim" and error.claim == "trim"
