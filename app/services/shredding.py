@@ -68,7 +68,7 @@ class AbsenceCheck:
 
     def claim(self, checked_at: datetime) -> dict[str, Any]:
         return {
-            "method": "DELETE each object, then LIST the prefix (HEAD any name outside it)",
+            "method": "DELETE the objects, then LIST the prefix (HEAD any name outside it)",
             "checked_at": checked_at.isoformat(timespec="seconds"),
             "all_absent": self.verified,
             "detail": self.detail,
@@ -76,14 +76,14 @@ class AbsenceCheck:
 
 
 def delete_and_verify(store: ObjectStore, names: list[str], prefix: str) -> AbsenceCheck:
-    """Delete objects in parallel, then check that none is left.
+    """Delete the objects (one multi-object request), then check that none is left.
 
     One LIST of the prefix checks every name under it (and finds strays, such as an upload a
     job finished after the names were read); a name outside the prefix, which the layout does
     not make, would get a HEAD of its own. Fewer requests than a HEAD per name, in one round.
     """
     try:
-        list(_deleter.map(store.delete, names))
+        store.delete_many(names)
         outside = [name for name in names if not name.startswith(prefix)]
         listing = _deleter.submit(lambda: list(store.list(prefix)))
         present = [

@@ -63,6 +63,9 @@ class ObjectStore(Protocol):
     def delete(self, name: str) -> None:
         """Remove the object; removing an absent object is not an error."""
 
+    def delete_many(self, names: list[str]) -> None:
+        """Remove several objects, in one request where the store allows it."""
+
     def list(self, prefix: str = "") -> Iterator[str]:
         """Names of the objects under ``prefix``."""
 

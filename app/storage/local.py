@@ -89,6 +89,10 @@ class LocalStore:
         with contextlib.suppress(OSError):
             path.parent.rmdir()
 
+    def delete_many(self, names: list[str]) -> None:
+        for name in names:
+            self.delete(name)
+
     def list(self, prefix: str = "") -> Iterator[str]:
         for info in self.scan(prefix):
             yield info.name

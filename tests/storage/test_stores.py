@@ -345,3 +345,11 @@ def test_local_store_check_fails_without_its_folder(tmp_path):
     (tmp_path / "objects").rmdir()
     with pytest.raises(StorageUnavailable):
         store.check()
+
+
+def test_delete_many_removes_every_name_and_ignores_missing_ones(store):
+    names = [f"shares/{oid()}/{oid()}" for _ in range(5)]
+    for name in names:
+        store.put_stream(name, [b"ciphertext"])
+    store.delete_many([*names, f"shares/{oid()}/{oid()}"])
+    assert [name for name in names if store.exists(name)] == []
