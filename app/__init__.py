@@ -83,6 +83,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     api.init_app(app)
     pages.init_app(app)
 
+    @app.before_request
+    def bound_slow_clients():
+        # A client that stops sending (or reading) for this long loses its connection, so a
+        # handful of trickling clients cannot hold every web thread. Behind a buffering
+        # reverse proxy this never triggers.
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(settings.client_timeout_s)
+
     @app.after_request
     def security_headers(response):
         headers = response.headers

@@ -142,6 +142,7 @@ class Settings:
     job_time_limit_s: int
     visibility_timeout_s: int
     stall_check_s: int
+    client_timeout_s: int
     secure_cookies: bool
     log_level: str
     ratelimit_storage_url: str
@@ -310,6 +311,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         job_time_limit_s=job_time_limit_s,
         visibility_timeout_s=visibility_timeout_s,
         stall_check_s=typed("CR_STALL_CHECK_S", "60", lambda n, r: _parse_int(n, r, 5, 3600)),
+        client_timeout_s=typed("CR_CLIENT_TIMEOUT_S", "60", lambda n, r: _parse_int(n, r, 5, 3600)),
         secure_cookies=typed(
             "CR_SECURE_COOKIES", "true" if public_url.startswith("https") else "false", _parse_bool
         ),

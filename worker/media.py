@@ -54,7 +54,8 @@ OUT_MAX_WIDTH, OUT_MAX_HEIGHT, OUT_MAX_FPS = 1280, 720, 15
 OUT_MAX_PIXELS_IN = 7680 * 4320
 KEYFRAME_INTERVAL_S = 2
 THUMB_W, THUMB_H, THUMB_COLUMNS, THUMB_MAX = 160, 90, 10, 100
-WAVEFORM_RATE = 2000
+WAVEFORM_RATE = 4000  # above most of a voice's energy, and well above a 1 kHz test tone
+PROGRESS_EVERY_S = 1.0
 WAVEFORM_MAX_BUCKETS = 2000
 
 
@@ -352,8 +353,10 @@ def plan_rendition(
         "rendition": out_dir / "rendition.mp4",
         "poster": out_dir / "poster.jpg",
         "thumbnails": out_dir / "thumbnails.jpg",
+        "thumb_frames": out_dir / "thumbs",
         "waveform_pcm": out_dir / "waveform.pcm",
     }
+    plan.outputs["thumb_frames"].mkdir(mode=0o700, exist_ok=True)
     return plan
 
 
@@ -437,8 +440,9 @@ def build_command(plan: RenditionPlan) -> list[str]:
         thumb_video.filter("fps", fps=f"1/{plan.thumb_interval_s:g}", round="up")
         .filter("scale", w=THUMB_W, h=THUMB_H, force_original_aspect_ratio="decrease")
         .filter("pad", w=THUMB_W, h=THUMB_H, x="(ow-iw)/2", y="(oh-ih)/2", color="black")
-        .filter("tile", layout=f"{THUMB_COLUMNS}x{plan.thumb_rows}")
     )
+    # Single frames now, the sprite after (make_sprite): a tile filter emits nothing until its
+    # grid is full, and ffmpeg reports no progress until every output has begun.
     gop = max(1, int(plan.fps * KEYFRAME_INTERVAL_S))
     outputs = [
         ffmpeg.output(
@@ -463,7 +467,11 @@ def build_command(plan: RenditionPlan) -> list[str]:
         ),
         ffmpeg.output(poster, str(plan.outputs["poster"]), vframes=1, q=3, f="image2", update=1),
         ffmpeg.output(
-            thumbs, str(plan.outputs["thumbnails"]), vframes=1, q=5, f="image2", update=1
+            thumbs,
+            str(plan.outputs["thumb_frames"] / "%04d.jpg"),
+            vframes=THUMB_MAX,
+            q=5,
+            f="image2",
         ),
         ffmpeg.output(
             wave_audio,
@@ -517,16 +525,31 @@ def run_ffmpeg(
     watchdog = threading.Timer(timeout_s, expire)
     watchdog.daemon = True
     watchdog.start()
-    try:
+    latest = [0.0]
+
+    def read_progress() -> None:
         for raw in process.stdout:
             key, _, value = raw.decode(errors="replace").strip().partition("=")
             if key == "out_time_us" and value.lstrip("-").isdigit():
-                on_progress(min(max(int(value) / 1e6 / max(total_s, 0.001), 0.0), 1.0))
-        process.wait()
+                latest[0] = min(max(int(value) / 1e6 / max(total_s, 0.001), 0.0), 1.0)
+
+    reader = threading.Thread(target=read_progress, name="ffmpeg-progress", daemon=True)
+    reader.start()
+    try:
+        # The callback runs every second whether or not ffmpeg prints: it renews the job's
+        # lease and notices a revoke, and whatever it raises stops ffmpeg at once.
+        while True:
+            try:
+                process.wait(timeout=PROGRESS_EVERY_S)
+                break
+            except subprocess.TimeoutExpired:
+                on_progress(latest[0])
+        reader.join(timeout=10)
     finally:
         watchdog.cancel()
         _kill(process)
         drain.join(timeout=10)
+        reader.join(timeout=10)
         process.stdout.close()
         process.stderr.close()
     if timed_out.is_set():
@@ -541,6 +564,32 @@ def run_ffmpeg(
             "The recording could not be converted: the file is damaged or uses a format "
             "we cannot read."
         )
+
+
+def make_sprite(plan: RenditionPlan, timeout_s: float = 120) -> None:
+    """Tile the single thumbnails of the main run into one sprite image for the player."""
+    frames = sorted(plan.outputs["thumb_frames"].glob("*.jpg"))
+    if not frames:
+        raise MediaRejected("The recording could not be converted (no picture).")
+    plan.thumb_count = len(frames)
+    plan.thumb_rows = math.ceil(len(frames) / THUMB_COLUMNS)
+    # Our own JPEGs from the run above, read back with the image demuxer.
+    argv = (
+        ffmpeg.input(
+            str(plan.outputs["thumb_frames"] / "%04d.jpg"),
+            f="image2",
+            framerate=1,
+            protocol_whitelist="file",
+        )
+        .filter("tile", layout=f"{THUMB_COLUMNS}x{plan.thumb_rows}")
+        .output(str(plan.outputs["thumbnails"]), vframes=1, q=5, f="image2", update=1)
+        .global_args("-nostdin", "-hide_banner", "-v", "error")
+        .overwrite_output()
+        .compile(cmd=FFMPEG)
+    )
+    result = _run(argv, timeout_s)
+    if result.returncode != 0 or not plan.outputs["thumbnails"].is_file():
+        raise MediaRejected("The recording could not be converted (no thumbnails).")
 
 
 def waveform_peaks(pcm_path: Path, channels: int, duration_s: float) -> dict:

@@ -325,6 +325,7 @@ def _run_job(
         timeout_s=min(rt.settings.ffmpeg_timeout_s, rt.settings.job_time_limit_s),
         on_progress=lambda fraction: lease.touch(5 + int(fraction * 85)),
     )
+    media.make_sprite(plan)
     for key in ("rendition", "poster", "thumbnails"):
         if not plan.outputs[key].is_file() or plan.outputs[key].stat().st_size == 0:
             raise media.MediaRejected("The recording could not be converted (no picture).")

@@ -28,7 +28,6 @@ log = logging.getLogger(__name__)
 
 TRANSIENT = (StorageError, OperationalError, ConnectionError, TimeoutError)
 MAX_RETRIES = 6
-NEVER_STARTED_AFTER = timedelta(minutes=10)
 
 
 def _backoff(retries: int) -> int:
@@ -139,9 +138,16 @@ def delete_expired_drafts() -> int:
 
 @shared_task(name="worker.tasks.resume_stalled_shares")
 def resume_stalled_shares() -> int:
-    """Re-send the job of shares whose worker died (stale lease) or whose job never started."""
+    """Re-send the jobs that a dead worker or a lost message left undone.
+
+    A share whose lease ran out lost its worker; a share or a recording's probe that never
+    started after a while lost its message (a broker that was down, or one that keeps nothing
+    on restart). A job sent twice does its work once: the share job holds a lease, and a probe
+    only fills in what is still pending.
+    """
     rt = runtime()
     now = utcnow()
+    never_started = now - timedelta(seconds=max(60, 12 * rt.settings.stall_check_s))
     with rt.db.session() as session:
         stalled = list(
             session.scalars(
@@ -151,9 +157,20 @@ def resume_stalled_shares() -> int:
                     or_(
                         Share.job_lease_until < now,
                         Share.job_lease_until.is_(None)
-                        & (Share.created_at < now - NEVER_STARTED_AFTER)
+                        & (Share.created_at < never_started)
                         & (Share.job_attempts == 0),
                     ),
+                )
+                .limit(100)
+            )
+        )
+        unprobed = list(
+            session.scalars(
+                select(Recording.id)
+                .where(
+                    Recording.status == RecordingStatus.DRAFT,
+                    Recording.probe_status == "pending",
+                    Recording.created_at < never_started,
                 )
                 .limit(100)
             )
@@ -161,7 +178,10 @@ def resume_stalled_shares() -> int:
     for share_id in stalled:
         log.warning("share %s stalled; sending its job again", share_id)
         rt.jobs.send(jobs.PROCESS_SHARE, str(share_id))
-    return len(stalled)
+    for recording_id in unprobed:
+        log.warning("recording %s was never probed; sending its probe again", recording_id)
+        rt.jobs.send(jobs.PROBE_RECORDING, str(recording_id))
+    return len(stalled) + len(unprobed)
 
 
 @shared_task(name="worker.tasks.sweep_scratch")

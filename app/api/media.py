@@ -26,7 +26,7 @@ import crypto
 from app.api import ErrorSchema
 from app.api.blueprint import Blueprint
 from app.auth import current_user, db_session, require
-from app.errors import AppError, NotFound, ServiceUnavailable
+from app.errors import AppError, Gone, NotFound, ServiceUnavailable
 from app.metrics import MEDIA_BYTES
 from app.models import MediaObject, Recording, RecordingStatus, Role, Share, ShareStatus, utcnow
 from app.runtime import Runtime, runtime
@@ -370,7 +370,7 @@ def stream_object(
         log.error("integrity check failed on the header of %s", obj.id)
         raise IntegrityFailure("The stored media failed its integrity check.") from None
     except StorageError as exc:
-        raise _store_failed(obj, exc) from None
+        raise _store_failed(obj, exc, still_allowed) from None
     source.remember_head()
     size = reader.size
     etag = f'"{obj.id}"'
@@ -396,7 +396,7 @@ def stream_object(
         raise IntegrityFailure("The stored media failed its integrity check.") from None
     except StorageError as exc:
         source.close()
-        raise _store_failed(obj, exc) from None
+        raise _store_failed(obj, exc, still_allowed) from None
     except BaseException:
         source.close()
         raise
@@ -448,10 +448,19 @@ def stream_object(
     return response
 
 
-def _store_failed(obj: MediaObject, exc: StorageError) -> AppError:
-    """The store could not give the object: an outage (503), or it is gone, e.g. removed by a
-    revoke that committed after this request was authorised (also answered 503: nothing
-    sent, and the next request is refused by the state check)."""
+def _store_failed(
+    obj: MediaObject, exc: StorageError, still_allowed: Callable[[], bool]
+) -> AppError:
+    """The store could not give the object: it is gone because consent ended after this
+    request was authorised (410, as for a request made after), or the store is down (503)."""
+    try:
+        allowed = still_allowed()
+    except Exception:  # noqa: BLE001 - the database may be down too: report the store
+        allowed = True
+    if not allowed:
+        return Gone(
+            "This share has ended: the employee withdrew it or it expired.", code="share_ended"
+        )
     log.warning("media object %s could not be read: %s", obj.id, exc)
     return ServiceUnavailable(
         "The media could not be read from storage. Try again shortly.", code="storage_unavailable"

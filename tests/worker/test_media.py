@@ -299,6 +299,7 @@ def test_short_media_gets_poster_and_a_full_thumbnail_sprite(tmp_path, seconds):
     media.run_ffmpeg(
         media.build_command(plan), total_s=plan.duration_s, timeout_s=60, on_progress=lambda f: None
     )
+    media.make_sprite(plan)
     for key in ("rendition", "poster", "thumbnails"):
         assert plan.outputs[key].stat().st_size > 0, key
     assert plan.thumb_count == math.ceil(seconds / plan.thumb_interval_s)
@@ -445,3 +446,21 @@ def _kill_ffmpeg_using(folder: Path) -> None:
     for process in _ffmpeg_using(folder):
         with contextlib.suppress(psutil.NoSuchProcess):
             process.kill()
+
+
+def test_progress_is_reported_during_the_transcode_not_only_at_the_end(tmp_path):
+    """The callback runs while ffmpeg works (it renews the job's lease and notices a revoke),
+    and the progress it gets rises before the end."""
+    screen = tmp_path / "long.webm"
+    corpus.ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30:d=40"),
+        *("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "2M"),
+        str(screen),
+    )
+    plan = plan_for(tmp_path, screen)
+    seen: list[float] = []
+    media.run_ffmpeg(
+        media.build_command(plan), total_s=plan.duration_s, timeout_s=300, on_progress=seen.append
+    )
+    assert len(seen) >= 2, seen
+    assert any(0.05 < value < 0.95 for value in seen), seen

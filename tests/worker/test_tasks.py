@@ -272,7 +272,7 @@ def test_resume_stalled_shares_resends_only_stalled_jobs(stack, samples):
         job_lease_until=now - timedelta(seconds=5),
         job_attempts=1,
     )
-    _set(stack, Share, shares["never-started"], created_at=now - timedelta(minutes=11))
+    _set(stack, Share, shares["never-started"], created_at=now - timedelta(minutes=30))
     _set(
         stack,
         Share,
@@ -391,3 +391,12 @@ def test_a_storage_outage_is_retried_with_backoff(stack, samples):
         assert row.ready_at.replace(tzinfo=None) - first_outage >= timedelta(seconds=5)  # backoff
         assert session.get(Recording, uuid.UUID(recording["id"])).status is RecordingStatus.DRAFT
     assert len(store_names(stack.rt, f"shares/{share['id']}/")) == 4
+
+
+def test_resume_also_resends_a_probe_whose_message_was_lost(stack, samples):
+    employee = stack.person("employee")
+    recording = upload_ok(stack.quiet.client, employee, {"audio": (samples.call_wav, "c.wav")})
+    stack.quiet.drop(stack.quiet.media_queue)  # the probe's message was lost
+    _set(stack, Recording, recording["id"], created_at=utcnow() - timedelta(minutes=30))
+    run_task(stack.quiet.app, "worker.tasks.resume_stalled_shares")
+    assert recording["id"] in {m["args"][0] for m in stack.quiet.messages()}
