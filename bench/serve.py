@@ -307,6 +307,45 @@ def stream_s3(rt, name: str) -> tuple[int, float]:
     return total, time.perf_counter() - started
 
 
+class CpuMeter:
+    """CPU seconds (user + system) spent by groups of processes over a with-block."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self._groups = groups
+        self.seconds: dict[str, float] = {}
+
+    @staticmethod
+    def _total(processes: list[psutil.Process]) -> float:
+        total = 0.0
+        for process in processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system
+        return total
+
+    def __enter__(self) -> CpuMeter:
+        self._start = {name: self._total(get()) for name, get in self._groups.items()}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for name, get in self._groups.items():
+            self.seconds[name] = self._total(get()) - self._start[name]
+
+
+def s3_first_byte(rt, name: str, start: int) -> float:
+    """Seconds to the first byte of a direct 64 KiB ranged GET from the S3 server."""
+    started = time.perf_counter()
+    response = rt.store.client.get_object(rt.store.bucket, name, offset=start, length=KIB64)
+    try:
+        assert response.read(1)
+        elapsed = time.perf_counter() - started
+        assert len(response.read()) == KIB64 - 1
+    finally:
+        response.close()
+        response.release_conn()
+    return elapsed
+
+
 def first_byte(url: str, headers: dict, start: int) -> float:
     """Seconds from sending a 64 KiB Range request (new connection) to its first body byte."""
     started = time.perf_counter()
@@ -534,13 +573,24 @@ def run(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:
 
     log(f"throughput: media endpoint vs a direct S3 GET, best of {args.repeat}")
     media_times, s3_times = [], []
+    me = psutil.Process()
+    groups = {
+        "web": s.web_processes,
+        "s3": lambda: [psutil.Process(s.moto.process.pid)],
+        "client": lambda: [me],
+    }
+    media_cpu, s3_cpu = [], []
     for _ in range(args.repeat):
-        served, seconds = stream_media(video, coach_headers)
+        with CpuMeter(groups) as cpu:
+            served, seconds = stream_media(video, coach_headers)
         assert served == big_plain, (served, big_plain)
         media_times.append(seconds)
-        fetched, seconds = stream_s3(rt, big_name)
+        media_cpu.append(cpu.seconds)
+        with CpuMeter(groups) as cpu:
+            fetched, seconds = stream_s3(rt, big_name)
         assert fetched == big_stored
         s3_times.append(seconds)
+        s3_cpu.append(cpu.seconds)
     media_rate = big_plain / min(media_times)
     s3_rate = big_stored / min(s3_times)
 
@@ -551,6 +601,7 @@ def run(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:
         ttfb_near.append(first_byte(video, coach_headers, 0))
         ttfb_far.append(first_byte(video, coach_headers, far))
     near, far_median = statistics.median(ttfb_near), statistics.median(ttfb_far)
+    s3_near = statistics.median(s3_first_byte(rt, big_name, 0) for _ in range(args.samples))
 
     log(f"revoke latency: {args.revokes} revokes one after another while {args.streams} stream")
     baseline = PeakRss(s.web_processes).sample()
@@ -599,6 +650,7 @@ def run(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:
         ("TTFB 64 KiB at 0 % (median)", f"{near * 1000:.1f} ms", "", None),
         ("TTFB 64 KiB at 95 % (median)", f"{far_median * 1000:.1f} ms", "", None),
         ("  TTFB ratio 95 % / 0 %", f"{ttfb_ratio:.2f}", "<= 1.5", ttfb_ratio <= 1.5),
+        ("  (direct S3 ranged GET of 64 KiB at 0 %)", f"{s3_near * 1000:.1f} ms", "", None),
         (f"revoke p50 ({len(latencies)} revokes, {args.streams} streams)",
          f"{p50 * 1000:.1f} ms", "", None),
         ("revoke p99", f"{p99 * 1000:.1f} ms", "<= 100 ms", p99 <= 0.1),
@@ -625,6 +677,14 @@ def run(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:
     print(f"\nrevoke latencies (ms): {' '.join(f'{x * 1000:.0f}' for x in latencies)}")
     print(f"media stream runs (s): {' '.join(f'{x:.2f}' for x in media_times)}; "
           f"S3 runs (s): {' '.join(f'{x:.2f}' for x in s3_times)}")  # fmt: skip
+    gib = big_plain / (1 << 30)
+    for label, runs in (("media endpoint", media_cpu), ("direct S3 GET", s3_cpu)):
+        best = min(runs, key=lambda run: sum(run.values()))
+        print(
+            f"CPU s per GiB, {label}: "
+            + ", ".join(f"{name} {value / gib:.2f}" for name, value in best.items())
+            + f" (sum {sum(best.values()) / gib:.2f}; {os.cpu_count()} CPUs shared by all three)"
+        )
     print(f"TTFB 0 % (ms): {' '.join(f'{x * 1000:.0f}' for x in sorted(ttfb_near))}")
     print(f"TTFB 95 % (ms): {' '.join(f'{x * 1000:.0f}' for x in sorted(ttfb_far))}")
     print(f"total run time {time.monotonic() - began:.0f} s; load average {os.getloadavg()}")
