@@ -596,16 +596,16 @@ def ffmpeg(*args: str, timeout: float = 300) -> None:
 
 @pytest.fixture(scope="session")
 def proof_media(tmp_path_factory) -> dict[str, Path]:
-    """Inputs made once per run: ``long`` is 80 s of 720p video with stereo sound in one MP4,
+    """Inputs made once per run: ``long`` is 120 s of 720p video with stereo sound in one MP4,
     whose transcode takes well over 10 s on this kind of machine (the faults need a job that
     is still running when they strike); ``noise`` is 4 s of 360p noise (an H.264 MP4 of a
     few MiB that does not compress, for streaming)."""
     folder = tmp_path_factory.mktemp("proof-media")
     long = folder / "long.mp4"
     ffmpeg(
-        "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=15:d=80",
-        "-f", "lavfi", "-i", "sine=f=440:d=80:sample_rate=16000",
-        "-f", "lavfi", "-i", "sine=f=1000:d=80:sample_rate=16000",
+        "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=15:d=120",
+        "-f", "lavfi", "-i", "sine=f=440:d=120:sample_rate=16000",
+        "-f", "lavfi", "-i", "sine=f=1000:d=120:sample_rate=16000",
         "-filter_complex", "[1][2]amerge=inputs=2[a]", "-map", "0:v", "-map", "[a]",
         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-pix_fmt", "yuv420p",
         "-c:a", "aac", "-ac", "2", str(long),

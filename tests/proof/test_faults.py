@@ -4,7 +4,7 @@ check that nothing is left behind.
 
 The stack is self-contained and restartable: a private PostgreSQL cluster, a private
 redis-server, moto's S3 server behind a TCP gate, one real Celery worker with the scheduler
-(``--beat``) and ``CR_STALL_CHECK_S=5``. The jobs transcode an 80 s 720p input, so a fault
+(``--beat``) and ``CR_STALL_CHECK_S=5``. The jobs transcode a 120 s 720p input, so a fault
 strikes while ffmpeg is still working (progress above 10 %).
 """
 
