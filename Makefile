@@ -27,12 +27,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 test: $(STAMP) lint
-	@scripts/ensure-system.sh --browser
+	@scripts/ensure-system.sh --browser --hsm
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && \
 	  $(BIN)/python -m pytest -m "not proof" $(PYTEST_ARGS)
 
 proof: $(STAMP)
-	@scripts/ensure-system.sh --browser
+	@scripts/ensure-system.sh --browser --hsm
 	@rm -f tests/artifacts/proof/results.jsonl
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh --rabbitmq)" && \
 	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS); status=$$?; \

@@ -336,7 +336,7 @@ def keys_status() -> None:
     from app.services import keys as key_service
 
     with app_context() as rt:
-        for row in key_service.status(rt.db, rt.keyring):
+        for row in key_service.status(rt.db, rt.kek):
             mark = "*" if row["current"] else " "
             click.echo(
                 f"{mark} v{row['version']:<4} {row['state']:<10} "
@@ -358,9 +358,7 @@ def keys_rotate(batch_size: int) -> None:
         with rt.db.session() as session:
             total = session.scalar(select(func.count()).select_from(DataKey)) or 0
         with click.progressbar(length=total, label="rewrapping data keys") as bar:
-            report = key_service.rotate(
-                rt.db, rt.keyring, batch_size=batch_size, progress=bar.update
-            )
+            report = key_service.rotate(rt.db, rt.kek, batch_size=batch_size, progress=bar.update)
         with rt.db.session() as session:
             audit_service.append(
                 session,
@@ -381,7 +379,7 @@ def keys_retire() -> None:
     from app.services import keys as key_service
 
     with app_context() as rt:
-        destroyed = key_service.retire(rt.db, rt.keyring)
+        destroyed = key_service.retire(rt.db, rt.kek)
         with rt.db.session() as session:
             audit_service.append(session, "keys.retired", detail={"destroyed": destroyed})
     if destroyed:

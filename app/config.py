@@ -12,7 +12,7 @@ import os
 import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -130,7 +130,11 @@ class Settings:
     s3_secure: bool
     s3_region: str | None
     keyring_path: Path
-    secret_key: str
+    kek_provider: str  # "file" (the keyring file) or "pkcs11" (an HSM)
+    pkcs11_module: Path | None
+    pkcs11_token: str | None
+    pkcs11_pin: str | None = field(repr=False)
+    secret_key: str = field(repr=False)
     scratch_dir: Path
     public_url: str
     max_upload_bytes: int
@@ -250,6 +254,26 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
         raise ConfigError(f"CR_S3_BUCKET={bucket!r} is not a valid bucket name")
 
+    kek_provider = (get("CR_KEK_PROVIDER", "file") or "file").lower()
+    if kek_provider not in {"file", "pkcs11"}:
+        raise ConfigError(f"CR_KEK_PROVIDER={kek_provider!r} must be 'file' or 'pkcs11'")
+    pkcs11_module = pkcs11_token = pkcs11_pin = None
+    if kek_provider == "pkcs11":
+        for name in ("CR_PKCS11_MODULE", "CR_PKCS11_TOKEN", "CR_PKCS11_PIN_FILE"):
+            if not get(name):
+                raise ConfigError(f"{name} is required when CR_KEK_PROVIDER=pkcs11")
+        pkcs11_module = Path(get("CR_PKCS11_MODULE") or "").expanduser()
+        if not pkcs11_module.is_file():
+            raise ConfigError(f"CR_PKCS11_MODULE={str(pkcs11_module)!r} is not a file")
+        pkcs11_token = get("CR_PKCS11_TOKEN")
+        pin_file = Path(get("CR_PKCS11_PIN_FILE") or "").expanduser()
+        try:
+            pkcs11_pin = pin_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} cannot be read") from None
+        if not pkcs11_pin:
+            raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} is empty")
+
     secret_key = get("CR_SECRET_KEY")
     if secret_key is not None and len(secret_key) < 32:
         raise ConfigError("CR_SECRET_KEY must be at least 32 characters")
@@ -295,6 +319,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         keyring_path=Path(get("CR_KEYRING") or instance_dir / "keyring.json")
         .expanduser()
         .resolve(),
+        kek_provider=kek_provider,
+        pkcs11_module=pkcs11_module,
+        pkcs11_token=pkcs11_token,
+        pkcs11_pin=pkcs11_pin,
         secret_key=secret_key,
         scratch_dir=Path(get("CR_SCRATCH_DIR") or instance_dir / "scratch").expanduser().resolve(),
         public_url=public_url,

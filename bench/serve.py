@@ -224,7 +224,7 @@ def materialize(rt, share_id: str, parts: dict[str, tuple[Callable[[], object], 
     with rt.db.session() as session:
         share = session.get(Share, sid)
         key_id = share.key_id
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, key_id)
     rows = []
     for kind, (open_plaintext, content_type) in parts.items():
         object_id = uuid.uuid4()

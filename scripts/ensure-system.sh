@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the system programs consent-replay needs, when missing: ffmpeg (and, with
-# --browser, Chromium for the browser tests). Uses apt-get when run as root; otherwise says
-# what to install.
+# --browser, Chromium for the browser tests; with --hsm, SoftHSM2 for the PKCS#11 tests).
+# Uses apt-get when run as root; otherwise says what to install.
 set -euo pipefail
 
 need=()
@@ -9,6 +9,7 @@ command -v ffmpeg >/dev/null 2>&1 && command -v ffprobe >/dev/null 2>&1 || need+
 for arg in "$@"; do
   case "$arg" in
     --browser) command -v chromium >/dev/null 2>&1 || need+=(chromium) ;;
+    --hsm) command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2) ;;
     --age) command -v age >/dev/null 2>&1 || need+=(age) ;;
   esac
 done

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -86,6 +87,55 @@ def fresh_database(admin_url: str, prefix: str = "cr_test") -> Iterator[str]:
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+
+
+@dataclass
+class HsmToken:
+    module: Path
+    label: str
+    pin: str
+    pin_file: Path
+
+
+@pytest.fixture(scope="session")
+def softhsm(tmp_path_factory) -> Path:
+    """A SoftHSM2 token directory of the run's own (SOFTHSM2_CONF points at it)."""
+    if not SOFTHSM_MODULE.is_file() or shutil.which("softhsm2-util") is None:
+        pytest.fail(
+            "SoftHSM2 is missing (the PKCS#11 KEK provider's tests need it): "
+            "apt-get install softhsm2 (make test does)",
+            pytrace=False,
+        )
+    folder = tmp_path_factory.mktemp("softhsm")
+    (folder / "tokens").mkdir()
+    conf = folder / "softhsm2.conf"
+    conf.write_text(
+        f"directories.tokendir = {folder / 'tokens'}\nobjectstore.backend = file\n"
+        "log.level = ERROR\n"
+    )
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # read by the library when it initialises
+    return folder
+
+
+@pytest.fixture
+def hsm_token(softhsm) -> HsmToken:
+    """A fresh token (its own label and PIN), visible to this process's PKCS#11 library."""
+    import pkcs11
+
+    label, pin = f"cr-{uuid.uuid4().hex[:12]}", uuid.uuid4().hex[:8]
+    subprocess.run(
+        ["softhsm2-util", "--init-token", "--free", "--label", label, "--pin", pin,
+         "--so-pin", uuid.uuid4().hex[:8]],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    pkcs11.lib(str(SOFTHSM_MODULE)).reinitialize()  # a token made after C_Initialize
+    pin_file = softhsm / f"{label}.pin"
+    pin_file.write_text(pin + "\n")
+    pin_file.chmod(0o600)
+    return HsmToken(SOFTHSM_MODULE, label, pin, pin_file)
 
 
 @pytest.fixture(scope="session")
@@ -199,18 +249,27 @@ def stack_env(tmp_path_factory, pg_url, redis_url, s3_server) -> dict[str, str]:
     )
 
 
-@pytest.fixture(scope="session")
-def stack_app(stack_env):
+@contextlib.contextmanager
+def app_for(env: dict[str, str]):
+    """The app (in testing mode) for an environment, its database migrated to the head."""
     from app import create_app
     from app import migrate as migrations
     from app.config import load_settings
 
-    settings = load_settings(stack_env)
+    settings = load_settings(env)
     migrations.upgrade(settings.database_url)
     app = create_app(settings)
     app.config["TESTING"] = True
-    yield app
-    app.extensions["consent_replay"].db.dispose()
+    try:
+        yield app
+    finally:
+        app.extensions["consent_replay"].db.dispose()
+
+
+@pytest.fixture(scope="session")
+def stack_app(stack_env):
+    with app_for(stack_env) as app:
+        yield app
 
 
 @pytest.fixture(scope="session")

@@ -219,7 +219,7 @@ def _load_inputs(rt: Runtime, share_id: uuid.UUID) -> _Inputs:
 def _dek(rt: Runtime, key_id: uuid.UUID) -> bytes:
     with rt.db.session() as session:
         try:
-            return keys.load_data_key(session, rt.keyring, rt.key_cache, key_id)
+            return keys.load_data_key(session, rt.kek, rt.key_cache, key_id)
         except keys.KeyDestroyed:
             raise ShareEnded("key destroyed") from None
 

@@ -274,7 +274,7 @@ def update_policy(args):
 def key_status():
     """Key-encryption key versions, and whether each still wraps a data key."""
     rt = runtime()
-    return {"versions": keys.status(rt.db, rt.keyring)}
+    return {"versions": keys.status(rt.db, rt.kek)}
 
 
 @admin.route("/keys/rotate", methods=["POST"])
@@ -283,7 +283,7 @@ def key_status():
 def rotate_keys():
     """Add a KEK version and rewrap every live data key under it."""
     rt = runtime()
-    report = keys.rotate(rt.db, rt.keyring)
+    report = keys.rotate(rt.db, rt.kek)
     with rt.db.session() as session:
         audit.append(
             session,
@@ -300,7 +300,7 @@ def rotate_keys():
 def retire_keys():
     """Destroy KEK versions that no data key uses any more."""
     rt = runtime()
-    destroyed = keys.retire(rt.db, rt.keyring)
+    destroyed = keys.retire(rt.db, rt.kek)
     with rt.db.session() as session:
         audit.append(
             session, "keys.retired", actor_id=current_user().id, detail={"destroyed": destroyed}

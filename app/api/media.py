@@ -531,7 +531,7 @@ def recording_media(recording_id: str, part: str):
     if obj is None:
         raise NotFound("media")
     try:
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, recording.key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, recording.key_id)
     except keys.KeyDestroyed:
         raise NotFound("recording") from None
     rid = recording.id

@@ -163,7 +163,7 @@ def _media(rt: Runtime, session, archive, sink, recording: Recording) -> Iterato
     if recording.title_sealed is None and recording.status.value == "deleted":
         return
     try:
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, recording.key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, recording.key_id)
     except keys.KeyDestroyed:
         return
     for obj in recording.objects:
@@ -186,7 +186,7 @@ def _rendition(rt: Runtime, session, archive, sink, share: Share) -> Iterator[by
     if obj is None:
         return
     try:
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, share.key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, share.key_id)
     except keys.KeyDestroyed:
         return
     yield from _copy(rt, archive, sink, f"shares/{share.id}/rendition.mp4", dek, share.key_id, obj)

@@ -59,9 +59,7 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
             code="upload_too_large",
             status=413,
         )
-    keys.store_data_key(
-        session, rt.keyring, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id
-    )
+    keys.store_data_key(session, rt.kek, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id)
     now = utcnow()
     recording = Recording(
         id=upload.recording_id,
@@ -133,7 +131,7 @@ def title_of(session: Session, rt: Runtime, recording: Recording) -> str | None:
     if recording.title_sealed is None:
         return None
     try:
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, recording.key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, recording.key_id)
         return open_text(dek, recording.key_id, "title", recording.id, recording.title_sealed)
     except (keys.KeyDestroyed, crypto.DecryptionError):
         return None

@@ -113,7 +113,7 @@ def create_share(
 
     now = utcnow()
     share_id = uuid.uuid4()
-    key_id, dek = keys.create_data_key(session, rt.keyring, owner_id=owner.id)
+    key_id, dek = keys.create_data_key(session, rt.kek, owner_id=owner.id)
     title = recordings.title_of(session, rt, recording) or "Untitled recording"
     expires_at = now + timedelta(days=request.expires_in_days)
     channels = _channels(recording, request.include_customer_audio)
@@ -261,7 +261,7 @@ def list_for(session: Session, user: User) -> list[Share]:
 
 def share_dek(session: Session, rt: Runtime, share: Share) -> bytes:
     try:
-        return keys.load_data_key(session, rt.keyring, rt.key_cache, share.key_id)
+        return keys.load_data_key(session, rt.kek, rt.key_cache, share.key_id)
     except keys.KeyDestroyed:
         raise Gone("This share has ended.", code="share_ended") from None
 

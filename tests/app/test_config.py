@@ -100,6 +100,7 @@ def test_postgresql_urls_use_the_psycopg3_driver(tmp_path, given, expected):
 
 S3 = {"CR_STORE": "s3", "CR_S3_ENDPOINT": "127.0.0.1:9000"}
 S3_FULL = {**S3, "CR_S3_ACCESS_KEY": "a", "CR_S3_SECRET_KEY": "b"}
+HSM = {"CR_KEK_PROVIDER": "pkcs11", "CR_PKCS11_MODULE": "/bin/sh", "CR_PKCS11_TOKEN": "t"}
 
 BAD_VALUES = [
     ("CR_MAX_DURATION_S", {"CR_MAX_DURATION_S": "ten"}),
@@ -139,6 +140,19 @@ BAD_VALUES = [
     ("CR_LOG_LEVEL", {"CR_LOG_LEVEL": "LOUD"}),
     ("CR_RATELIMIT_STORAGE_URL", {"CR_RATELIMIT_STORAGE_URL": "bogus"}),
     ("CR_RATELIMIT_STORAGE_URL", {"CR_RATELIMIT_STORAGE_URL": "http://127.0.0.1:6379"}),
+    ("CR_KEK_PROVIDER", {"CR_KEK_PROVIDER": "vault"}),
+    ("CR_PKCS11_MODULE", {"CR_KEK_PROVIDER": "pkcs11"}),
+    ("CR_PKCS11_TOKEN", {"CR_KEK_PROVIDER": "pkcs11", "CR_PKCS11_MODULE": "/bin/sh"}),
+    (
+        "CR_PKCS11_MODULE",
+        {
+            **HSM,
+            "CR_PKCS11_MODULE": "/nonexistent/libhsm.so",
+            "CR_PKCS11_PIN_FILE": "/etc/hostname",
+        },
+    ),
+    ("CR_PKCS11_PIN_FILE", {**HSM, "CR_PKCS11_PIN_FILE": "/nonexistent/pin"}),
+    ("CR_PKCS11_PIN_FILE", {**HSM, "CR_PKCS11_PIN_FILE": "/dev/null"}),
 ]
 
 
@@ -222,3 +236,16 @@ def test_concurrent_first_starts_agree_on_one_secret(tmp_path):
         assert errors == []
         assert len(set(results)) == 1
         assert (instance / "secret_key").read_text().strip() == results[0]
+
+
+def test_the_hsm_pin_is_read_from_its_file_and_never_shown(tmp_path):
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("s3cr3t-pin-0042\n")
+    settings = load_settings(
+        {"CR_INSTANCE_DIR": str(tmp_path), **HSM, "CR_PKCS11_PIN_FILE": str(pin_file)}
+    )
+    assert settings.kek_provider == "pkcs11"
+    assert settings.pkcs11_pin == "s3cr3t-pin-0042"
+    assert settings.pkcs11_token == "t"
+    assert "s3cr3t-pin-0042" not in repr(settings)
+    assert load_settings({"CR_INSTANCE_DIR": str(tmp_path)}).kek_provider == "file"

@@ -86,7 +86,7 @@ def test_full_response_is_the_decrypted_rendition(client, rt, share, rendition, 
     with rt.db.session() as session:
         row = session.get(MediaObject, uuid.UUID(rendition.id))
         assert hashlib.sha256(ciphertext).hexdigest() == row.stored_sha256
-        dek = keys.load_data_key(session, rt.keyring, rt.key_cache, uuid.UUID(rendition.key_id))
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, uuid.UUID(rendition.key_id))
     plain = b"".join(crypto.open(dek, ciphertext, key_id=rendition.key_id, object_id=rendition.id))
     assert plain == full
     assert full not in ciphertext[:4096] and full[:4096] not in ciphertext

@@ -496,7 +496,7 @@ class ProofStack:
         sid = uuid.UUID(share_id)
         with self.rt.db.session() as session:
             key_id = session.get(Share, sid).key_id
-            dek = keys.load_data_key(session, self.rt.keyring, self.rt.key_cache, key_id)
+            dek = keys.load_data_key(session, self.rt.kek, self.rt.key_cache, key_id)
         rows = []
         for kind, (plaintext, content_type) in parts.items():
             object_id = uuid.uuid4()

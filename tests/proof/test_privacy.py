@@ -271,7 +271,7 @@ def key_material(stack, key_ids: list[uuid.UUID]) -> dict[str, bytes]:
     with stack.rt.db.session() as session:
         for key_id in key_ids:
             found[f"DEK {key_id}"] = keys.load_data_key(
-                session, stack.rt.keyring, crypto.DataKeyCache(ttl_seconds=1), key_id
+                session, stack.rt.kek, crypto.DataKeyCache(ttl_seconds=1), key_id
             )
     ring = json.loads(stack.settings.keyring_path.read_text())
     for version in ring["kek"]["versions"]:

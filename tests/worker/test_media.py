@@ -367,8 +367,10 @@ def test_time_limit_holds_when_ffmpeg_prints_nothing(tmp_path):
     assert not _ffmpeg_using(tmp_path)
 
 
-def test_progress_callback_can_stop_the_run(tmp_path, samples):
+def test_progress_callback_can_stop_the_run(tmp_path, samples, monkeypatch):
     plan = plan_for(tmp_path, samples.screen_webm, samples.call_wav)
+    # Called every 10 ms while ffmpeg runs, so even a fast machine's short run is caught.
+    monkeypatch.setattr(media, "PROGRESS_EVERY_S", 0.01)
 
     class Stop(Exception):
         pass

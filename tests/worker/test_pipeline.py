@@ -598,7 +598,7 @@ def test_job_message_carries_only_the_share_id(quiet, rt, worker, make_person, s
         ]
         wrapped = [session.get(DataKey, key_id).wrapped for key_id in key_ids]
         deks = [
-            keys.load_data_key(session, quiet.rt.keyring, quiet.rt.key_cache, key_id)
+            keys.load_data_key(session, quiet.rt.kek, quiet.rt.key_cache, key_id)
             for key_id in key_ids
         ]
     media_sample = samples.screen_webm.read_bytes()[200:264]
@@ -891,13 +891,16 @@ def test_revoke_during_ffmpeg_stops_it_and_leaves_nothing(quiet, make_person, sa
         {"screen": (samples.screen_webm, "s.webm"), "audio": (samples.call_wav, "c.wav")},
     )
     sid = uuid.UUID(share["id"])
-    monkeypatch.setattr(pipeline, "LEASE_RENEW_EVERY_S", 0.1)  # check consent often
+    # Check consent at every progress call, every 20 ms: a fast machine's short run is caught.
+    monkeypatch.setattr(pipeline, "LEASE_RENEW_EVERY_S", 0.0)
+    monkeypatch.setattr(pipeline.media, "PROGRESS_EVERY_S", 0.02)
     real_run = pipeline.media.run_ffmpeg
     events: list[str] = []
 
     def run_and_revoke(argv, *, total_s, timeout_s, on_progress):
         def progress(fraction: float) -> None:
-            if fraction > 0.05 and "revoked" not in events:
+            # Called only while ffmpeg runs: revoke at the first call.
+            if "revoked" not in events:
                 response = quiet.client.post(
                     f"/api/v1/shares/{sid}/revoke", headers=employee.headers
                 )
