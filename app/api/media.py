@@ -265,9 +265,13 @@ def _range_for(size: int, etag: str) -> tuple[int, int, bool]:
 
 
 # The OpenAPI description of a media response: the bytes, by kind, and errors in the one shape.
-_MEDIA_CONTENT = {
+_RANGED_CONTENT = {
     "video/mp4": {"schema": {"type": "string", "format": "binary"}},
     "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+}
+# The waveform is always sent whole: a Range on it is ignored.
+_MEDIA_CONTENT = {
+    **_RANGED_CONTENT,
     "application/json": {"schema": {"type": "object", "description": "waveform peaks"}},
 }
 _ERROR_CONTENT = {"application/json": {"schema": ErrorSchema}}
@@ -300,7 +304,7 @@ _ERROR_CONTENT = {"application/json": {"schema": ErrorSchema}}
     ],
     responses={
         200: {"description": "The whole decrypted object", "content": _MEDIA_CONTENT},
-        206: {"description": "The requested byte range", "content": _MEDIA_CONTENT},
+        206: {"description": "The requested byte range", "content": _RANGED_CONTENT},
         401: {"description": "Not signed in", "content": _ERROR_CONTENT},
         404: {"description": "No such share for you", "content": _ERROR_CONTENT},
         410: {"description": "Consent ended: revoked or expired", "content": _ERROR_CONTENT},
@@ -315,7 +319,7 @@ _ERROR_CONTENT = {"application/json": {"schema": ErrorSchema}}
 )
 def media(share_id: str, kind: str):
     """The decrypted rendition (``video``), ``poster.jpg``, ``thumbnails.jpg`` or
-    ``waveform.json`` of a share; the video honours one HTTP Range per request."""
+    ``waveform.json`` of a share; each but the waveform honours one HTTP Range per request."""
     if kind not in KINDS:
         raise NotFound("media")
     rt, session, user = runtime(), db_session(), current_user()
@@ -348,6 +352,7 @@ def media(share_id: str, kind: str):
         still_allowed=state,
         on_range=record,
         on_done=done,
+        ranges=kind != "waveform.json",
     )
 
 
@@ -361,8 +366,13 @@ def stream_object(
     on_range: Callable[[int, int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
     content_type: str | None = None,
+    ranges: bool = True,
 ) -> Response:
-    """Serve one stored object decrypted, honouring one Range, re-checking access per batch."""
+    """Serve one stored object decrypted, honouring one Range, re-checking access per batch.
+
+    With ``ranges`` False a Range header is ignored (RFC 9110 allows it) and the whole object
+    is sent: a slice of a JSON document is not JSON, and it is small enough to send whole.
+    """
     source = StoreRangeSource(rt.store, obj.name, obj.stored_size)
     try:
         reader = crypto.RandomAccessReader(dek, source, key_id=str(key_id), object_id=str(obj.id))
@@ -376,7 +386,7 @@ def stream_object(
     etag = f'"{obj.id}"'
     if request.if_none_match and request.if_none_match.contains(etag.strip('"')):
         return Response(status=304, headers={"ETag": etag})
-    start, stop, partial = _range_for(size, etag)
+    start, stop, partial = _range_for(size, etag) if ranges else (0, size, False)
     if on_range is not None:
         on_range(start, stop)
 
@@ -427,7 +437,7 @@ def stream_object(
                     log.warning("could not record bytes served", exc_info=True)
 
     headers = {
-        "Accept-Ranges": "bytes",
+        "Accept-Ranges": "bytes" if ranges else "none",
         "ETag": etag,
         "Cache-Control": "no-store, private",
         "Content-Disposition": "inline",

@@ -169,12 +169,23 @@ def test_suffix_and_open_ended_ranges(client, share, full):
 def test_a_suffix_longer_than_the_object_is_the_whole_object(client, share):
     # RFC 9110 §14.1.2: "If the selected representation is shorter than the specified
     # suffix-length, the entire representation is used." (Not 416.)
-    whole = get(client, share, share.coach, "waveform.json")
+    whole = get(client, share, share.coach, "poster.jpg")
     size = len(whole.data)
-    response = get(client, share, share.coach, "waveform.json", Range=f"bytes=-{size + 500}")
+    response = get(client, share, share.coach, "poster.jpg", Range=f"bytes=-{size + 500}")
     assert response.status_code == 206, response.data[:200]
     assert response.headers["Content-Range"] == f"bytes 0-{size - 1}/{size}"
     assert response.data == whole.data
+
+
+def test_the_waveform_is_sent_whole_whatever_the_range(client, share):
+    # A slice of a JSON document is not JSON: the Range is ignored (RFC 9110 §14.2 allows it).
+    whole = get(client, share, share.coach, "waveform.json")
+    assert whole.status_code == 200 and whole.headers["Accept-Ranges"] == "none"
+    for header in ("bytes=0-9", "bytes=-5", f"bytes={len(whole.data) * 3}-"):
+        response = get(client, share, share.coach, "waveform.json", Range=header)
+        assert response.status_code == 200, header
+        assert "Content-Range" not in response.headers
+        assert json.loads(response.data) == json.loads(whole.data)
 
 
 def test_unsatisfiable_ranges_answer_416(client, share, full):
