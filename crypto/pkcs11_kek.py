@@ -145,13 +145,6 @@ class Pkcs11Kek:
         if old is not None:
             old.destroy()
 
-    def _dates(self, version: int) -> dict[str, str | None]:
-        pkcs11 = self._pkcs11
-        obj = self._find(pkcs11.ObjectClass.DATA, f"{LABEL_PREFIX}{version}")
-        if obj is None:
-            return {"created_at": None, "destroyed_at": None}
-        return json.loads(bytes(obj[pkcs11.Attribute.VALUE]))
-
     def _generate(self, version: int) -> None:
         pkcs11 = self._pkcs11
         attribute = pkcs11.Attribute
@@ -173,24 +166,27 @@ class Pkcs11Kek:
     def _key(self, version: int):
         return self._find(self._pkcs11.ObjectClass.SECRET_KEY, f"{LABEL_PREFIX}{version}")
 
+    def _current(self, live: dict[int, Any]) -> int:
+        if not live:
+            raise KeyringError(f"PKCS#11 token {self._token_label!r} holds no KEK")
+        return max(live)
+
     # -- KekProvider ----------------------------------------------------------------------------
 
     def current_version(self) -> int:
         with self._lock:
             self._open()
-            live = self._live_keys()
-            if not live:
-                raise KeyringError(f"PKCS#11 token {self._token_label!r} holds no KEK")
-            return max(live)
+            return self._current(self._live_keys())
 
     def wrap(self, dek: bytes, aad: bytes) -> tuple[int, bytes]:
         from pkcs11.mechanisms import GCMParams
 
         with self._lock:
             self._open()
-            version = self.current_version()
+            live = self._live_keys()
+            version = self._current(live)
             nonce = bytes(self._session.generate_random(_NONCE_SIZE * 8))
-            sealed = self._key(version).encrypt(
+            sealed = live[version].encrypt(
                 bytes(dek),
                 mechanism=self._pkcs11.Mechanism.AES_GCM,
                 mechanism_param=GCMParams(nonce, bytes(aad), _TAG_BITS),
@@ -228,27 +224,34 @@ class Pkcs11Kek:
     def destroy_version(self, version: int) -> None:
         with self._lock:
             self._open()
-            if version not in self._versions_present():
+            records = self._all(self._pkcs11.ObjectClass.DATA)
+            if version not in records:
                 raise KeyringError(f"there is no KEK version {version}")
-            if version == self.current_version():
+            live = self._live_keys()
+            if version == self._current(live):
                 raise KeyringError(
                     f"KEK version {version} is the active one; add a version and rewrap first"
                 )
-            key = self._key(version)
-            if key is None:
+            if version not in live:
                 return
-            key.destroy()
-            dates = self._dates(version)
+            live[version].destroy()
+            dates = self._read_dates(records[version])
             self._write_dates(version, {**dates, "destroyed_at": _now()})
+
+    def _read_dates(self, record) -> dict[str, str | None]:
+        if record is None:
+            return {"created_at": None, "destroyed_at": None}
+        return json.loads(bytes(record[self._pkcs11.Attribute.VALUE]))
 
     def versions(self) -> list[KekVersionInfo]:
         with self._lock:
             self._open()
             live = self._live_keys()
+            records = self._all(self._pkcs11.ObjectClass.DATA)
             current = max(live) if live else None
             infos = []
-            for version in sorted(set(self._versions_present()) | set(live)):
-                dates = self._dates(version)
+            for version in sorted(set(records) | set(live)):
+                dates = self._read_dates(records.get(version))
                 created = _parse_time(dates.get("created_at")) or datetime.fromtimestamp(0, UTC)
                 destroyed = _parse_time(dates.get("destroyed_at"))
                 if version not in live:

@@ -352,7 +352,6 @@ def media(share_id: str, kind: str):
         still_allowed=state,
         on_range=record,
         on_done=done,
-        ranges=kind != "waveform.json",
     )
 
 
@@ -366,13 +365,14 @@ def stream_object(
     on_range: Callable[[int, int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
     content_type: str | None = None,
-    ranges: bool = True,
 ) -> Response:
     """Serve one stored object decrypted, honouring one Range, re-checking access per batch.
 
-    With ``ranges`` False a Range header is ignored (RFC 9110 allows it) and the whole object
-    is sent: a slice of a JSON document is not JSON, and it is small enough to send whole.
+    A JSON object (the waveform) ignores Range (RFC 9110 allows it) and is sent whole: a slice
+    of a JSON document is not JSON, and such objects are small.
     """
+    content_type = content_type or obj.content_type
+    ranges = content_type != "application/json"
     source = StoreRangeSource(rt.store, obj.name, obj.stored_size)
     try:
         reader = crypto.RandomAccessReader(dek, source, key_id=str(key_id), object_id=str(obj.id))
@@ -450,7 +450,7 @@ def stream_object(
         body(),
         status=206 if partial else 200,
         headers=headers,
-        mimetype=content_type or obj.content_type,
+        mimetype=content_type,
         direct_passthrough=True,
     )
     # Also when the body is never iterated (HEAD, a client gone before the first byte).
