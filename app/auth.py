@@ -12,31 +12,14 @@ import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, current_app, g, redirect, request, session, url_for
-from flask_wtf.csrf import CSRFProtect
+from flask import Flask, g, redirect, request, session, url_for
 
-from app.errors import Forbidden, Unauthenticated
+from app.context import close_db_session, db_session
+from app.extensions import csrf
 from app.models import Role, User
-from app.runtime import runtime
 from app.services import users
+from app.services.errors import Forbidden, Unauthenticated
 
-
-class _HeaderFirstCSRF(CSRFProtect):
-    """Takes the token from a header first, and never parses a multipart body to find one:
-    reading ``request.form`` would consume an upload's stream before the ingest reads it, and
-    spool its files to disk in plaintext."""
-
-    def _get_csrf_token(self):
-        for header_name in current_app.config["WTF_CSRF_HEADERS"]:
-            token = request.headers.get(header_name)
-            if token:
-                return token
-        if request.mimetype == "multipart/form-data":
-            return None
-        return super()._get_csrf_token()
-
-
-csrf = _HeaderFirstCSRF()
 F = TypeVar("F", bound=Callable)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Forms that change state before anyone is signed in (login CSRF is a real attack too).
@@ -45,13 +28,6 @@ _ANONYMOUS_FORMS = {"pages.login", "pages.logout"}
 
 def current_user() -> User | None:
     return g.get("user")
-
-
-def db_session():
-    """The request's database session, opened on first use and closed at teardown."""
-    if "db_session" not in g:
-        g.db_session = runtime().db.sessionmaker()
-    return g.db_session
 
 
 def _authenticate() -> None:
@@ -135,10 +111,4 @@ def init_app(app: Flask) -> None:
         ):
             csrf.protect()
 
-    @app.teardown_appcontext
-    def close_db_session(exc):
-        db = g.pop("db_session", None)
-        if db is not None:
-            if exc is not None:
-                db.rollback()
-            db.close()
+    app.teardown_appcontext(close_db_session)

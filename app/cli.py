@@ -28,21 +28,24 @@ def _settings() -> Settings:
 
 @contextlib.contextmanager
 def app_context() -> Iterator:
-    """The app's runtime for a command; start-up problems become one clear line, no trace."""
+    """The runtime for a command; start-up problems become one clear line, no trace."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     import crypto
-    from app import create_app
+    from app import jobs
+    from app.logs import configure_logging
+    from app.runtime import Runtime
 
+    settings = _settings()
+    configure_logging(settings.log_level)
     try:
-        flask_app = create_app(_settings())
-    except ConfigError as exc:
-        raise click.ClickException(f"configuration error: {exc}") from None
+        rt = Runtime.from_settings(settings)
     except crypto.KeyringError as exc:
         raise click.ClickException(f"keyring error: {exc}") from None
-    with flask_app.app_context():
+    jobs.connect(settings, rt)
+    try:
         try:
-            yield flask_app.extensions["consent_replay"]
+            yield rt
         except (OperationalError, ProgrammingError) as exc:
             text = str(exc.orig) if exc.orig is not None else str(exc)
             if "no such table" in text or "does not exist" in text:
@@ -52,6 +55,8 @@ def app_context() -> Iterator:
             raise click.ClickException(
                 f"database error: {text.splitlines()[0] if text else type(exc).__name__}"
             ) from None
+    finally:
+        rt.db.dispose()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,8 +101,8 @@ def users() -> None:
 )
 def users_create(role: str, name: str, login: str | None, ask_password: bool) -> None:
     """Create a user and print an API token once."""
-    from app.errors import AppError
     from app.services import users as user_service
+    from app.services.errors import DomainError
 
     password = None
     if ask_password:
@@ -109,7 +114,7 @@ def users_create(role: str, name: str, login: str | None, ask_password: bool) ->
                 session, login=login, name=name, role=role, password=password
             )
             token = user_service.issue_token(session, user, label="cli")
-        except AppError as exc:
+        except DomainError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(f"created {role} {name!r} (login {user.login}, id {user.id})")
     click.echo("API token (shown once, keep it secret):")

@@ -1,7 +1,8 @@
 """One error shape for every failure: ``{"error": {"code", "message"}}`` (SPEC §5).
 
-Domain code raises :class:`AppError` subclasses with a machine code and a human message; the
-handlers here turn those, werkzeug's HTTP errors and validation errors into that shape. An
+The domain raises the plain exceptions of :mod:`app.services.errors` (a machine code and a
+human message); the handlers here give each kind its status, and turn werkzeug's HTTP errors
+and validation errors into the same shape. An
 unexpected exception is logged with the request id and answered with a generic 500: no stack
 trace, path or SQL ever reaches a client.
 """
@@ -16,87 +17,53 @@ from flask import Flask, Response, g, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from app.services import errors as domain
+from app.services.errors import DomainError
+from app.services.playback import IntegrityFailure
 from app.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 
-class AppError(Exception):
-    status = 400
-    code = "bad_request"
+class HttpError(Exception):
+    """An HTTP-only refusal raised by the web edge itself (a bad Range, say)."""
 
     def __init__(
         self,
+        status: int,
+        code: str,
         message: str,
         *,
-        code: str | None = None,
-        status: int | None = None,
-        details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
-        self.message = message
-        self.headers = headers
-        if code is not None:
-            self.code = code
-        if status is not None:
-            self.status = status
-        self.details = details
+        self.status, self.code, self.message = status, code, message
+        self.headers, self.details = headers, details
 
 
-class InvalidRequest(AppError):
-    status = 400
-    code = "invalid_request"
+# The status of each kind of domain refusal. A subclass maps as its nearest listed base.
+STATUS_OF: dict[type[DomainError], int] = {
+    domain.InvalidRequest: 400,
+    domain.Unauthenticated: 401,
+    domain.Forbidden: 403,
+    domain.NotFound: 404,
+    domain.Conflict: 409,
+    domain.Gone: 410,
+    domain.PayloadTooLarge: 413,
+    domain.UnsupportedMedia: 415,
+    domain.Unprocessable: 422,
+    domain.RateLimited: 429,
+    domain.ServiceUnavailable: 503,
+    IntegrityFailure: 502,
+}
 
 
-class Unauthenticated(AppError):
-    status = 401
-    code = "unauthenticated"
-
-
-class Forbidden(AppError):
-    status = 403
-    code = "forbidden"
-
-
-class NotFound(AppError):
-    """Also what a foreign id gets: someone else's record is indistinguishable from none."""
-
-    status = 404
-    code = "not_found"
-
-    def __init__(self, what: str = "resource") -> None:
-        super().__init__(f"No such {what}.")
-
-
-class Conflict(AppError):
-    status = 409
-    code = "conflict"
-
-
-class Gone(AppError):
-    status = 410
-    code = "gone"
-
-
-class PayloadTooLarge(AppError):
-    status = 413
-    code = "payload_too_large"
-
-
-class UnsupportedMedia(AppError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class Unprocessable(AppError):
-    status = 422
-    code = "unprocessable"
-
-
-class ServiceUnavailable(AppError):
-    status = 503
-    code = "unavailable"
+def status_of(error: DomainError) -> int:
+    for kind in type(error).__mro__:
+        if kind in STATUS_OF:
+            return STATUS_OF[kind]  # type: ignore[index]
+    return 400
 
 
 _HTTP_CODES = {
@@ -183,8 +150,12 @@ def _describe_validation(messages: Any) -> tuple[str, dict[str, Any]]:
 
 
 def init_app(app: Flask) -> None:
-    @app.errorhandler(AppError)
-    def handle_app_error(error: AppError):
+    @app.errorhandler(DomainError)
+    def handle_domain_error(error: DomainError):
+        return error_response(status_of(error), error.code, error.message, details=error.details)
+
+    @app.errorhandler(HttpError)
+    def handle_http_only_error(error: HttpError):
         return error_response(
             error.status, error.code, error.message, details=error.details, headers=error.headers
         )

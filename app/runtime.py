@@ -3,18 +3,18 @@ provider, key cache.
 
 The web app, the Celery worker and the CLI each build one :class:`Runtime` from the same
 settings and pass its parts to the domain services, which know nothing of Flask or Celery.
+The web edge reaches the app's runtime through ``app.context.runtime()``; a task through its
+Celery app (``app.jobs.JobsCelery.runtime``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from flask import current_app
+from dataclasses import dataclass, field
 
 import crypto
 from app.config import Settings
 from app.db import Database
-from app.jobs import Jobs
+from app.jobs import Jobs, NoJobs
 from app.storage import ObjectStore, create_store
 
 
@@ -26,7 +26,7 @@ class Runtime:
     keyring: crypto.FileKeyring  # the receipt-signing keys (and the embedded default's KEKs)
     kek: crypto.KekProvider  # wraps and unwraps the data keys
     key_cache: crypto.DataKeyCache
-    jobs: Jobs | None = None
+    jobs: Jobs = field(default_factory=NoJobs)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:
@@ -49,8 +49,3 @@ def create_kek_provider(settings: Settings, keyring: crypto.FileKeyring) -> cryp
         assert settings.pkcs11_module and settings.pkcs11_token and settings.pkcs11_pin
         return Pkcs11Kek(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin)
     return keyring
-
-
-def runtime() -> Runtime:
-    """The runtime of the Flask app in context (web requests and Celery tasks alike)."""
-    return current_app.extensions["consent_replay"]

@@ -4,7 +4,7 @@ Run: .venv/bin/python bench/crypto.py [--size-mib N] [--repeat R]
 
 From one run it prints a table of absolute figures and ratios, with PASS/MISS per target:
 
-1. tmpfs (/dev/shm) -> /dev/null: crypto.seal and crypto.open (the streaming generators) of
+1. tmpfs (/dev/shm) -> /dev/null: crypto.seal and crypto.unseal (the streaming generators) of
    one random file, against
    (a) a plain AES-256-GCM loop over the same data held in memory, one call per 1 MiB buffer
        (target >= 0.5).  Shown too, in parentheses and not counted: the same loop
@@ -124,7 +124,7 @@ def seal_to_file(dek: bytes, src: Path, dst: Path) -> None:
 
 def open_file(dek: bytes, src: Path, dst: str) -> None:
     with src.open("rb") as file, open(dst, "wb", buffering=0) as out:
-        for block in crypto.open(dek, file, key_id=KEY_ID, object_id=OBJECT_ID):
+        for block in crypto.unseal(dek, file, key_id=KEY_ID, object_id=OBJECT_ID):
             out.write(block)
 
 

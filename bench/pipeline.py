@@ -280,7 +280,7 @@ class Bench:
         self.exit.callback(self.rt.db.dispose)
         self.client = self.app.test_client()
 
-        from worker.celery_app import queue_names
+        from app.jobs import queue_names
 
         media_queue, io_queue = queue_names(settings)
         self.worker = Child(

@@ -1,10 +1,10 @@
 """Encryption for consent-replay: media objects, data keys, the keyring, signed receipts.
 
-Callers use this namespace only (``crypto.seal``, ``crypto.open``, ...); the primitives live in
+Callers use this namespace only (``crypto.seal``, ``crypto.unseal``, ...); the primitives live in
 crypto._core, the one module that touches ``cryptography.hazmat``.  The wire formats are
 documented byte by byte in crypto._core's docstring.
 
-- Objects: ``seal`` / ``Sealer`` encrypt, ``open`` decrypts a stream, ``RandomAccessReader`` /
+- Objects: ``seal`` / ``Sealer`` encrypt, ``unseal`` decrypts a stream, ``RandomAccessReader`` /
   ``open_range`` decrypt byte ranges.  Every object is c2sp.org/chunked-encryption
   (AES-256-GCM, 16 KiB chunks) behind a small header naming its key id and object id.
 - Data keys: ``new_data_key``, ``wrap`` / ``unwrap`` / ``rewrap`` under a ``KekProvider``
@@ -35,7 +35,6 @@ from .objects import (
     Sealer,
     encode_header,
     new_data_key,
-    open,
     open_range,
     open_to,
     parse_header,
@@ -43,6 +42,7 @@ from .objects import (
     seal,
     seal_to,
     sealed_size,
+    unseal,
 )
 from .tokens import (
     CERTIFICATE_CLAIMS,
@@ -80,7 +80,6 @@ __all__ = [
     "default_cache",
     "encode_header",
     "new_data_key",
-    "open",
     "open_range",
     "open_to",
     "parse_header",
@@ -91,6 +90,7 @@ __all__ = [
     "sealed_size",
     "shred",
     "sign",
+    "unseal",
     "unwrap",
     "unwrap_cached",
     "verify",

@@ -1,6 +1,6 @@
 """Raw c2sp.org/chunked-encryption, without our object header.
 
-Takes the c2sp ``context`` as bytes.  The application uses crypto.seal / crypto.open; this is
+Takes the c2sp ``context`` as bytes.  The application uses crypto.seal / crypto.unseal; this is
 for the published test vectors and for anyone who needs the plain format.
 """
 
@@ -58,7 +58,7 @@ def _blocks(data: BinaryIO | Iterable[bytes] | bytes, span: int) -> Iterable[byt
         return [data]
     if hasattr(data, "readinto") or hasattr(data, "read"):
         return read_blocks(data, span)  # type: ignore[arg-type]
-    return data  # type: ignore[return-value]
+    return data
 
 
 def encrypt(

@@ -48,7 +48,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol, cast
 
 from . import _core
 from ._core import DecryptionError, Ed25519Signer
@@ -241,7 +241,7 @@ class FileKeyring:
         except (ValueError, KeyError, TypeError, AttributeError) as error:
             # The message names what is wrong, never a value from the file.
             raise KeyringError(f"keyring file {self.path} is corrupt: {error}") from None
-        return state
+        return cast(dict[str, Any], state)
 
     def _write(self, state: dict[str, Any]) -> None:
         data = json.dumps(state, indent=2, sort_keys=True).encode("utf-8") + b"\n"
@@ -310,7 +310,7 @@ class FileKeyring:
             version = max(entry["version"] for entry in kek["versions"]) + 1
             kek["versions"].append(_new_kek_version(version))
             kek["current"] = version
-        return version
+        return int(version)
 
     def destroy_version(self, version: int) -> None:
         with self._mutate() as state:
@@ -387,7 +387,7 @@ class FileKeyring:
             entry = _new_signing_key()
             state["signing"]["keys"].append(entry)
             state["signing"]["current"] = entry["kid"]
-        return entry["kid"]
+        return str(entry["kid"])
 
     def __repr__(self) -> str:
         return f"<FileKeyring {self.path}>"

@@ -16,6 +16,7 @@ from typing import BinaryIO
 from . import _core
 from ._core import (
     AEAD_AES_256_GCM,
+    CHUNK_CIPHERTEXT_SIZE,
     CHUNK_SIZE,
     HEADER_MAGIC,
     HEADER_VERSION,
@@ -39,7 +40,6 @@ __all__ = [
     "Sealer",
     "encode_header",
     "new_data_key",
-    "open",
     "open_range",
     "open_to",
     "parse_header",
@@ -47,6 +47,7 @@ __all__ = [
     "seal",
     "seal_to",
     "sealed_size",
+    "unseal",
 ]
 
 
@@ -136,8 +137,8 @@ def _seal_blocks(sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes) 
     if isinstance(plaintext, bytes | bytearray | memoryview):
         yield from sealer.iter_update(plaintext)
     elif hasattr(plaintext, "readinto") or hasattr(plaintext, "read"):
-        for block in read_blocks(plaintext, CHUNK_SIZE):  # type: ignore[arg-type]
-            yield from sealer.iter_update(block)
+        for view in read_blocks(plaintext, CHUNK_SIZE):  # type: ignore[arg-type]
+            yield from sealer.iter_update(view)
     else:
         for block in plaintext:
             yield from sealer.iter_update(block)
@@ -148,8 +149,8 @@ def _seal_blocks(sealer: Sealer, plaintext: BinaryIO | Iterable[bytes] | bytes) 
 # Opening
 
 
-# crypto.open shadows the builtin on purpose: callers write crypto.open(...).
-def open(
+# crypto.open shadows the builtin on purpose: callers write crypto.unseal(...).
+def unseal(
     dek: bytes,
     ciphertext: BinaryIO | Iterable[bytes] | bytes,
     *,
@@ -210,12 +211,12 @@ def open_to(
     key_id: str,
     object_id: str,
 ) -> int:
-    """open() straight into a writable binary file; returns the plaintext bytes written.
+    """unseal() straight into a writable binary file; returns the plaintext bytes written.
 
     On DecryptionError the sink may already hold an authenticated prefix of the plaintext:
     the caller must discard it.
     """
-    return write_behind(sink, open(dek, ciphertext, key_id=key_id, object_id=object_id))
+    return write_behind(sink, unseal(dek, ciphertext, key_id=key_id, object_id=object_id))
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,6 +294,17 @@ class RandomAccessReader:
             dek, source, context=header, aead=AEAD_AES_256_GCM, expected_prefix=header
         )
         self.size: int = self._reader.size
+        self._body_offset = len(header) + _core.PREAMBLE_SIZE
+        self._stored_size: int = source.size
+
+    def ciphertext_span(self, start: int, stop: int) -> tuple[int, int]:
+        """The stored bytes ``[first, last)`` holding the chunks that cover plaintext
+        ``[start, stop)``: what a reader of that range will ask its source for."""
+        first = self._body_offset + (start // CHUNK_SIZE) * CHUNK_CIPHERTEXT_SIZE
+        if stop >= self.size:  # the final chunk is read to the end of the object
+            return first, self._stored_size
+        last = self._body_offset + ((stop - 1) // CHUNK_SIZE + 1) * CHUNK_CIPHERTEXT_SIZE
+        return first, min(last, self._stored_size)
 
     def verify_length(self) -> int:
         """Decrypt the final chunk, proving ``size``; DecryptionError if it does not hold."""

@@ -32,7 +32,7 @@ import re
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, cast
 
 from ._core import DecryptionError
 from .keyring import KekVersionInfo, KeyringError
@@ -66,7 +66,7 @@ class Pkcs11Kek:
         self._token_label = token_label
         self._pin = pin
         self._lock = threading.RLock()
-        self._session = None
+        self._session: Any = None
         self._pid = -1
         with self._lock:
             self._open()  # fail at start-up, not on the first share
@@ -76,7 +76,7 @@ class Pkcs11Kek:
 
     # -- the session ----------------------------------------------------------------------------
 
-    def _open(self):
+    def _open(self) -> Any:
         if self._session is not None and self._pid == os.getpid():
             return self._session
         pkcs11 = self._pkcs11
@@ -104,7 +104,7 @@ class Pkcs11Kek:
             self._generate(1)
         return self._session
 
-    def _find(self, object_class, label: str):
+    def _find(self, object_class: Any, label: str) -> Any:
         attribute = self._pkcs11.Attribute
         found = list(
             self._session.get_objects(
@@ -113,9 +113,9 @@ class Pkcs11Kek:
         )
         return found[0] if found else None
 
-    def _all(self, object_class) -> dict[int, Any]:
+    def _all(self, object_class: Any) -> dict[int, Any]:
         attribute = self._pkcs11.Attribute
-        objects = {}
+        objects: dict[int, Any] = {}
         for obj in self._session.get_objects({attribute.CLASS: object_class}):
             match = _LABEL.match(obj[attribute.LABEL] or "")
             if match:
@@ -163,7 +163,7 @@ class Pkcs11Kek:
         )
         self._write_dates(version, {"created_at": _now(), "destroyed_at": None})
 
-    def _key(self, version: int):
+    def _key(self, version: int) -> Any:
         return self._find(self._pkcs11.ObjectClass.SECRET_KEY, f"{LABEL_PREFIX}{version}")
 
     def _current(self, live: dict[int, Any]) -> int:
@@ -238,10 +238,10 @@ class Pkcs11Kek:
             dates = self._read_dates(records[version])
             self._write_dates(version, {**dates, "destroyed_at": _now()})
 
-    def _read_dates(self, record) -> dict[str, str | None]:
+    def _read_dates(self, record: Any) -> dict[str, str | None]:
         if record is None:
             return {"created_at": None, "destroyed_at": None}
-        return json.loads(bytes(record[self._pkcs11.Attribute.VALUE]))
+        return cast(dict[str, str | None], json.loads(bytes(record[self._pkcs11.Attribute.VALUE])))
 
     def versions(self) -> list[KekVersionInfo]:
         with self._lock:
@@ -254,6 +254,7 @@ class Pkcs11Kek:
                 dates = self._read_dates(records.get(version))
                 created = _parse_time(dates.get("created_at")) or datetime.fromtimestamp(0, UTC)
                 destroyed = _parse_time(dates.get("destroyed_at"))
+                state: Literal["active", "retired", "destroyed"]
                 if version not in live:
                     state = "destroyed"
                 elif version == current:

@@ -162,6 +162,18 @@ def verify(
     leeway: float = 0,
 ) -> dict[str, Any]:
     """The claims of a valid token; TokenError (with a reason) otherwise."""
+    header = _checked_header(token, typ)
+    key = _find_key(jwks, header.get("kid"))
+    claims = _decode(token, key, audience=audience, leeway=leeway)
+    for claim in required:
+        if claim not in claims:
+            raise TokenError(
+                "missing_claim", f"the token lacks the required claim {claim!r}", claim=claim
+            )
+    return claims
+
+
+def _checked_header(token: str, typ: str) -> dict[str, Any]:
     try:
         header = jwt.get_unverified_header(token)
     except (jwt.DecodeError, jwt.InvalidTokenError, TypeError, ValueError) as error:
@@ -175,12 +187,18 @@ def verify(
     token_typ = header.get("typ")
     if not isinstance(token_typ, str) or token_typ.lower() != typ.lower():
         raise TokenError("wrong_type", f"the token's type is {token_typ!r}, expected {typ!r}")
-    key = _find_key(jwks, header.get("kid"))
+    return header
+
+
+def _decode(
+    token: str, key: Any, *, audience: str | Sequence[str] | None, leeway: float
+) -> dict[str, Any]:
+    """Signature and times checked by PyJWT, each failure named."""
     # PyJWT's "require" treats a claim that is present but null as missing; a receipt's
-    # "trim" is null when nothing was trimmed. Presence is checked below instead.
+    # "trim" is null when nothing was trimmed. Presence is checked by the caller instead.
     require = list(_ALWAYS_REQUIRED)
     try:
-        claims = jwt.decode(
+        return jwt.decode(
             token,
             key.key,
             algorithms=[ALGORITHM],
@@ -213,9 +231,3 @@ def verify(
         raise TokenError("algorithm_not_allowed", f"only {ALGORITHM} is accepted") from None
     except (jwt.InvalidTokenError, json.JSONDecodeError) as error:
         raise TokenError("malformed", f"the token is not a valid JWT: {error}") from None
-    for claim in required:
-        if claim not in claims:
-            raise TokenError(
-                "missing_claim", f"the token lacks the required claim {claim!r}", claim=claim
-            )
-    return claims

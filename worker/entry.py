@@ -1,6 +1,9 @@
-"""Entry point for ``celery -A worker.entry``: builds the Flask app, then its Celery app."""
+"""Entry point for ``celery -A worker.entry``: the worker's Celery app, from the settings."""
 
-from app import create_app
+from app.config import load_settings
+from app.logs import configure_logging
+from worker.celery_app import create_celery
 
-flask_app = create_app()
-celery = flask_app.extensions["celery"]
+settings = load_settings()
+configure_logging(settings.log_level)
+celery = create_celery(settings)

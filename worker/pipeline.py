@@ -37,7 +37,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys
+from app.services import keys, lifecycle
 from app.storage import ObjectNotFound, StorageError
 from worker import media
 
@@ -235,7 +235,7 @@ def _decrypt_to(
 ) -> None:
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        for block in crypto.open(
+        for block in crypto.unseal(
             dek, rt.store.iter_object(name), key_id=str(key_id), object_id=str(object_id)
         ):
             handle.write(block)
@@ -273,13 +273,7 @@ def _run_job(
     inputs = _load_inputs(rt, share_id)
     recording_dek = _dek(rt, inputs.recording_key_id)
     share_dek = _dek(rt, inputs.share_key_id)
-    limits = media.Limits(
-        max_duration_s=rt.settings.max_duration_s,
-        max_width=rt.settings.max_width,
-        max_height=rt.settings.max_height,
-        max_fps=rt.settings.max_fps,
-        timeout_s=rt.settings.ffmpeg_timeout_s,
-    )
+    limits = _limits(rt)
 
     # 1. decrypt the raw media into the scratch directory
     paths: dict[str, tuple[Path, str]] = {}
@@ -370,18 +364,7 @@ def _run_job(
         share = session.scalar(select(Share).where(Share.id == share_id).with_for_update())
         if share is None or share.status is not ShareStatus.PROCESSING:
             raise ShareEnded(str(share_id))
-        share.status = ShareStatus.READY
-        share.progress = 100
-        share.ready_at = utcnow()
-        share.duration_s = round(duration_s, 3)
-        share.job_lease_until = None
-        audit.append(
-            session,
-            "share.ready",
-            share_id=share_id,
-            recording_id=inputs.recording_id,
-            detail={"duration_s": share.duration_s, "objects": len(outputs)},
-        )
+        lifecycle.share_ready(session, share, duration_s=duration_s, objects=len(outputs))
     uploaded.clear()
     return JobOutcome(share_id, "ready")
 
@@ -453,18 +436,8 @@ def _delete_quietly(rt: Runtime, names: list[str]) -> None:
 def fail_share(rt: Runtime, share_id: uuid.UUID, message: str) -> None:
     with rt.db.session() as session:
         share = session.scalar(select(Share).where(Share.id == share_id).with_for_update())
-        if share is None or share.status is not ShareStatus.PROCESSING:
-            return
-        share.status = ShareStatus.FAILED
-        share.error = message
-        share.job_lease_until = None
-        audit.append(
-            session,
-            "share.failed",
-            share_id=share_id,
-            recording_id=share.recording_id,
-            detail={"error": message[:200]},
-        )
+        if share is not None:
+            lifecycle.share_failed(session, share, message)
 
 
 # --- probing a new recording ------------------------------------------------------------------
@@ -484,55 +457,67 @@ def probe_recording(rt: Runtime, recording_id: uuid.UUID) -> str:
         dek = _dek(rt, key_id)
     except ShareEnded:
         return "nothing_to_do"
-    limits = media.Limits(
-        rt.settings.max_duration_s,
-        rt.settings.max_width,
-        rt.settings.max_height,
-        rt.settings.max_fps,
-        rt.settings.ffmpeg_timeout_s,
-    )
-    lease = _NoLease()
-    values: dict = {}
     with scratch_directory(rt.settings.scratch_dir, f"probe-{recording_id}") as scratch:
         try:
-            durations, channels, has_video = [], 0, False
-            for kind, name, object_id, container in objects:
-                target = scratch / f"{kind}.input"
-                try:
-                    _decrypt_to(rt, dek, key_id, object_id, name, target, lease)  # type: ignore[arg-type]
-                except ObjectNotFound:
-                    # Not an outage: retrying cannot bring it back (StorageError would retry).
-                    raise media.MediaRejected(
-                        "The recording's media is missing from storage; upload it again."
-                    ) from None
-                result = media.probe(target, container, kind)
-                media.check_limits(result, kind, limits)
-                if kind == "screen" and not result.has_video:
-                    raise media.MediaRejected("The screen file has no video in it.")
-                if result.duration_s:
-                    durations.append(result.duration_s)
-                has_video = has_video or result.has_video
-                if kind == "audio" or not channels:
-                    channels = result.audio_channels or channels
-            if not durations:  # no media rows at all, or none with a length
-                raise media.MediaRejected("The recording has no playable length.")
-            values = {
-                "probe_status": "ok",
-                "duration_s": round(max(durations), 3),
-                "has_video": has_video,
-                "audio_channels": channels,
-                "probe_error": None,
-            }
+            outcome, values = "ok", _probe_parts(rt, dek, key_id, objects, scratch)
         except media.MediaRejected as exc:
-            values = {"probe_status": "failed", "probe_error": str(exc)}
+            outcome, values = "failed", {"error": str(exc)}
         except crypto.DecryptionError:
-            values = {
-                "probe_status": "failed",
-                "probe_error": "The stored media failed its integrity check.",
-            }
+            outcome, values = "failed", {"error": "The stored media failed its integrity check."}
     with rt.db.session() as session:
-        session.execute(update(Recording).where(Recording.id == recording_id).values(**values))
-    return values["probe_status"]
+        recording = session.scalar(
+            select(Recording).where(Recording.id == recording_id).with_for_update()
+        )
+        if recording is not None:
+            lifecycle.record_probe(session, recording, outcome, **values)
+    return outcome
+
+
+def _probe_parts(
+    rt: Runtime,
+    dek: bytes,
+    key_id: uuid.UUID,
+    objects: list[tuple[str, str, uuid.UUID, str]],
+    scratch: Path,
+) -> dict:
+    """Decrypt and probe each part; the recording's length, picture and channels."""
+    limits = _limits(rt)
+    durations, channels, has_video = [], 0, False
+    for kind, name, object_id, container in objects:
+        target = scratch / f"{kind}.input"
+        try:
+            _decrypt_to(rt, dek, key_id, object_id, name, target, _NoLease())  # type: ignore[arg-type]
+        except ObjectNotFound:
+            # Not an outage: retrying cannot bring it back (StorageError would retry).
+            raise media.MediaRejected(
+                "The recording's media is missing from storage; upload it again."
+            ) from None
+        result = media.probe(target, container, kind)
+        media.check_limits(result, kind, limits)
+        if kind == "screen" and not result.has_video:
+            raise media.MediaRejected("The screen file has no video in it.")
+        if result.duration_s:
+            durations.append(result.duration_s)
+        has_video = has_video or result.has_video
+        if kind == "audio" or not channels:
+            channels = result.audio_channels or channels
+    if not durations:  # no media rows at all, or none with a length
+        raise media.MediaRejected("The recording has no playable length.")
+    return {
+        "duration_s": round(max(durations), 3),
+        "has_video": has_video,
+        "audio_channels": channels,
+    }
+
+
+def _limits(rt: Runtime) -> media.Limits:
+    return media.Limits(
+        max_duration_s=rt.settings.max_duration_s,
+        max_width=rt.settings.max_width,
+        max_height=rt.settings.max_height,
+        max_fps=rt.settings.max_fps,
+        timeout_s=rt.settings.ffmpeg_timeout_s,
+    )
 
 
 class _NoLease:

@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from app import jobs
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
-from app.runtime import runtime
+from app.runtime import Runtime
 from app.services import shredding
 from app.storage import StorageError
 from worker import pipeline
@@ -34,9 +34,14 @@ def _backoff(retries: int) -> int:
     return min(5 * 2**retries, 300)
 
 
+def runtime(task) -> Runtime:
+    """The runtime of the Celery app the task runs on (built once per worker process)."""
+    return task.app.runtime
+
+
 @shared_task(bind=True, name=jobs.PROCESS_SHARE, max_retries=MAX_RETRIES)
 def process_share(self, share_id: str) -> str:
-    rt = runtime()
+    rt = runtime(self)
     sid = uuid.UUID(share_id)
     try:
         outcome = pipeline.process_share(rt, sid)
@@ -69,7 +74,7 @@ def process_share(self, share_id: str) -> str:
 @shared_task(bind=True, name=jobs.PROBE_RECORDING, max_retries=MAX_RETRIES)
 def probe_recording(self, recording_id: str) -> str:
     try:
-        return pipeline.probe_recording(runtime(), uuid.UUID(recording_id))
+        return pipeline.probe_recording(runtime(self), uuid.UUID(recording_id))
     except TRANSIENT:
         raise self.retry(countdown=_backoff(self.request.retries)) from None
 
@@ -78,16 +83,26 @@ def probe_recording(self, recording_id: str) -> str:
 def delete_objects(self, share_id: str) -> str:
     """Finish deleting a revoked share's objects when the store was down at revoke time."""
     try:
-        shredding.finish_share_deletion(runtime(), uuid.UUID(share_id))
+        shredding.finish_share_deletion(runtime(self), uuid.UUID(share_id))
     except TRANSIENT:
         raise self.retry(countdown=_backoff(min(self.request.retries, 6))) from None
     return "deleted"
 
 
-@shared_task(name="worker.tasks.expire_shares")
-def expire_shares() -> int:
+@shared_task(bind=True, name=jobs.DELETE_RECORDING_OBJECTS, max_retries=None)
+def delete_recording_objects(self, recording_id: str) -> str:
+    """Finish deleting a deleted recording's objects when the store was down at the time."""
+    try:
+        shredding.finish_recording_deletion(runtime(self), uuid.UUID(recording_id))
+    except TRANSIENT:
+        raise self.retry(countdown=_backoff(min(self.request.retries, 6))) from None
+    return "deleted"
+
+
+@shared_task(bind=True, name="worker.tasks.expire_shares")
+def expire_shares(self) -> int:
     """Shares past their end date go through the same path as a revoke."""
-    rt = runtime()
+    rt = runtime(self)
     with rt.db.session() as session:
         due = list(
             session.scalars(
@@ -106,10 +121,10 @@ def expire_shares() -> int:
     return len(due)
 
 
-@shared_task(name="worker.tasks.delete_expired_drafts")
-def delete_expired_drafts() -> int:
+@shared_task(bind=True, name="worker.tasks.delete_expired_drafts")
+def delete_expired_drafts(self) -> int:
     """Drafts past their lifetime are shredded, unless a share of them is still active."""
-    rt = runtime()
+    rt = runtime(self)
     active = select(Share.recording_id).where(
         Share.status.in_([ShareStatus.PROCESSING, ShareStatus.READY])
     )
@@ -136,8 +151,8 @@ def delete_expired_drafts() -> int:
     return len(due)
 
 
-@shared_task(name="worker.tasks.resume_stalled_shares")
-def resume_stalled_shares() -> int:
+@shared_task(bind=True, name="worker.tasks.resume_stalled_shares")
+def resume_stalled_shares(self) -> int:
     """Re-send the jobs that a dead worker or a lost message left undone.
 
     A share whose lease ran out lost its worker; a share or a recording's probe that never
@@ -145,7 +160,7 @@ def resume_stalled_shares() -> int:
     on restart). A job sent twice does its work once: the share job holds a lease, and a probe
     only fills in what is still pending.
     """
-    rt = runtime()
+    rt = runtime(self)
     now = utcnow()
     never_started = now - timedelta(seconds=max(60, 12 * rt.settings.stall_check_s))
     with rt.db.session() as session:
@@ -184,9 +199,9 @@ def resume_stalled_shares() -> int:
     return len(stalled) + len(unprobed)
 
 
-@shared_task(name="worker.tasks.sweep_scratch")
-def sweep_scratch() -> int:
-    removed = pipeline.sweep_scratch(runtime().settings.scratch_dir)
+@shared_task(bind=True, name="worker.tasks.sweep_scratch")
+def sweep_scratch(self) -> int:
+    removed = pipeline.sweep_scratch(runtime(self).settings.scratch_dir)
     if removed:
         log.warning(
             "removed %d scratch director%s left by killed jobs",
@@ -196,12 +211,12 @@ def sweep_scratch() -> int:
     return len(removed)
 
 
-@shared_task(name="worker.tasks.reconcile_store")
-def reconcile_store() -> dict:
+@shared_task(bind=True, name="worker.tasks.reconcile_store")
+def reconcile_store(self) -> dict:
     """Objects with no row are deleted; rows with no object are reported."""
     from app.services.reconcile import reconcile
 
-    report = reconcile(runtime())
+    report = reconcile(runtime(self))
     if report["orphans_deleted"] or report["missing"]:
         log.warning("reconcile: %s", report)
     return report

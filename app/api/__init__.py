@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import marshmallow as ma
 from flask import Flask
 from flask_smorest import Api as _SmorestApi
 
-
-class ErrorBody(ma.Schema):
-    code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
-    message = ma.fields.String(required=True, metadata={"description": "human-readable text"})
-    details = ma.fields.Dict(metadata={"description": "extra context, e.g. per-field errors"})
-
-
-class ErrorSchema(ma.Schema):
-    error = ma.fields.Nested(ErrorBody, required=True)
+from app.api import ops, v1
+from app.api.schemas import ErrorSchema
 
 
 class Api(_SmorestApi):
@@ -26,8 +18,6 @@ class Api(_SmorestApi):
 
 
 def init_app(app: Flask) -> Api:
-    from app.api import ops, v1
-
     api = Api(
         app,
         spec_kwargs={

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from app.api.blueprint import Blueprint
 from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
-from app.errors import Conflict, InvalidRequest
+from app.context import runtime
 from app.models import Role, Team
-from app.runtime import runtime
 from app.services import audit, keys, oversight, policy, users
+from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
     "admin",

@@ -6,8 +6,8 @@ from flask import Response
 
 from app.api.blueprint import Blueprint
 from app.auth import current_user, require
+from app.context import runtime
 from app.models import Role
-from app.runtime import runtime
 from app.services.export import export_archive
 
 blp = Blueprint("export", __name__, url_prefix="/api/v1", description="Export my data")

@@ -12,7 +12,7 @@ from flask import Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.blueprint import Blueprint
-from app.runtime import runtime
+from app.context import runtime
 
 log = logging.getLogger(__name__)
 ops = Blueprint("ops", __name__, description="Health, readiness, metrics, verification keys")

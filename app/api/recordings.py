@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import request
 
 from app.api.blueprint import Blueprint
+from app.api.multipart import ingest_upload
 from app.api.schemas import (
     RecordingListArgs,
     RecordingListSchema,
@@ -12,11 +13,10 @@ from app.api.schemas import (
     RecordingUploadSchema,
 )
 from app.auth import current_user, db_session, require
+from app.context import runtime
 from app.metrics import UPLOAD_BYTES
 from app.models import Role
-from app.runtime import runtime
-from app.services import policy, recordings
-from app.services.ingest import ingest_upload, store_cleanup
+from app.services import ingest, policy, recordings
 
 blp = Blueprint(
     "recordings",
@@ -56,8 +56,7 @@ def upload():
         session.commit()
     except BaseException:
         session.rollback()
-        for part in result.parts:
-            store_cleanup(rt.store, part.name)
+        ingest.discard(rt.store, result)
         raise
     return recordings.present(session, rt, recording), 201
 

@@ -6,6 +6,16 @@ import marshmallow as ma
 from marshmallow import validate
 
 
+class ErrorBody(ma.Schema):
+    code = ma.fields.String(required=True, metadata={"description": "machine-readable code"})
+    message = ma.fields.String(required=True, metadata={"description": "human-readable text"})
+    details = ma.fields.Dict(metadata={"description": "extra context, e.g. per-field errors"})
+
+
+class ErrorSchema(ma.Schema):
+    error = ma.fields.Nested(ErrorBody, required=True)
+
+
 class Strict(ma.Schema):
     class Meta:
         unknown = ma.RAISE

@@ -20,14 +20,23 @@ from app.api.schemas import (
     ViewStartSchema,
 )
 from app.auth import current_user, db_session, require
+from app.context import runtime
+from app.links import share_media_links
 from app.metrics import REVOKES
 from app.models import Role
-from app.runtime import runtime
-from app.services import policy, shares, shredding, users, views
+from app.services import policy, shares, shredding, users, viewing
 
 blp = Blueprint(
     "shares", __name__, url_prefix="/api/v1", description="Shares: the opt-in and its withdrawal"
 )
+
+
+def present(session, rt, share, user) -> dict:
+    """A share as the API answers it: the domain's view plus media links when it plays."""
+    data = shares.present(session, rt, share, user)
+    if data["playable"]:
+        data["media"] = share_media_links(share.id)
+    return data
 
 
 @blp.route("/recordings/<string:recording_id>/shares", methods=["POST"])
@@ -56,7 +65,7 @@ def create_share(args, recording_id: str):
         ),
     )
     session.commit()
-    return shares.present(session, rt, share, user), 202
+    return present(session, rt, share, user), 202
 
 
 @blp.route("/shares", methods=["GET"])
@@ -65,9 +74,7 @@ def create_share(args, recording_id: str):
 def list_shares():
     """My shares (employee) or the shares granted to me (coach)."""
     rt, session, user = runtime(), db_session(), current_user()
-    return {
-        "shares": [shares.present(session, rt, s, user) for s in shares.list_for(session, user)]
-    }
+    return {"shares": [present(session, rt, s, user) for s in shares.list_for(session, user)]}
 
 
 @blp.route("/shares/<string:share_id>", methods=["GET"])
@@ -76,7 +83,7 @@ def list_shares():
 def get_share(share_id: str):
     """Status, progress, error, expiry, and media links when ready."""
     rt, session, user = runtime(), db_session(), current_user()
-    return shares.present(session, rt, shares.get_for_viewer(session, user, share_id), user)
+    return present(session, rt, shares.get_for_viewer(session, user, share_id), user)
 
 
 @blp.route("/shares/<string:share_id>/revoke", methods=["POST"])
@@ -139,7 +146,7 @@ def start_view(share_id: str):
     session, user = db_session(), current_user()
     share = shares.get_for_viewer(session, user, share_id)
     shares.require_viewable(share)
-    view = views.start(session, share, user)
+    view = viewing.start(session, share, user)
     session.commit()
     return {"id": view.id}, 201
 
@@ -154,7 +161,7 @@ def heartbeat(args, share_id: str, view_id: str):
     session, user = db_session(), current_user()
     share = shares.get_for_viewer(session, user, share_id)
     shares.require_viewable(share)
-    view = views.heartbeat(session, share, user, view_id, args["watched_s"], args["position_s"])
+    view = viewing.heartbeat(session, share, user, view_id, args["watched_s"], args["position_s"])
     session.commit()
     return {"id": view.id}
 

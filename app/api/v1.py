@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.api import admin, export, recordings, shares, streaming
 from app.api.blueprint import Blueprint
 from app.api.schemas import MeSchema
 from app.auth import current_user, require
@@ -18,10 +19,4 @@ def get_me():
     return {"id": user.id, "name": user.name, "role": user.role.value, "login": user.login}
 
 
-def _blueprints():
-    from app.api import admin, export, media, recordings, shares
-
-    return [me, recordings.blp, shares.blp, media.blp, export.blp, *admin.blueprints]
-
-
-blueprints = _blueprints()
+blueprints = [me, recordings.blp, shares.blp, streaming.blp, export.blp, *admin.blueprints]

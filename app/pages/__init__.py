@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
-from app import limiter
 from app.auth import current_user, db_session, sign_in, sign_out
+from app.extensions import limiter
 from app.models import Role
 from app.services import users
 

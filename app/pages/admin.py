@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from app.auth import db_session, require
+from app.context import runtime
 from app.models import Role
-from app.runtime import runtime
 from app.services import policy as policy_service
 
 bp = Blueprint("admin_pages", __name__)

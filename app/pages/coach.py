@@ -13,10 +13,11 @@ from typing import Any
 from flask import Blueprint, Response, make_response, render_template
 
 from app.auth import current_user, db_session, require
-from app.errors import NotFound
+from app.context import runtime
+from app.links import share_media_links
 from app.models import Role, utcnow
-from app.runtime import runtime
 from app.services import shares
+from app.services.errors import NotFound
 
 bp = Blueprint("coach_pages", __name__)
 
@@ -76,7 +77,7 @@ def _decorate(item: dict[str, Any]) -> dict[str, Any]:
         status = "expired"  # the sweeper has not marked it yet; it is over all the same
     item["display_status"] = status
     item["ended"] = status in ENDED
-    item["playable"] = status == "ready" and "media" in item
+    item["playable"] = status == "ready" and item["playable"]
     item["expires_label"] = _date(expires_at)
     item["expires_day"] = _day(expires_at)
     item["expires_iso"] = expires_at.isoformat()
@@ -134,6 +135,8 @@ def playback(share_id: str):
             404,
         )
     item = _decorate(shares.present(session, rt, share, user))
+    if item["playable"]:
+        item["media"] = share_media_links(share.id)
     comments = shares.list_comments(session, rt, share) if item["playable"] else []
     now = utcnow()
     return _private(

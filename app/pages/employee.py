@@ -13,8 +13,8 @@ from typing import Any
 from flask import Blueprint, render_template, request
 
 from app.auth import current_user, db_session, require
+from app.context import runtime
 from app.models import Role, utcnow
-from app.runtime import runtime
 from app.services import policy
 from app.services import recordings as recording_service
 from app.services import shares as share_service

@@ -93,7 +93,7 @@ def ensure_sample_recording(rt: Runtime, owner_login: str) -> bool:
         store_part("screen", _ffmpeg_stream(SCREEN), result, rt.store)
         store_part("audio", _ffmpeg_stream(CALL), result, rt.store)
         with rt.db.session() as session:
-            owner = session.scalar(select(User).where(User.login == owner_login))
+            owner = session.scalars(select(User).where(User.login == owner_login)).one()
             recordings.create_recording(session, rt, owner, result)
     except BaseException:
         for part in result.parts:

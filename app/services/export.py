@@ -11,10 +11,11 @@ import uuid
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime
-from typing import Any
+from typing import IO, Any, cast
 
 import jwt
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 import crypto
 from app.models import MediaObject, Recording, Share, User
@@ -83,7 +84,7 @@ def _json(value: Any) -> bytes:
     return json.dumps(value, indent=2, default=default, ensure_ascii=False).encode()
 
 
-def _claims(token: str | None) -> dict | None:
+def _claims(token: str | None) -> dict[str, Any] | None:
     if not token:
         return None
     # Unverified view for reading; the .jwt file next to it is what proves anything.
@@ -93,10 +94,12 @@ def _claims(token: str | None) -> dict | None:
 def export_archive(rt: Runtime, owner_id: uuid.UUID) -> Iterator[bytes]:
     sink = _Sink()
     with (
-        zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED) as archive,
+        zipfile.ZipFile(
+            cast(IO[bytes], sink), mode="w", compression=zipfile.ZIP_DEFLATED
+        ) as archive,
         rt.db.session() as session,
     ):
-        owner = session.get(User, owner_id)
+        owner = session.get_one(User, owner_id)
         archive.writestr("README.txt", README)
         archive.writestr(
             "me.json",
@@ -151,7 +154,7 @@ def _copy(
     obj: MediaObject,
 ) -> Iterator[bytes]:
     with archive.open(path, mode="w", force_zip64=True) as target:
-        for block in crypto.open(
+        for block in crypto.unseal(
             dek, rt.store.iter_object(obj.name), key_id=str(key_id), object_id=str(obj.id)
         ):
             target.write(block)
@@ -159,7 +162,9 @@ def _copy(
     yield sink.drain()
 
 
-def _media(rt: Runtime, session, archive, sink, recording: Recording) -> Iterator[bytes]:
+def _media(
+    rt: Runtime, session: Session, archive: zipfile.ZipFile, sink: _Sink, recording: Recording
+) -> Iterator[bytes]:
     if recording.title_sealed is None and recording.status.value == "deleted":
         return
     try:
@@ -179,7 +184,9 @@ def _media(rt: Runtime, session, archive, sink, recording: Recording) -> Iterato
         )
 
 
-def _rendition(rt: Runtime, session, archive, sink, share: Share) -> Iterator[bytes]:
+def _rendition(
+    rt: Runtime, session: Session, archive: zipfile.ZipFile, sink: _Sink, share: Share
+) -> Iterator[bytes]:
     obj = session.scalar(
         select(MediaObject).where(MediaObject.share_id == share.id, MediaObject.kind == "rendition")
     )

@@ -1,10 +1,10 @@
-"""Ingest: a multipart upload streamed, encrypted as it arrives, into the object store.
+"""Ingest: a recording's files, encrypted as they arrive, into the object store.
 
-Werkzeug's form parser would spool large files to plaintext temporary files; this module reads
-the request body itself with werkzeug's sans-IO ``MultipartDecoder`` and pulls each file part
-through the sealer straight into ``ObjectStore.put_stream``. The only plaintext is the block in
-hand. If anything fails — a client that breaks off, a size limit, a non-media file — the
-objects already stored for this upload are deleted and no row is written.
+The web edge parses the request (``app.api.multipart``) and hands each file part here as an
+iterator of blocks; :func:`store_part` sniffs, hashes and seals it straight into
+``ObjectStore.put_stream``. The only plaintext is the block in hand. If anything fails — a
+client that breaks off, a size limit, a non-media file — the caller deletes the objects
+already stored for the upload, and no row is written.
 """
 
 from __future__ import annotations
@@ -16,19 +16,14 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO
-
-from werkzeug.exceptions import ClientDisconnected
-from werkzeug.http import parse_options_header
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+from typing import cast
 
 import crypto
-from app.errors import AppError, InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from app.services.errors import InvalidRequest, UnsupportedMedia
 from app.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
-READ_SIZE = 1 << 20
 # Sealed blocks waiting for the uploading thread (each at most ~256 KiB): enough to fill the
 # next 16 MiB S3 part while the previous one uploads.
 OVERLAP_BLOCKS = 64
@@ -37,8 +32,7 @@ TEXT_FIELDS = {"title": 200, "agent_channel": 8, "customer_informed": 8}
 MAX_FIELD_BYTES = 4096
 
 
-class UploadAborted(AppError):
-    status = 400
+class UploadAborted(InvalidRequest):
     code = "upload_incomplete"
 
 
@@ -85,52 +79,6 @@ class IngestResult:
         return sum(p.plaintext_size for p in self.parts)
 
 
-class _BodyReader:
-    """Drives the multipart decoder from the request stream, one event at a time."""
-
-    def __init__(self, stream: BinaryIO, boundary: bytes, limit: int) -> None:
-        self._stream = stream
-        self._decoder = MultipartDecoder(boundary, max_parts=16)
-        self._limit = limit
-        self.received = 0
-
-    def next_event(self):
-        while True:
-            try:
-                event = self._decoder.next_event()
-            except ValueError:
-                raise InvalidRequest(
-                    "The multipart body is malformed or was cut short.", code="malformed_upload"
-                ) from None
-            if not isinstance(event, NeedData):
-                return event
-            try:
-                block = self._stream.read(READ_SIZE)
-            except (ClientDisconnected, OSError):
-                raise UploadAborted("The upload broke off before it was complete.") from None
-            if block:
-                self.received += len(block)
-                if self.received > self._limit:
-                    raise PayloadTooLarge(
-                        f"The upload is larger than the limit of {self._limit // (1 << 20)} MiB.",
-                        code="upload_too_large",
-                    )
-                self._decoder.receive_data(block)
-            else:
-                self._decoder.receive_data(None)
-
-    def part_data(self) -> Iterator[bytes]:
-        """The current part's bytes, until its closing boundary."""
-        while True:
-            event = self.next_event()
-            if not isinstance(event, Data):
-                raise InvalidRequest("The multipart body is malformed.", code="malformed_upload")
-            if event.data:
-                yield event.data
-            if not event.more_data:
-                return
-
-
 def _peek(chunks: Iterator[bytes], want: int) -> tuple[bytes, Iterator[bytes]]:
     head = b""
     for chunk in chunks:
@@ -146,83 +94,34 @@ def _peek(chunks: Iterator[bytes], want: int) -> tuple[bytes, Iterator[bytes]]:
     return head, rest()
 
 
-def ingest_upload(
-    stream: BinaryIO,
-    content_type: str | None,
-    content_length: int | None,
-    *,
-    store: ObjectStore,
-    max_bytes: int,
-    on_bytes: Callable[[int], None] | None = None,
-) -> IngestResult:
-    """Stream a multipart upload into the store, encrypted under a fresh recording key."""
-    mimetype, options = parse_options_header(content_type or "")
-    boundary = options.get("boundary", "")
-    if mimetype != "multipart/form-data" or not boundary:
-        raise UnsupportedMedia(
-            "Send multipart/form-data with a 'screen' and/or an 'audio' file.",
-            code="expected_multipart",
-        )
-    if len(boundary) > 200:
-        raise InvalidRequest("The multipart boundary is too long.", code="malformed_upload")
-    # Framing (boundaries, part headers, text fields) on top of the media itself.
-    limit = max_bytes + 64 * 1024
-    if content_length is not None and content_length > limit:
-        raise PayloadTooLarge(
-            f"The upload is larger than the limit of {max_bytes // (1 << 20)} MiB.",
-            code="upload_too_large",
-        )
+def new_upload() -> IngestResult:
+    """An empty upload: a fresh recording id and a fresh data key for its files."""
+    return IngestResult(recording_id=uuid.uuid4(), key_id=uuid.uuid4(), dek=crypto.new_data_key())
 
-    result = IngestResult(recording_id=uuid.uuid4(), key_id=uuid.uuid4(), dek=crypto.new_data_key())
-    body = _BodyReader(stream, boundary.encode("latin-1"), limit)
-    try:
-        while True:
-            event = body.next_event()
-            if isinstance(event, Epilogue):
-                break
-            if isinstance(event, File):
-                if event.name not in FILE_FIELDS:
-                    raise InvalidRequest(
-                        f"Unexpected file field {event.name!r}; send 'screen' and/or 'audio'.",
-                        code="unknown_field",
-                    )
-                store_part(event.name, body.part_data(), result, store, on_bytes)
-            elif isinstance(event, Field):
-                _read_field(event, body, result)
-    except BaseException:
-        for part in result.parts:
-            try:
-                store.delete(part.name)
-            except Exception:
-                # The reconciler removes objects without a row; log and go on.
-                log.warning("could not remove object of an aborted upload", exc_info=True)
-        raise
-    if not result.parts:
+
+def discard(store: ObjectStore, result: IngestResult) -> None:
+    """Remove what an upload that did not complete has stored (the reconciler catches misses)."""
+    for part in result.parts:
+        store_cleanup(store, part.name)
+
+
+def set_field(result: IngestResult, name: str, value: bytes) -> None:
+    """Record one text field of the upload form."""
+    if len(value) > MAX_FIELD_BYTES:
+        raise InvalidRequest(f"The field {name!r} is too long.", code="field_too_long")
+    if name not in TEXT_FIELDS:
         raise InvalidRequest(
-            "Attach at least one file: 'screen' (video) or 'audio'.", code="no_media"
-        )
-    return result
-
-
-def _read_field(event: Field, body: _BodyReader, result: IngestResult) -> None:
-    value = b""
-    for chunk in body.part_data():
-        value += chunk
-        if len(value) > MAX_FIELD_BYTES:
-            raise InvalidRequest(f"The field {event.name!r} is too long.", code="field_too_long")
-    if event.name not in TEXT_FIELDS:
-        raise InvalidRequest(
-            f"Unknown field {event.name!r}; expected screen, audio, title, agent_channel "
+            f"Unknown field {name!r}; expected screen, audio, title, agent_channel "
             "or customer_informed.",
             code="unknown_field",
         )
-    if event.name in result.fields:
-        raise InvalidRequest(f"The field {event.name!r} was sent twice.", code="duplicate_field")
+    if name in result.fields:
+        raise InvalidRequest(f"The field {name!r} was sent twice.", code="duplicate_field")
     try:
-        result.fields[event.name] = value.decode("utf-8")
+        result.fields[name] = value.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest(
-            f"The field {event.name!r} is not UTF-8 text.", code="invalid_field"
+            f"The field {name!r} is not UTF-8 text.", code="invalid_field"
         ) from None
 
 
@@ -295,65 +194,75 @@ class _Abort:
 _END = object()
 
 
-def _put_overlapped(store: ObjectStore, name: str, blocks: Iterator[bytes]) -> int:
+class _OverlappedPut:
     """``store.put_stream(name, blocks)``, with the put on a helper thread.
 
-    The store uploads a part at a time and reads nothing meanwhile; on this thread the
-    request body is read, parsed and sealed. A bounded queue between the two lets the next
-    part be read and sealed while the previous one uploads, instead of after it. If the
-    request side fails (client gone, size limit, bad framing), the put is abandoned, so no
-    object appears; if the store fails, reading stops and the store's error is raised.
+    The store uploads a part at a time and reads nothing meanwhile; on the request's thread
+    the body is read, parsed and sealed. A bounded queue between the two lets the next part be
+    read and sealed while the previous one uploads, instead of after it. If the request side
+    fails (client gone, size limit, bad framing), the put is abandoned, so no object appears;
+    if the store fails, reading stops and the store's error is raised.
     """
-    handoff: queue.Queue = queue.Queue(maxsize=OVERLAP_BLOCKS)
-    outcome: dict[str, object] = {}
 
-    def from_request() -> Iterator[bytes]:
+    def __init__(self, store: ObjectStore, name: str) -> None:
+        self._handoff: queue.Queue[object] = queue.Queue(maxsize=OVERLAP_BLOCKS)
+        self._size: int | None = None
+        self._error: BaseException | None = None
+        self._uploader = threading.Thread(
+            target=self._upload, args=(store, name), name="ingest-put", daemon=True
+        )
+
+    def _from_request(self) -> Iterator[bytes]:
         while True:
-            item = handoff.get()
+            item = self._handoff.get()
             if item is _END:
                 return
             if isinstance(item, _Abort):
                 raise UploadAborted("The upload did not complete.") from item.error
-            yield item
+            yield cast(bytes, item)
 
-    def upload() -> None:
+    def _upload(self, store: ObjectStore, name: str) -> None:
         try:
-            outcome["size"] = store.put_stream(name, from_request())
-        except BaseException as exc:  # noqa: BLE001 - handed to the request thread below
-            outcome["error"] = exc
+            self._size = store.put_stream(name, self._from_request())
+        except BaseException as exc:  # noqa: BLE001 - handed to the request thread in run()
+            self._error = exc
 
-    uploader = threading.Thread(target=upload, name="ingest-put", daemon=True)
-    uploader.start()
-
-    def hand_over(item: object) -> bool:
+    def _hand_over(self, item: object) -> bool:
         """Queue ``item``; False if the uploader has stopped (its error says why)."""
-        while uploader.is_alive():
+        while self._uploader.is_alive():
             try:
-                handoff.put(item, timeout=0.5)
+                self._handoff.put(item, timeout=0.5)
                 return True
             except queue.Full:
                 continue
         return False
 
-    try:
-        for block in blocks:
-            if not hand_over(bytes(block)):
-                break
-        else:
-            hand_over(_END)
-    except BaseException as exc:
+    def _abandon(self, error: BaseException) -> None:
         while True:  # make room, then tell the uploader to abandon the put
             try:
-                handoff.get_nowait()
+                self._handoff.get_nowait()
             except queue.Empty:
                 break
-        hand_over(_Abort(exc))
-        uploader.join()
-        raise
-    uploader.join()
-    if "error" in outcome:
-        raise outcome["error"]  # type: ignore[misc]
-    return outcome["size"]  # type: ignore[return-value]
+        self._hand_over(_Abort(error))
+        self._uploader.join()
+
+    def run(self, blocks: Iterator[bytes]) -> int:
+        self._uploader.start()
+        try:
+            if all(self._hand_over(bytes(block)) for block in blocks):
+                self._hand_over(_END)
+        except BaseException as exc:
+            self._abandon(exc)
+            raise
+        self._uploader.join()
+        if self._error is not None:
+            raise self._error
+        assert self._size is not None
+        return self._size
+
+
+def _put_overlapped(store: ObjectStore, name: str, blocks: Iterator[bytes]) -> int:
+    return _OverlappedPut(store, name).run(blocks)
 
 
 def store_cleanup(store: ObjectStore, name: str) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import CursorResult, delete, func, select, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -31,7 +32,7 @@ class _RowStore:
 
     def delete(self, key_id: str) -> bool:
         result = self._session.execute(delete(DataKey).where(DataKey.id == uuid.UUID(key_id)))
-        return bool(result.rowcount)
+        return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def create_data_key(
@@ -115,7 +116,7 @@ def rotate(
                     .values(kek_version=fresh.kek_version, wrapped=fresh.blob)
                     .execution_options(synchronize_session=False)
                 )
-                if result.rowcount:
+                if cast(CursorResult[Any], result).rowcount:
                     rewrapped += 1
                 else:
                     skipped += 1
@@ -146,7 +147,7 @@ def retire(db: Database, kek: crypto.KekProvider) -> list[int]:
     return destroyed
 
 
-def status(db: Database, kek: crypto.KekProvider) -> list[dict]:
+def status(db: Database, kek: crypto.KekProvider) -> list[dict[str, Any]]:
     with db.session() as session:
         in_use = usage_by_version(session)
     current = kek.current_version()

@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidRequest
 from app.models import Policy
 from app.services import audit
+from app.services.errors import InvalidRequest
 
 MAX_SHARE_DAYS_CEILING = 365
 MAX_DRAFT_HOURS_CEILING = 24 * 30

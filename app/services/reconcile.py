@@ -1,39 +1,67 @@
 """Reconcile the object store against the database.
 
-An object with no row is deleted once it is older than the longest upload or job could take
-(a younger one may belong to an upload in progress). A row whose object is missing is
-reported, not guessed at.
+- An object with no row is deleted once it is older than the longest upload or job could take
+  (a younger one may belong to an upload in progress).
+- An object whose recording was deleted, or whose share has ended, is deleted with its row,
+  whatever its age: its key is already destroyed, so it is unreadable, and it must not stay.
+  (Normally shredding deletes it at once; this catches a deletion the store refused.)
+- A row whose object is missing is reported, not guessed at.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
 
-from app.models import MediaObject, utcnow
+from app.models import MediaObject, Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
 
 MIN_ORPHAN_AGE = timedelta(hours=2)
+PREFIXES = ("recordings/", "shares/")
 
 
-def reconcile(rt: Runtime, *, min_orphan_age: timedelta = MIN_ORPHAN_AGE) -> dict:
+def _names_of_ended(session: Session) -> set[str]:
+    ended_share = select(Share.id).where(
+        Share.status.in_([ShareStatus.REVOKED, ShareStatus.EXPIRED])
+    )
+    deleted_recording = select(Recording.id).where(Recording.status == RecordingStatus.DELETED)
+    return set(
+        session.scalars(
+            select(MediaObject.name).where(
+                or_(
+                    MediaObject.share_id.in_(ended_share),
+                    MediaObject.recording_id.in_(deleted_recording),
+                )
+            )
+        )
+    )
+
+
+def reconcile(rt: Runtime, *, min_orphan_age: timedelta = MIN_ORPHAN_AGE) -> dict[str, Any]:
     with rt.db.session() as session:
         known = set(session.scalars(select(MediaObject.name)))
+        ended = _names_of_ended(session)
     cutoff = utcnow() - min_orphan_age
     seen: set[str] = set()
     orphans_deleted: list[str] = []
-    for prefix in ("recordings/", "shares/"):
+    for prefix in PREFIXES:
         for info in rt.store.scan(prefix):
             seen.add(info.name)
-            if info.name not in known and info.modified < cutoff:
+            if info.name in ended or (info.name not in known and info.modified < cutoff):
                 rt.store.delete(info.name)
                 orphans_deleted.append(info.name)
-    missing = sorted(known - seen)
+    if ended:
+        with rt.db.session() as session:
+            session.execute(delete(MediaObject).where(MediaObject.name.in_(ended)))
+    missing = sorted(known - seen - ended)
     return {
         "objects": len(seen),
         "rows": len(known),
         "orphans_deleted": len(orphans_deleted),
+        "ended_deleted": len(ended & seen),
         "missing": len(missing),
         "missing_names": missing[:50],
     }

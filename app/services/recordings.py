@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 import crypto
 from app import jobs
 from app.db import after_commit
-from app.errors import InvalidRequest, NotFound
 from app.models import MediaObject, Recording, RecordingStatus, Share, User, utcnow
 from app.runtime import Runtime
 from app.services import audit, keys, policy, shredding
+from app.services.errors import InvalidRequest, NotFound, PayloadTooLarge
 from app.services.ingest import IngestResult
 from app.services.sealing import open_text, seal_text
 
@@ -53,11 +53,10 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
     current = policy.current_policy(session)
     if upload.total_size > current.max_upload_bytes:
         # The store already holds it; the caller deletes the objects when this raises.
-        raise InvalidRequest(
+        raise PayloadTooLarge(
             f"The upload is larger than the policy limit of "
             f"{current.max_upload_bytes // (1 << 20)} MiB.",
             code="upload_too_large",
-            status=413,
         )
     keys.store_data_key(session, rt.kek, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id)
     now = utcnow()
@@ -65,7 +64,6 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
         id=upload.recording_id,
         owner_id=owner.id,
         key_id=upload.key_id,
-        status=RecordingStatus.DRAFT,
         title_sealed=seal_text(
             upload.dek, upload.key_id, "title", upload.recording_id, fields["title"]
         ),
@@ -172,4 +170,4 @@ def delete_recording(
     for share_id in share_ids:
         shredding.end_share(rt, share_id, reason="recording_deleted", actor_id=owner.id)
     shredding.shred_recording(rt, rid, reason="deleted_by_owner", actor_id=owner.id)
-    return session.get(Recording, rid, populate_existing=True)
+    return session.get_one(Recording, rid, populate_existing=True)

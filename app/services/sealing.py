@@ -23,6 +23,6 @@ def open_text(
     if sealed is None:
         return None
     plaintext = b"".join(
-        crypto.open(dek, [sealed], key_id=str(key_id), object_id=f"{field}:{owner}")
+        crypto.unseal(dek, [sealed], key_id=str(key_id), object_id=f"{field}:{owner}")
     )
     return plaintext.decode()

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 import crypto
 from app import jobs
 from app.db import after_commit
-from app.errors import Gone, InvalidRequest, NotFound, Unprocessable
 from app.models import (
     AuditEvent,
     Comment,
@@ -29,6 +28,7 @@ from app.models import (
 )
 from app.runtime import Runtime
 from app.services import audit, keys, policy, recordings
+from app.services.errors import Gone, InvalidRequest, NotFound, Unprocessable
 from app.services.sealing import open_text, seal_text
 
 MAX_COACHES = 10
@@ -144,7 +144,6 @@ def create_share(
         recording_id=recording.id,
         owner_id=owner.id,
         key_id=key_id,
-        status=ShareStatus.PROCESSING,
         progress=0,
         purpose=purpose,
         note_sealed=seal_text(dek, key_id, "note", share_id, note) if note else None,
@@ -310,15 +309,8 @@ def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[s
             else None
         ),
         "include_customer_audio": share.include_customer_audio,
+        "playable": is_viewable(share),
     }
-    if is_viewable(share):
-        base = f"/media/shares/{share.id}"
-        data["media"] = {
-            "video": f"{base}/video",
-            "poster": f"{base}/poster.jpg",
-            "thumbnails": f"{base}/thumbnails.jpg",
-            "waveform": f"{base}/waveform.json",
-        }
     if is_owner:
         data["receipt"] = share.receipt
         data["certificate"] = share.certificate

@@ -1,13 +1,15 @@
 """Ending consent: revoke, expiry and deletion all take this one path (SPEC §2.4, §8).
 
-1. One transaction locks the row, marks it ended, deletes the wrapped data key, drops the
-   sealed comments and appends the audit event. From its commit on, nothing can decrypt the
-   content: every media request re-checks the share's state for each batch of chunks.
+1. One transaction locks the row and makes the transition (``lifecycle.end_share`` /
+   ``lifecycle.delete_recording``): marked ended, wrapped data key deleted, sealed comments
+   dropped, audit event appended. From its commit on, nothing can decrypt the content: every
+   media request re-checks the share's state for each batch of chunks.
 2. The objects are deleted and their absence checked (each name, then the whole prefix).
 3. A deletion certificate is signed and stored once; every repeat answers that same one.
 
 If the store is down at step 2, the key is already gone (the content is unreadable), the
-certificate says the object check is pending, and a background job finishes the deletion.
+certificate says the object check is pending, and a background job finishes the deletion
+(``delete_objects`` for a share, ``delete_recording_objects`` for a recording).
 """
 
 from __future__ import annotations
@@ -20,13 +22,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy.orm import Session
 
 import crypto
 from app import jobs
 from app.models import (
     AuditEvent,
-    Comment,
     MediaObject,
     Recording,
     RecordingStatus,
@@ -35,7 +37,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys
+from app.services import audit, lifecycle
 from app.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,6 @@ _deleter = ThreadPoolExecutor(max_workers=8, thread_name_prefix="shred")
 # How long a repeated revoke waits for the first one's certificate before finishing the job
 # itself (the first normally stores it within a fraction of a second).
 CERTIFICATE_WAIT_S = 10.0
-
-SHARE_END_STATUS = {
-    "revoked": ShareStatus.REVOKED,
-    "recording_deleted": ShareStatus.REVOKED,
-    "expired": ShareStatus.EXPIRED,
-}
 
 
 @dataclass(frozen=True)
@@ -108,7 +104,6 @@ def end_share(
     rt: Runtime, share_id: uuid.UUID, *, reason: str, actor_id: uuid.UUID | None
 ) -> ShareEnd:
     """Revoke or expire a share. Idempotent: a repeat returns the first outcome."""
-    status = SHARE_END_STATUS[reason]
     with rt.db.session() as session:
         share = session.scalar(select(Share).where(Share.id == share_id).with_for_update())
         if share is None:
@@ -119,28 +114,11 @@ def end_share(
                 share.id, share.status, share.ended_at or share.created_at, True, share.certificate
             )
         else:
-            now = utcnow()
-            share.status = status
-            share.ended_at = now
-            share.job_lease_until = None
-            share.title_sealed = None
-            share.note_sealed = None
-            destroyed = keys.shred_data_key(session, rt.key_cache, share.key_id)
-            session.execute(delete(Comment).where(Comment.share_id == share.id))
-            names = [
-                o.name
-                for o in session.scalars(
-                    select(MediaObject).where(MediaObject.share_id == share.id)
-                )
-            ]
-            audit.append(
-                session,
-                f"share.{'expired' if status is ShareStatus.EXPIRED else 'revoked'}",
-                actor_id=actor_id,
-                share_id=share.id,
-                recording_id=share.recording_id,
-                detail={"reason": reason, "key_destroyed": destroyed},
+            ended = lifecycle.end_share(
+                session, share, reason=reason, actor_id=actor_id, key_cache=rt.key_cache
             )
+            names = _object_names(session, MediaObject.share_id == share.id)
+            status, now = share.status, ended.ended_at
             owner_id, key_id, recording_id = share.owner_id, share.key_id, share.recording_id
     if earlier is not None:
         # Outside the row lock: the first ending needs it to store its certificate.
@@ -209,16 +187,11 @@ def _await_certificate(rt: Runtime, earlier: ShareEnd) -> ShareEnd:
     deadline = time.monotonic() + CERTIFICATE_WAIT_S
     while True:
         with rt.db.session() as session:
-            share = session.get(Share, earlier.share_id, populate_existing=True)
+            share = session.get_one(Share, earlier.share_id, populate_existing=True)
             if share.certificate is not None:
                 return replace(earlier, certificate=share.certificate)
             facts = (share.owner_id, share.key_id, share.recording_id)
-            names = [
-                o.name
-                for o in session.scalars(
-                    select(MediaObject).where(MediaObject.share_id == share.id)
-                )
-            ]
+            names = _object_names(session, MediaObject.share_id == share.id)
             first = session.scalar(
                 select(AuditEvent)
                 .where(
@@ -246,20 +219,32 @@ def _await_certificate(rt: Runtime, earlier: ShareEnd) -> ShareEnd:
 
 def finish_share_deletion(rt: Runtime, share_id: uuid.UUID) -> bool:
     """Background completion of an object deletion that the store refused at revoke time."""
+    return _finish_deletion(
+        rt, MediaObject.share_id == share_id, f"shares/{share_id}/", share_id=share_id
+    )
+
+
+def _finish_deletion(
+    rt: Runtime,
+    condition: ColumnElement[bool],
+    prefix: str,
+    *,
+    share_id: uuid.UUID | None = None,
+    recording_id: uuid.UUID | None = None,
+) -> bool:
+    """Delete and check the objects a refused deletion left; StorageError (retry) if any stay."""
     with rt.db.session() as session:
-        names = [
-            o.name
-            for o in session.scalars(select(MediaObject).where(MediaObject.share_id == share_id))
-        ]
-    check = delete_and_verify(rt.store, names, f"shares/{share_id}/")
+        names = _object_names(session, condition)
+    check = delete_and_verify(rt.store, names, prefix)
     if not check.verified:
         raise StorageError(check.detail)
     with rt.db.session() as session:
-        session.execute(delete(MediaObject).where(MediaObject.share_id == share_id))
+        session.execute(delete(MediaObject).where(condition))
         audit.append(
             session,
-            "share.objects_deleted",
+            "share.objects_deleted" if share_id else "recording.objects_deleted",
             share_id=share_id,
+            recording_id=recording_id,
             detail={"objects": len(names), "deferred": True},
         )
     return True
@@ -277,24 +262,10 @@ def shred_recording(
             raise LookupError(recording_id)
         if recording.status is RecordingStatus.DELETED:
             return recording.certificate
-        now = utcnow()
-        recording.status = RecordingStatus.DELETED
-        recording.deleted_at = now
-        recording.title_sealed = None
-        destroyed = keys.shred_data_key(session, rt.key_cache, recording.key_id)
-        names = [
-            o.name
-            for o in session.scalars(
-                select(MediaObject).where(MediaObject.recording_id == recording.id)
-            )
-        ]
-        audit.append(
-            session,
-            "recording.deleted",
-            actor_id=actor_id,
-            recording_id=recording.id,
-            detail={"reason": reason, "key_destroyed": destroyed},
+        ended = lifecycle.delete_recording(
+            session, recording, reason=reason, actor_id=actor_id, key_cache=rt.key_cache
         )
+        names = _object_names(session, MediaObject.recording_id == recording.id)
         owner_id, key_id = recording.owner_id, recording.key_id
     rt.key_cache.evict(str(key_id))
     check = delete_and_verify(rt.store, names, f"recordings/{recording_id}/")
@@ -304,7 +275,7 @@ def shred_recording(
         subject_id=recording_id,
         owner_id=owner_id,
         key_id=key_id,
-        destroyed_at=now,
+        destroyed_at=ended.ended_at,
         reason=reason,
         check=check,
     )
@@ -316,7 +287,30 @@ def shred_recording(
             .where(Recording.id == recording_id, Recording.certificate.is_(None))
             .values(certificate=certificate)
         )
+        audit.append(
+            session,
+            "recording.objects_deleted" if check.verified else "recording.objects_pending",
+            recording_id=recording_id,
+            detail={"objects": len(names)},
+        )
+    if not check.verified:
+        # The key is gone (the ciphertext is unreadable); the objects still go, in the background.
+        rt.jobs.send(jobs.DELETE_RECORDING_OBJECTS, str(recording_id))
     return certificate
+
+
+def finish_recording_deletion(rt: Runtime, recording_id: uuid.UUID) -> bool:
+    """Background completion of a recording's object deletion that the store refused."""
+    return _finish_deletion(
+        rt,
+        MediaObject.recording_id == recording_id,
+        f"recordings/{recording_id}/",
+        recording_id=recording_id,
+    )
+
+
+def _object_names(session: Session, condition: ColumnElement[bool]) -> list[str]:
+    return list(session.scalars(select(MediaObject.name).where(condition)))
 
 
 def _sign_certificate(

@@ -13,9 +13,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.errors import Conflict, InvalidRequest, NotFound
 from app.models import ApiToken, Role, Team, User, utcnow
 from app.services import audit
+from app.services.errors import Conflict, InvalidRequest, NotFound
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")

@@ -37,6 +37,15 @@ class ObjectInfo:
     modified: datetime
 
 
+class RangeStream(Protocol):
+    """A streaming read of part of an object (one request to the store)."""
+
+    def read(self, size: int) -> bytes:
+        """Up to ``size`` bytes; b"" at the end of the range."""
+
+    def close(self) -> None: ...
+
+
 class ObjectStore(Protocol):
     """What consent-replay needs from an object store."""
 
@@ -51,6 +60,9 @@ class ObjectStore(Protocol):
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset`` (fewer only at the end of the object)."""
+
+    def open_range(self, name: str, offset: int, length: int) -> RangeStream:
+        """Stream ``length`` bytes from ``offset``: one request, read as the caller goes."""
 
     def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
         """Stream the whole object in blocks."""
@@ -97,6 +109,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
+    "RangeStream",
     "StorageError",
     "StorageUnavailable",
     "create_store",

@@ -19,6 +19,22 @@ _SAFE_NAME = re.compile(r"^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$")
 _ABSENT = (FileNotFoundError, IsADirectoryError, NotADirectoryError)
 
 
+class _FileRange:
+    """A bounded read of an open file (LocalStore.open_range)."""
+
+    def __init__(self, handle, length: int) -> None:
+        self._handle = handle
+        self._left = max(length, 0)
+
+    def read(self, size: int) -> bytes:
+        data = self._handle.read(min(size, self._left)) if self._left else b""
+        self._left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self._handle.close()
+
+
 class LocalStore:
     kind = "local"
 
@@ -57,6 +73,14 @@ class LocalStore:
                 return handle.read(length)
         except _ABSENT:
             raise ObjectNotFound(name) from None
+
+    def open_range(self, name: str, offset: int, length: int) -> _FileRange:
+        try:
+            handle = open(self._path(name), "rb")  # noqa: SIM115 - closed by _FileRange.close
+        except _ABSENT:
+            raise ObjectNotFound(name) from None
+        handle.seek(offset)
+        return _FileRange(handle, length)
 
     def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterable, Iterator
 
@@ -43,6 +44,21 @@ class _ChunkReader(io.RawIOBase):
         out = bytes(memoryview(self._buffer)[:size])
         del self._buffer[:size]
         return out
+
+
+class _ResponseRange:
+    """A streaming GET's body (S3Store.open_range); errors map as every store call's do."""
+
+    def __init__(self, store: S3Store, response, name: str) -> None:
+        self._store, self._response, self._name = store, response, name
+
+    def read(self, size: int) -> bytes:
+        return self._store._call(self._response.read, size, name=self._name)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._response.close()
+            self._response.release_conn()
 
 
 class S3Store:
@@ -145,6 +161,12 @@ class S3Store:
         finally:
             response.close()
             response.release_conn()
+
+    def open_range(self, name: str, offset: int, length: int) -> _ResponseRange:
+        response = self._call(
+            self.client.get_object, self.bucket, name, offset=offset, length=length, name=name
+        )
+        return _ResponseRange(self, response, name)
 
     def iter_object(self, name: str, block_size: int = 1 << 20) -> Iterator[bytes]:
         response = self._call(self.client.get_object, self.bucket, name, name=name)

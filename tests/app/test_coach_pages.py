@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 
 import pytest
 
-from app import CONTENT_SECURITY_POLICY
+from app.factory import CONTENT_SECURITY_POLICY
 from app.models import Share, ShareStatus, utcnow
 from app.pages.coach import NOT_FOUND_MESSAGE, clock, ends_in
 from tests.conftest import create_person

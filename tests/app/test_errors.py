@@ -12,7 +12,7 @@ from sqlalchemy import text
 from app import create_app
 from app import migrate as migrations
 from app.config import load_settings
-from app.errors import Conflict
+from app.services.errors import Conflict
 from app.storage.s3 import S3Store
 from tests.conftest import free_port
 

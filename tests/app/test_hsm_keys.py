@@ -73,5 +73,5 @@ def test_rotate_and_retire_in_the_hsm_makes_an_old_dump_useless(hsm_app, samples
         dek = keys.load_data_key(session, rt.kek, rt.key_cache, key_id)
     stored = rt.store.read_range(name, 0, size)
     assert audio not in stored
-    opened = b"".join(crypto.open(dek, stored, key_id=str(key_id), object_id=object_id))
+    opened = b"".join(crypto.unseal(dek, stored, key_id=str(key_id), object_id=object_id))
     assert opened == audio

@@ -17,8 +17,7 @@ import uuid
 import pytest
 
 import crypto
-from app.api import media as media_api
-from app.services import keys
+from app.services import keys, playback
 from tests.conftest import create_person
 from tests.media_helpers import (
     KINDS,
@@ -33,8 +32,8 @@ from tests.media_helpers import (
 
 CHUNK = crypto.chunked.CHUNK_SIZE
 CHUNK_CT = crypto.chunked.CHUNK_CIPHERTEXT_SIZE
-FIRST_BATCH = 16 * CHUNK  # app/api/media.py FIRST_BATCH_CHUNKS
-BATCH_CT = 128 * CHUNK_CT  # app/api/media.py BATCH_CHUNKS, as ciphertext
+FIRST_BATCH = 16 * CHUNK  # app/services/playback.py FIRST_BATCH_CHUNKS
+BATCH_CT = 128 * CHUNK_CT  # app/services/playback.py BATCH_CHUNKS, as ciphertext
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +72,7 @@ def get(client, share, who, kind="video", **headers):
 def test_full_response_is_the_decrypted_rendition(client, rt, share, rendition, full):
     assert rendition.plaintext_size > 8 * (1 << 20), "the rendition should span many batches"
     assert len(full) == rendition.plaintext_size
-    # Independently: the ciphertext in the S3 server, decrypted whole with crypto.open, is the
+    # Independently: the ciphertext in the S3 server, decrypted whole with crypto.unseal, is the
     # same bytes, and is what the worker recorded.
     response = rt.store.client.get_object(rt.store.bucket, rendition.name)
     try:
@@ -87,7 +86,9 @@ def test_full_response_is_the_decrypted_rendition(client, rt, share, rendition, 
         row = session.get(MediaObject, uuid.UUID(rendition.id))
         assert hashlib.sha256(ciphertext).hexdigest() == row.stored_sha256
         dek = keys.load_data_key(session, rt.kek, rt.key_cache, uuid.UUID(rendition.key_id))
-    plain = b"".join(crypto.open(dek, ciphertext, key_id=rendition.key_id, object_id=rendition.id))
+    plain = b"".join(
+        crypto.unseal(dek, ciphertext, key_id=rendition.key_id, object_id=rendition.id)
+    )
     assert plain == full
     assert full not in ciphertext[:4096] and full[:4096] not in ciphertext
     probe = subprocess.run(
@@ -476,7 +477,7 @@ def test_a_corrupted_chunk_is_never_served(client, rt, share, rendition, full):
 def test_a_corrupted_header_answers_502(client, rt, share, rendition, full):
     # A header once verified is cached per process (it holds no secret, and every chunk is
     # still authenticated); a process that has not seen it reads the damaged one.
-    media_api._HEAD_CACHE.clear()
+    playback.HEAD_CACHE.clear()
     with flipped_byte(rt, rendition.name, 3):
         response = get(client, share, share.coach, Range="bytes=0-99")
         assert error_code(response, 502) == "integrity_check_failed"
@@ -522,7 +523,7 @@ def test_an_unreachable_store_answers_503(client, rt, share):
         read_timeout=2,
     )
     live, rt.store = rt.store, dead
-    media_api._HEAD_CACHE.clear()
+    playback.HEAD_CACHE.clear()
     try:
         for kind in ("video", "poster.jpg"):
             response = get(client, share, share.coach, kind, Range="bytes=0-99")

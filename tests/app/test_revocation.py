@@ -41,7 +41,7 @@ from tests.media_helpers import (
 )
 
 CHUNK = crypto.chunked.CHUNK_SIZE
-BATCH = 128 * CHUNK  # app/api/media.py BATCH_CHUNKS: the most one response may still send
+BATCH = 128 * CHUNK  # app/services/playback.py BATCH_CHUNKS: the most one response may still send
 
 
 @pytest.fixture(scope="module")

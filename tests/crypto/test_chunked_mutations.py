@@ -62,7 +62,7 @@ def assert_rejected(
         [mutated[i : i + 5000] for i in range(0, len(mutated), 5000)],
     ):
         released = bytearray()
-        stream = crypto.open(dek, feed, key_id=key_id, object_id=object_id)
+        stream = crypto.unseal(dek, feed, key_id=key_id, object_id=object_id)
         with pytest.raises(crypto.DecryptionError):
             for block in stream:
                 released += block
@@ -84,7 +84,7 @@ def sealed_object(request: pytest.FixtureRequest) -> tuple[bytes, bytes]:
 
 def test_unmutated_objects_open(sealed_object: tuple[bytes, bytes]) -> None:
     plaintext, sealed = sealed_object
-    assert b"".join(crypto.open(DEK, sealed, key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
+    assert b"".join(crypto.unseal(DEK, sealed, key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
     reader = crypto.RandomAccessReader(
         DEK, crypto.BytesRangeSource(sealed), key_id=KEY_ID, object_id=OBJECT_ID
     )
@@ -101,7 +101,7 @@ def test_truncation_at_every_8_bytes(sealed_object: tuple[bytes, bytes]) -> None
 def assert_truncated_rejected(truncated: bytes, plaintext: bytes) -> None:
     # Leaner than assert_rejected (thousands of cases): one streaming feed, one whole read.
     released = bytearray()
-    stream = crypto.open(DEK, truncated, key_id=KEY_ID, object_id=OBJECT_ID)
+    stream = crypto.unseal(DEK, truncated, key_id=KEY_ID, object_id=OBJECT_ID)
     with pytest.raises(crypto.DecryptionError):
         for block in stream:
             released += block

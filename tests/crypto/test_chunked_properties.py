@@ -54,7 +54,7 @@ def test_seal_open_round_trip(plaintext: bytes) -> None:
     sealed = b"".join(crypto.seal(DEK, io.BytesIO(plaintext), key_id=KEY_ID, object_id=OBJECT_ID))
     assert len(sealed) == crypto.sealed_size(len(plaintext), KEY_ID, OBJECT_ID)
     assert crypto.plaintext_size(len(sealed), KEY_ID, OBJECT_ID) == len(plaintext)
-    opened = crypto.open(DEK, io.BytesIO(sealed), key_id=KEY_ID, object_id=OBJECT_ID)
+    opened = crypto.unseal(DEK, io.BytesIO(sealed), key_id=KEY_ID, object_id=OBJECT_ID)
     assert b"".join(opened) == plaintext
 
 
@@ -92,7 +92,7 @@ def test_sealer_with_arbitrary_write_splits(data: st.DataObject, plaintext: byte
     output += sealer.finalize()
     assert output == expected
     assert (
-        b"".join(crypto.open(DEK, bytes(output), key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
+        b"".join(crypto.unseal(DEK, bytes(output), key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
     )
 
 
@@ -101,7 +101,7 @@ def test_sealer_with_arbitrary_write_splits(data: st.DataObject, plaintext: byte
 def test_decryption_with_arbitrary_read_splits(data: st.DataObject, plaintext: bytes) -> None:
     sealed = b"".join(crypto.seal(DEK, plaintext, key_id=KEY_ID, object_id=OBJECT_ID))
     feed = pieces(sealed, data.draw(splits(len(sealed)), label="cuts"))
-    assert b"".join(crypto.open(DEK, feed, key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
+    assert b"".join(crypto.unseal(DEK, feed, key_id=KEY_ID, object_id=OBJECT_ID)) == plaintext
 
 
 @PROPERTY

@@ -80,7 +80,7 @@ def test_any_header_change_is_refused(mutate: Callable[[bytes], bytes]) -> None:
     header = crypto.encode_header("k1", "o1")
     mutated = mutate(header) + sealed[len(header) :]
     with pytest.raises(crypto.DecryptionError, match=GENERIC):
-        b"".join(crypto.open(DEK, mutated, key_id="k1", object_id="o1"))
+        b"".join(crypto.unseal(DEK, mutated, key_id="k1", object_id="o1"))
     with pytest.raises(crypto.DecryptionError, match=GENERIC):
         crypto.RandomAccessReader(
             DEK, crypto.BytesRangeSource(mutated), key_id="k1", object_id="o1"
@@ -106,7 +106,7 @@ def test_expected_ids_are_what_binds_the_object() -> None:
     plaintext = b"consent" * 5000
     sealed = seal(plaintext, key_id="k1", object_id="o1")
     for key_id, object_id in (("k2", "o1"), ("k1", "o2"), ("o1", "k1")):
-        stream = crypto.open(DEK, sealed, key_id=key_id, object_id=object_id)
+        stream = crypto.unseal(DEK, sealed, key_id=key_id, object_id=object_id)
         with pytest.raises(crypto.DecryptionError):
             next(stream)
         with pytest.raises(crypto.DecryptionError):
@@ -176,10 +176,10 @@ def test_one_opaque_error_for_every_failure() -> None:
     messages = set()
     for bad in failures:
         with pytest.raises(crypto.DecryptionError) as caught:
-            b"".join(crypto.open(DEK, io.BytesIO(bad), key_id="k1", object_id="o1"))
+            b"".join(crypto.unseal(DEK, io.BytesIO(bad), key_id="k1", object_id="o1"))
         messages.add(str(caught.value))
     with pytest.raises(crypto.DecryptionError) as caught:
-        b"".join(crypto.open(bytes(32), sealed, key_id="k1", object_id="o1"))
+        b"".join(crypto.unseal(bytes(32), sealed, key_id="k1", object_id="o1"))
     messages.add(str(caught.value))
     assert messages == {GENERIC}
 
@@ -189,7 +189,7 @@ def test_data_key_must_be_32_bytes() -> None:
         with pytest.raises(ValueError, match="32 bytes"):
             crypto.Sealer(bad, key_id="k", object_id="o")
         with pytest.raises(ValueError, match="32 bytes"):
-            crypto.open(bad, b"", key_id="k", object_id="o")
+            crypto.unseal(bad, b"", key_id="k", object_id="o")
         with pytest.raises(ValueError, match="32 bytes"):
             crypto.RandomAccessReader(bad, crypto.BytesRangeSource(b""), key_id="k", object_id="o")
     assert len(crypto.new_data_key()) == 32
@@ -199,7 +199,7 @@ def test_data_key_must_be_32_bytes() -> None:
 def test_sealer_refuses_use_after_finalize() -> None:
     sealer = crypto.Sealer(DEK, key_id="k", object_id="o")
     out = sealer.update(b"abc") + sealer.finalize()
-    assert b"".join(crypto.open(DEK, out, key_id="k", object_id="o")) == b"abc"
+    assert b"".join(crypto.unseal(DEK, out, key_id="k", object_id="o")) == b"abc"
     with pytest.raises(RuntimeError):
         sealer.update(b"more")
     with pytest.raises(RuntimeError):

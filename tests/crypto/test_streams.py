@@ -38,7 +38,7 @@ def test_file_to_file_with_read_ahead_and_write_behind(
         written = crypto.seal_to(DEK, src, dst, **IDS)
     assert written == sealed.stat().st_size == crypto.sealed_size(BIG, **IDS)
     with sealed.open("rb") as src:
-        assert b"".join(crypto.open(DEK, src, **IDS)) == big_plaintext
+        assert b"".join(crypto.unseal(DEK, src, **IDS)) == big_plaintext
     with sealed.open("rb") as src, opened.open("wb") as dst:
         assert crypto.open_to(DEK, src, dst, **IDS) == BIG
     assert opened.read_bytes() == big_plaintext
@@ -133,7 +133,7 @@ def test_pipe_input(big_plaintext: bytes) -> None:
     with os.fdopen(read_fd, "rb") as pipe:
         sealed = b"".join(crypto.seal(DEK, pipe, **IDS))
     feeder.join()
-    assert b"".join(crypto.open(DEK, sealed, **IDS)) == data
+    assert b"".join(crypto.unseal(DEK, sealed, **IDS)) == data
 
 
 def test_blocks_of_any_buffer_type() -> None:
@@ -141,7 +141,7 @@ def test_blocks_of_any_buffer_type() -> None:
     blocks = [words, bytearray(b"x" * 5000), memoryview(b"y" * 20_000), b""]
     expected = b"".join(bytes(memoryview(b).cast("B")) for b in blocks)
     sealed = b"".join(crypto.seal(DEK, blocks, **IDS))
-    assert b"".join(crypto.open(DEK, sealed, **IDS)) == expected
+    assert b"".join(crypto.unseal(DEK, sealed, **IDS)) == expected
 
 
 def test_one_huge_update_equals_streaming(big_plaintext: bytes) -> None:
@@ -223,7 +223,7 @@ def test_a_stream_that_failed_on_io_keeps_failing(big_plaintext: bytes) -> None:
         yield sealed[:50_000]
         raise ConnectionError("upload cut")
 
-    stream = crypto.open(DEK, feed(), **IDS)
+    stream = crypto.unseal(DEK, feed(), **IDS)
     assert big_plaintext.startswith(next(stream))
     with pytest.raises(ConnectionError):
         next(stream)

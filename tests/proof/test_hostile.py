@@ -282,7 +282,7 @@ def test_fuzz_chunked_decryptor(world):
         seen["open"] += 1
         out = bytearray()
         try:
-            for block in crypto.open(_DEK, data, key_id=_KEY_ID, object_id=_OBJECT_ID):
+            for block in crypto.unseal(_DEK, data, key_id=_KEY_ID, object_id=_OBJECT_ID):
                 out += block
             refused = False
         except crypto.DecryptionError:
@@ -320,7 +320,7 @@ def test_fuzz_chunked_decryptor(world):
     finally:
         record(
             "hostile::fuzz_chunked_decryptor",
-            "altered or random objects opened (crypto.open and RandomAccessReader)",
+            "altered or random objects opened (crypto.unseal and RandomAccessReader)",
             f"{seen['open']} + {seen['ranges']} ranges",
             passed=seen["open"] >= 800,
             guarantee=CRYPTO,

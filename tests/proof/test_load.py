@@ -44,7 +44,7 @@ RANGE_STREAMS, SLOW_STREAMS, UPLOADS, BURST = 46, 4, 10, 2
 RANGE, PAUSE_S = 256 * KIB, 2.0
 LONG_COPIES = 6  # the slow readers read 6 × 4.3 MiB: far more than socket buffers hold
 LOAD_S = 14.0  # how long the players play; the uploads and the burst come in the middle
-BATCH = 2 * MIB  # app/api/media.py BATCH_CHUNKS × 16 KiB: plaintext sent per state check
+BATCH = 2 * MIB  # app/services/playback.py BATCH_CHUNKS × 16 KiB: plaintext sent per state check
 
 
 def _socket_buffers() -> int:

@@ -34,13 +34,13 @@ import redis as redis_lib
 from sqlalchemy import func
 from sqlalchemy import select as sql_select
 
+from app.jobs import queue_names
 from app.models import DataKey, MediaObject, Recording, Share, ShareStatus
 from app.services import keys
 from tests.conftest import ROOT, LiveServer, wait_for
 from tests.samples import AGENT_HZ, CUSTOMER_HZ
 from tests.worker import corpus
 from worker import pipeline
-from worker.celery_app import queue_names
 
 MiB = 1 << 20
 
@@ -842,7 +842,8 @@ def test_job_is_idempotent_and_a_second_run_backs_off(quiet, make_person, sample
         target=lambda: outcome.append(pipeline.process_share(replace(quiet.rt, store=hooked), sid))
     )
     runner.start()
-    wait_for(lambda: "retry_in" in seen, 60, "the first run to reach its first upload")
+    # "out" is recorded last: wait for it, not for the first entry (the hook is still writing).
+    wait_for(lambda: "out" in seen, 60, "the first run to reach its first upload")
     assert seen["retry_in"] is not None and 1 < seen["retry_in"] <= 32
     # the scratch directory while the job works: private, and only this job's
     ((scratch, mode),) = seen["scratch"]

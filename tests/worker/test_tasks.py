@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 
 import crypto
 from app import jobs
+from app.jobs import queue_names
 from app.models import DataKey, MediaObject, Recording, RecordingStatus, Share, ShareStatus, utcnow
 from tests.conftest import (
     MotoServer,
@@ -44,7 +45,6 @@ from tests.worker.test_pipeline import (
     upload_ok,
     wait_share,
 )
-from worker.celery_app import queue_names
 
 
 class Stack:

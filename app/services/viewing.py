@@ -8,9 +8,10 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.errors import NotFound
+from app.db import Database
 from app.models import Share, User, ViewSession, utcnow
 from app.services import audit
+from app.services.errors import NotFound
 
 IMPLICIT_VIEW_WINDOW = timedelta(minutes=30)
 MAX_RANGES = 200
@@ -76,7 +77,7 @@ def record_range(session: Session, view: ViewSession, start_byte: int, stop_byte
     view.last_seen_at = utcnow()
 
 
-def add_bytes(db, view_id: uuid.UUID, count: int) -> None:
+def add_bytes(db: Database, view_id: uuid.UUID, count: int) -> None:
     with db.session() as session:
         session.execute(
             update(ViewSession)

@@ -1,0 +1,198 @@
+"""The one place where a recording or a share changes status (SPEC §4).
+
+Every status write — by the web app, the worker, the scheduler or the CLI — goes through a
+function here, inside the caller's transaction. Each allowed transition is listed in
+:data:`SHARE_TRANSITIONS` / :data:`RECORDING_TRANSITIONS` with what it must do; anything
+else raises :class:`TransitionRefused`. A test fails if another module writes a status column.
+
+Share:      processing → ready | failed;  processing | ready | failed → revoked | expired
+Recording:  draft → deleted;  its probe: pending → ok | failed
+
+What follows a transition after its commit (not in the transaction, so a slow store never
+holds a lock): ending a share or deleting a recording deletes its objects and signs a deletion
+certificate (``shredding``); the store refusing is caught up by the ``delete_objects`` job and
+the reconciler.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
+
+import crypto
+from app.models import Comment, Recording, RecordingStatus, Share, ShareStatus, utcnow
+from app.services import audit, keys
+
+
+class TransitionRefused(Exception):
+    """A status change the lifecycle does not allow (a bug in the caller, never user input)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str  # the audit event
+    destroys_key: bool = False  # the wrapped data key is deleted in the same transaction
+    deletes_objects: bool = False  # after commit: objects deleted, certificate signed
+
+
+_ENDINGS = {
+    ShareStatus.REVOKED: Transition("share.revoked", destroys_key=True, deletes_objects=True),
+    ShareStatus.EXPIRED: Transition("share.expired", destroys_key=True, deletes_objects=True),
+}
+SHARE_TRANSITIONS: dict[tuple[ShareStatus, ShareStatus], Transition] = {
+    (ShareStatus.PROCESSING, ShareStatus.READY): Transition("share.ready"),
+    (ShareStatus.PROCESSING, ShareStatus.FAILED): Transition("share.failed"),
+    **{
+        (start, end): transition
+        for start in (ShareStatus.PROCESSING, ShareStatus.READY, ShareStatus.FAILED)
+        for end, transition in _ENDINGS.items()
+    },
+}
+RECORDING_TRANSITIONS: dict[tuple[RecordingStatus, RecordingStatus], Transition] = {
+    (RecordingStatus.DRAFT, RecordingStatus.DELETED): Transition(
+        "recording.deleted", destroys_key=True, deletes_objects=True
+    ),
+}
+PROBE_TRANSITIONS = {("pending", "ok"), ("pending", "failed")}
+# Why a share ends, and the status it ends in.
+END_REASONS = {
+    "revoked": ShareStatus.REVOKED,
+    "recording_deleted": ShareStatus.REVOKED,
+    "expired": ShareStatus.EXPIRED,
+}
+
+
+def _share_transition(share: Share, to: ShareStatus) -> Transition:
+    transition = SHARE_TRANSITIONS.get((share.status, to))
+    if transition is None:
+        raise TransitionRefused(f"share {share.id}: {share.status.value} → {to.value}")
+    return transition
+
+
+def share_ready(session: Session, share: Share, *, duration_s: float, objects: int) -> None:
+    """The job finished: the rendition and its derivatives are stored."""
+    transition = _share_transition(share, ShareStatus.READY)
+    share.status = ShareStatus.READY
+    share.progress = 100
+    share.ready_at = utcnow()
+    share.duration_s = round(duration_s, 3)
+    share.job_lease_until = None
+    audit.append(
+        session,
+        transition.action,
+        share_id=share.id,
+        recording_id=share.recording_id,
+        detail={"duration_s": share.duration_s, "objects": objects},
+    )
+
+
+def share_failed(session: Session, share: Share, message: str) -> bool:
+    """The job cannot make the share; False if the share is no longer processing."""
+    if share.status is not ShareStatus.PROCESSING:
+        return False
+    transition = _share_transition(share, ShareStatus.FAILED)
+    share.status = ShareStatus.FAILED
+    share.error = message
+    share.job_lease_until = None
+    audit.append(
+        session,
+        transition.action,
+        share_id=share.id,
+        recording_id=share.recording_id,
+        detail={"error": message[:200]},
+    )
+    return True
+
+
+@dataclass(frozen=True)
+class Ended:
+    """What the ending transaction did; the follow-up (objects, certificate) needs it."""
+
+    ended_at: datetime
+    key_destroyed: bool
+
+
+def end_share(
+    session: Session,
+    share: Share,
+    *,
+    reason: str,
+    actor_id: uuid.UUID | None,
+    key_cache: crypto.DataKeyCache,
+) -> Ended:
+    """Revoke or expire a share: from this transaction's commit, nothing can decrypt it."""
+    to = END_REASONS[reason]
+    transition = _share_transition(share, to)
+    now = utcnow()
+    share.status = to
+    share.ended_at = now
+    share.job_lease_until = None
+    share.title_sealed = None
+    share.note_sealed = None
+    destroyed = keys.shred_data_key(session, key_cache, share.key_id)
+    session.execute(delete(Comment).where(Comment.share_id == share.id))
+    audit.append(
+        session,
+        transition.action,
+        actor_id=actor_id,
+        share_id=share.id,
+        recording_id=share.recording_id,
+        detail={"reason": reason, "key_destroyed": destroyed},
+    )
+    return Ended(now, destroyed)
+
+
+def delete_recording(
+    session: Session,
+    recording: Recording,
+    *,
+    reason: str,
+    actor_id: uuid.UUID | None,
+    key_cache: crypto.DataKeyCache,
+) -> Ended:
+    """Shred a draft: its key is destroyed in this transaction (its shares ended before)."""
+    transition = RECORDING_TRANSITIONS.get((recording.status, RecordingStatus.DELETED))
+    if transition is None:
+        raise TransitionRefused(f"recording {recording.id}: {recording.status.value} → deleted")
+    now = utcnow()
+    recording.status = RecordingStatus.DELETED
+    recording.deleted_at = now
+    recording.title_sealed = None
+    destroyed = keys.shred_data_key(session, key_cache, recording.key_id)
+    audit.append(
+        session,
+        transition.action,
+        actor_id=actor_id,
+        recording_id=recording.id,
+        detail={"reason": reason, "key_destroyed": destroyed},
+    )
+    return Ended(now, destroyed)
+
+
+def record_probe(
+    session: Session,
+    recording: Recording,
+    outcome: str,
+    *,
+    error: str | None = None,
+    duration_s: float | None = None,
+    has_video: bool | None = None,
+    audio_channels: int | None = None,
+) -> bool:
+    """What the probe found (``ok``) or why the draft cannot be used (``failed``).
+    False if the probe's result was already recorded (a job delivered twice)."""
+    if recording.status is not RecordingStatus.DRAFT or recording.probe_status != "pending":
+        return False
+    if ("pending", outcome) not in PROBE_TRANSITIONS:
+        raise TransitionRefused(f"recording {recording.id}: probe pending → {outcome}")
+    recording.probe_status = outcome
+    recording.probe_error = error
+    if outcome == "ok":
+        recording.duration_s = duration_s
+        recording.has_video = has_video
+        recording.audio_channels = audio_channels
+    return True
