@@ -5,6 +5,8 @@ same rule in ``static/js/kit.js`` (tests/browser/test_formatting.py holds the tw
 from __future__ import annotations
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +52,21 @@ def test_the_coach_header_length_reads_like_the_player():
     # The header used to round (0:20) while the player counted down (0:19).
     assert coach.duration_label(19.6) == "0:19" == clock(19.6)
     assert coach.duration_label(None) == ""
+
+
+APP = Path(__file__).resolve().parents[2] / "app"
+
+
+def _writers(folder: Path, pattern: str, glob: str) -> list[str]:
+    found = re.compile(pattern)
+    return [
+        str(path.relative_to(folder))
+        for path in sorted(folder.rglob(glob))
+        if found.search(path.read_text())
+    ]
+
+
+def test_no_second_time_formatter_creeps_in():
+    """Pages write a time only with clock(): kit.js in the browser, formatting.py on the server."""
+    assert _writers(APP / "static" / "js", r"padStart\(2", "*.js") == ["kit.js"]
+    assert _writers(APP / "pages", r"divmod\(", "*.py") == ["formatting.py"]
