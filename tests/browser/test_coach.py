@@ -123,23 +123,6 @@ def shared(live_server, rt, samples):
     }
 
 
-@pytest.fixture(autouse=True)
-def no_script_errors(page):
-    """Fail a test whose page threw, or had something refused by its Content-Security-Policy."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
-    yield
-    assert errors == []
-
-
 def until(page, script: str, arg=None, timeout: float = 10, what: str = "") -> None:
     """Poll `script` with page.evaluate (CDP, so the page's CSP, which forbids eval, allows it;
     page.wait_for_function would need eval inside the page)."""
