@@ -102,18 +102,18 @@ export function el(tag, attrs, ...children) {
 }
 
 // <time datetime="…" data-format="date|day|relative"> (or data-local-date="…", the coach
-// pages' name for it) in the reader's own time zone and language; the full moment stays in
-// the tooltip.
+// pages' name for it) in the reader's own time zone and language; where the text is shorter
+// than the full moment (a day, "in 3 days"), the full moment is the tooltip.
 export function upgradeTimes(root) {
   (root || document).querySelectorAll("time[data-format], time[data-local-date]").forEach((node) => {
     const iso = node.getAttribute("datetime");
     if (!iso) return;
     const format = node.dataset.format || node.dataset.localDate;
     const absolute = formatDate(iso);
-    node.title = absolute;
     if (format === "relative") node.textContent = relative(iso);
     else if (format === "day") node.textContent = formatDay(iso);
     else node.textContent = absolute;
+    if (node.textContent !== absolute) node.title = absolute;
   });
 }
 
