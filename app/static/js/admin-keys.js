@@ -1,80 +1,76 @@
 // Keys: KEK versions with how many data keys each wraps; rotate and retire.
-(function () {
-  "use strict";
-  const { api, toast } = window.CR;
-  const { el, timeEl, confirmDialog } = window.CRA;
-  const $ = (id) => document.getElementById(id);
-  const STATES = { active: "Active", retired: "Retired — kept while it wraps keys", destroyed: "Destroyed" };
+import { $, api, confirmDialog, el, timeEl, toast } from "./kit.js";
 
-  function result(text, kind) {
-    const box = $("key-result");
-    box.textContent = text;
-    box.className = `alert alert-${kind || "success"}`;
-  }
+const STATES = { active: "Active", retired: "Retired — kept while it wraps keys", destroyed: "Destroyed" };
 
-  // Whether a version still wraps any data key (the API gives no counts on purpose).
-  const inUse = (v) => (typeof v.in_use === "boolean" ? v.in_use : v.data_keys > 0);
+function result(text, kind) {
+  const box = $("key-result");
+  box.textContent = text;
+  box.className = `alert alert-${kind || "success"}`;
+}
 
-  async function load() {
-    const { versions } = await api("GET", "/api/v1/admin/keys");
-    const sorted = [...versions].sort((a, b) => b.version - a.version);
-    $("key-rows").replaceChildren(
-      ...sorted.map((v) =>
-        el(
-          "tr",
-          { "data-version": v.version },
-          el("td", {}, el("strong", { text: `v${v.version}` }), v.current ? el("span", { class: "badge ok current-badge", text: "current" }) : null),
-          el("td", {}, el("span", { class: `badge ${v.state === "active" ? "ready" : "deleted"}`, text: STATES[v.state] || v.state })),
-          el("td", {}, v.created_at ? timeEl(String(v.created_at)) : "–"),
-          el("td", { class: "right in-use", text: inUse(v) ? "Yes" : "No" }),
-        ),
+// Whether a version still wraps any data key (the API gives no counts on purpose).
+const inUse = (v) => (typeof v.in_use === "boolean" ? v.in_use : v.data_keys > 0);
+
+async function load() {
+  const { versions } = await api("GET", "/api/v1/admin/keys");
+  const sorted = [...versions].sort((a, b) => b.version - a.version);
+  $("key-rows").replaceChildren(
+    ...sorted.map((v) =>
+      el(
+        "tr",
+        { "data-version": v.version },
+        el("td", {}, el("strong", { text: `v${v.version}` }), v.current ? el("span", { class: "badge ok current-badge", text: "current" }) : null),
+        el("td", {}, el("span", { class: `badge ${v.state === "active" ? "ready" : "deleted"}`, text: STATES[v.state] || v.state })),
+        el("td", {}, v.created_at ? timeEl(String(v.created_at)) : "–"),
+        el("td", { class: "right in-use", text: inUse(v) ? "Yes" : "No" }),
       ),
-    );
-    if (!sorted.length) $("key-rows").replaceChildren(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "No key versions." })));
-    const currentVersion = sorted.find((v) => v.current);
-    $("stat-current").textContent = currentVersion ? `v${currentVersion.version}` : "–";
-    $("stat-keys").textContent = String(sorted.filter(inUse).length);
-    $("stat-versions").textContent = String(sorted.filter((v) => v.state !== "destroyed").length);
+    ),
+  );
+  if (!sorted.length) $("key-rows").replaceChildren(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "No key versions." })));
+  const currentVersion = sorted.find((v) => v.current);
+  $("stat-current").textContent = currentVersion ? `v${currentVersion.version}` : "–";
+  $("stat-keys").textContent = String(sorted.filter(inUse).length);
+  $("stat-versions").textContent = String(sorted.filter((v) => v.state !== "destroyed").length);
+}
+
+$("rotate").addEventListener("click", async () => {
+  const ok = await confirmDialog({
+    title: "Rotate the key-encryption key?",
+    body: "A new KEK version is created and every live data key is rewrapped under it. Nothing is decrypted and nobody loses access. It can take a moment with many keys.",
+    confirmLabel: "Rotate now",
+  });
+  if (!ok) return;
+  const button = $("rotate");
+  button.disabled = true;
+  button.textContent = "Rotating…";
+  try {
+    const report = await api("POST", "/api/v1/admin/keys/rotate");
+    result(`Rotated: version ${report.new_version} is current, and every live data key is rewrapped under it. Retire the old version when it no longer wraps any key.`);
+    await load();
+  } catch (error) {
+    result(error.message, "error");
+  } finally {
+    button.disabled = false;
+    button.textContent = "Rotate now";
   }
+});
 
-  $("rotate").addEventListener("click", async () => {
-    const ok = await confirmDialog({
-      title: "Rotate the key-encryption key?",
-      body: "A new KEK version is created and every live data key is rewrapped under it. Nothing is decrypted and nobody loses access. It can take a moment with many keys.",
-      confirmLabel: "Rotate now",
-    });
-    if (!ok) return;
-    const button = $("rotate");
-    button.disabled = true;
-    button.textContent = "Rotating…";
-    try {
-      const report = await api("POST", "/api/v1/admin/keys/rotate");
-      result(`Rotated: version ${report.new_version} is current, and every live data key is rewrapped under it. Retire the old version when it no longer wraps any key.`);
-      await load();
-    } catch (error) {
-      result(error.message, "error");
-    } finally {
-      button.disabled = false;
-      button.textContent = "Rotate now";
-    }
+$("retire").addEventListener("click", async () => {
+  const ok = await confirmDialog({
+    title: "Retire unused versions?",
+    body: "KEK versions that no data key uses any more are destroyed for good. Old backups wrapped under them can then never be unwrapped.",
+    confirmLabel: "Retire",
+    danger: true,
   });
+  if (!ok) return;
+  try {
+    const { destroyed } = await api("POST", "/api/v1/admin/keys/retire");
+    result(destroyed.length ? `Destroyed version${destroyed.length === 1 ? "" : "s"} ${destroyed.map((v) => `v${v}`).join(", ")}.` : "Nothing to retire: every version still wraps data keys, or only the current one is left.", destroyed.length ? "success" : "info");
+    await load();
+  } catch (error) {
+    result(error.message, "error");
+  }
+});
 
-  $("retire").addEventListener("click", async () => {
-    const ok = await confirmDialog({
-      title: "Retire unused versions?",
-      body: "KEK versions that no data key uses any more are destroyed for good. Old backups wrapped under them can then never be unwrapped.",
-      confirmLabel: "Retire",
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      const { destroyed } = await api("POST", "/api/v1/admin/keys/retire");
-      result(destroyed.length ? `Destroyed version${destroyed.length === 1 ? "" : "s"} ${destroyed.map((v) => `v${v}`).join(", ")}.` : "Nothing to retire: every version still wraps data keys, or only the current one is left.", destroyed.length ? "success" : "info");
-      await load();
-    } catch (error) {
-      result(error.message, "error");
-    }
-  });
-
-  load().catch((error) => toast(error.message, "error"));
-})();
+load().catch((error) => toast(error.message, "error"));

@@ -1,64 +1,60 @@
 // Policy: save the changed limits and consent text as a new version.
-(function () {
-  "use strict";
-  const { api, toast } = window.CR;
-  const { timeEl } = window.CRA;
-  const $ = (id) => document.getElementById(id);
-  const form = $("policy-form");
-  const MIB = 1024 * 1024;
+import { $, api, showError, timeEl, toast, upgradeTimes } from "./kit.js";
 
-  function current() {
-    return {
-      max_share_days: parseInt(form.dataset.maxShareDays, 10),
-      draft_lifetime_hours: parseInt(form.dataset.draftLifetimeHours, 10),
-      max_upload_mib: parseInt(form.dataset.uploadMib, 10),
-      consent_text: $("consent-text").defaultValue.trim(),
-    };
+upgradeTimes(document);
+
+const form = $("policy-form");
+const MIB = 1024 * 1024;
+
+function current() {
+  return {
+    max_share_days: parseInt(form.dataset.maxShareDays, 10),
+    draft_lifetime_hours: parseInt(form.dataset.draftLifetimeHours, 10),
+    max_upload_mib: parseInt(form.dataset.uploadMib, 10),
+    consent_text: $("consent-text").defaultValue.trim(),
+  };
+}
+
+function fail(message) {
+  showError($("policy-error"), message);
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  fail("");
+  const was = current();
+  const days = parseInt($("max-share-days").value, 10);
+  const hours = parseInt($("draft-hours").value, 10);
+  const upload = parseInt($("upload-mib").value, 10);
+  const text = $("consent-text").value.trim();
+  const hardLimit = parseInt(form.dataset.hardLimitMib, 10);
+  if (!Number.isInteger(days) || days < 1 || days > 365) return fail("The longest share must be 1 to 365 days.");
+  if (!Number.isInteger(hours) || hours < 1 || hours > 720) return fail("The draft lifetime must be 1 to 720 hours.");
+  if (!Number.isInteger(upload) || upload < 1 || upload > hardLimit) return fail(`The upload limit must be 1 to ${hardLimit} MiB.`);
+  if (text.length < 20) return fail("The consent text needs at least 20 characters.");
+  const body = {};
+  if (days !== was.max_share_days) body.max_share_days = days;
+  if (hours !== was.draft_lifetime_hours) body.draft_lifetime_hours = hours;
+  if (upload !== was.max_upload_mib) body.max_upload_bytes = upload * MIB;
+  if (text !== was.consent_text) body.consent_text = text;
+  if (!Object.keys(body).length) {
+    toast("Nothing changed.");
+    return;
   }
-
-  function fail(message) {
-    const box = $("policy-error");
-    box.textContent = message;
-    box.classList.toggle("hidden", !message);
+  $("policy-save").disabled = true;
+  try {
+    const saved = await api("PUT", "/api/v1/admin/policy", body);
+    form.dataset.version = saved.version;
+    form.dataset.maxShareDays = saved.max_share_days;
+    form.dataset.draftLifetimeHours = saved.draft_lifetime_hours;
+    form.dataset.uploadMib = Math.floor(saved.max_upload_bytes / MIB);
+    $("consent-text").defaultValue = saved.consent_text;
+    $("policy-version").textContent = `Version ${saved.version}`;
+    $("policy-changed").replaceChildren(`Version ${saved.version}, in force since `, timeEl(saved.created_at), ".");
+    toast(`Saved as version ${saved.version}.`);
+  } catch (error) {
+    fail(error.message);
+  } finally {
+    $("policy-save").disabled = false;
   }
-
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    fail("");
-    const was = current();
-    const days = parseInt($("max-share-days").value, 10);
-    const hours = parseInt($("draft-hours").value, 10);
-    const upload = parseInt($("upload-mib").value, 10);
-    const text = $("consent-text").value.trim();
-    const hardLimit = parseInt(form.dataset.hardLimitMib, 10);
-    if (!Number.isInteger(days) || days < 1 || days > 365) return fail("The longest share must be 1 to 365 days.");
-    if (!Number.isInteger(hours) || hours < 1 || hours > 720) return fail("The draft lifetime must be 1 to 720 hours.");
-    if (!Number.isInteger(upload) || upload < 1 || upload > hardLimit) return fail(`The upload limit must be 1 to ${hardLimit} MiB.`);
-    if (text.length < 20) return fail("The consent text needs at least 20 characters.");
-    const body = {};
-    if (days !== was.max_share_days) body.max_share_days = days;
-    if (hours !== was.draft_lifetime_hours) body.draft_lifetime_hours = hours;
-    if (upload !== was.max_upload_mib) body.max_upload_bytes = upload * MIB;
-    if (text !== was.consent_text) body.consent_text = text;
-    if (!Object.keys(body).length) {
-      toast("Nothing changed.");
-      return;
-    }
-    $("policy-save").disabled = true;
-    try {
-      const saved = await api("PUT", "/api/v1/admin/policy", body);
-      form.dataset.version = saved.version;
-      form.dataset.maxShareDays = saved.max_share_days;
-      form.dataset.draftLifetimeHours = saved.draft_lifetime_hours;
-      form.dataset.uploadMib = Math.floor(saved.max_upload_bytes / MIB);
-      $("consent-text").defaultValue = saved.consent_text;
-      $("policy-version").textContent = `Version ${saved.version}`;
-      $("policy-changed").replaceChildren(`Version ${saved.version}, in force since `, timeEl(saved.created_at), ".");
-      toast(`Saved as version ${saved.version}.`);
-    } catch (error) {
-      fail(error.message);
-    } finally {
-      $("policy-save").disabled = false;
-    }
-  });
-})();
+});

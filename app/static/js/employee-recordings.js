@@ -1,480 +1,477 @@
 // My recordings: probe status, delete, and the opt-in (the share dialog with trim).
-(function () {
-  "use strict";
-  const { api, toast, formatDuration } = window.CR;
-  const K = window.CRK;
-  const $ = (id) => document.getElementById(id);
+import { $, api, clock, confirmDialog, el, showError, sleep, toast, upgradeTimes } from "./kit.js";
+import { decodeJwt, downloadReadable, downloadToken } from "./receipts.js";
 
-  const list = $("recording-list");
-  const empty = $("recordings-empty");
-  const dialog = $("share-dialog");
-  const form = $("share-form");
-  const done = $("share-done");
-  const video = $("share-video");
-  const audio = $("share-audio");
-  const audioTile = $("share-audio-tile");
-  const trimStart = $("trim-start");
-  const trimEnd = $("trim-end");
-  const daysInput = $("share-days");
-  const errorBox = $("share-error");
-  const confirmButton = $("share-confirm");
+upgradeTimes(document);
 
-  let coachesPromise = null;
-  let current = null; // the recording the dialog is open for
-  let main = video; // the element the trim handles are bound to
-  let playingSelection = false;
-  let policy = null;
+const list = $("recording-list");
+const empty = $("recordings-empty");
+const dialog = $("share-dialog");
+const form = $("share-form");
+const done = $("share-done");
+const video = $("share-video");
+const audio = $("share-audio");
+const audioTile = $("share-audio-tile");
+const trimStart = $("trim-start");
+const trimEnd = $("trim-end");
+const daysInput = $("share-days");
+const errorBox = $("share-error");
+const confirmButton = $("share-confirm");
 
-  // --- cards ------------------------------------------------------------------------------
+let coachesPromise = null;
+let current = null; // the recording the dialog is open for
+let main = video; // the element the trim handles are bound to
+let playingSelection = false;
+let policy = null;
 
-  function readCard(card) {
-    const duration = parseFloat(card.dataset.duration);
-    return {
-      card,
-      id: card.dataset.recordingId,
-      title: card.dataset.title,
-      duration: Number.isFinite(duration) && duration > 0 ? duration : null,
-      customerInformed: card.dataset.customerInformed === "true",
-      parts: (card.dataset.parts || "").split(",").filter(Boolean),
-      mainPart: card.dataset.mainPart,
-      probeStatus: card.dataset.probeStatus,
-    };
+// --- cards ------------------------------------------------------------------------------
+
+function readCard(card) {
+  const duration = parseFloat(card.dataset.duration);
+  return {
+    card,
+    id: card.dataset.recordingId,
+    title: card.dataset.title,
+    duration: Number.isFinite(duration) && duration > 0 ? duration : null,
+    customerInformed: card.dataset.customerInformed === "true",
+    parts: (card.dataset.parts || "").split(",").filter(Boolean),
+    mainPart: card.dataset.mainPart,
+    probeStatus: card.dataset.probeStatus,
+  };
+}
+
+function applyRecording(card, rec) {
+  card.dataset.probeStatus = rec.probe_status || "pending";
+  if (rec.duration_s) {
+    card.dataset.duration = String(rec.duration_s);
+    card.querySelector('[data-field="duration"]').textContent = clock(rec.duration_s);
   }
-
-  function applyRecording(card, rec) {
-    card.dataset.probeStatus = rec.probe_status || "pending";
-    if (rec.duration_s) {
-      card.dataset.duration = String(rec.duration_s);
-      card.querySelector('[data-field="duration"]').textContent = formatDuration(rec.duration_s);
-    }
-    const probe = card.querySelector('[data-field="probe"]');
-    probe.className = `probe probe-${rec.probe_status || "pending"}`;
-    if (rec.probe_status === "failed") {
-      probe.textContent = `This file cannot be shared: ${rec.probe_error || "it could not be read."}`;
-      card.querySelector('[data-action="share"]').disabled = true;
-    } else if (rec.probe_status === "ok") {
-      probe.textContent = "Checked and ready to share.";
-    }
-    if (current && current.id === rec.id) {
-      current.duration = rec.duration_s || current.duration;
-      setupTrim();
-    }
+  const probe = card.querySelector('[data-field="probe"]');
+  probe.className = `probe probe-${rec.probe_status || "pending"}`;
+  if (rec.probe_status === "failed") {
+    probe.textContent = `This file cannot be shared: ${rec.probe_error || "it could not be read."}`;
+    card.querySelector('[data-action="share"]').disabled = true;
+  } else if (rec.probe_status === "ok") {
+    probe.textContent = "Checked and ready to share.";
   }
-
-  async function pollProbe(card) {
-    for (let attempt = 0; attempt < 120; attempt += 1) {
-      if (!document.body.contains(card)) return;
-      if (!["pending", "", "running", "queued"].includes(card.dataset.probeStatus || "")) return;
-      await K.sleep(attempt < 10 ? 1000 : 3000);
-      try {
-        applyRecording(card, await api("GET", `/api/v1/recordings/${card.dataset.recordingId}`));
-      } catch (error) {
-        if (error.status === 404) return;
-      }
-    }
-  }
-
-  function markShared(card) {
-    const count = parseInt(card.dataset.shares || "0", 10) + 1;
-    card.dataset.shares = String(count);
-    const badge = card.querySelector('[data-field="badge"]');
-    badge.className = "badge ready";
-    badge.textContent = "Shared";
-    const keep = card.querySelector('[data-field="keep"]');
-    keep.classList.remove("soon");
-    keep.textContent = `Kept while shared (${count} active share${count === 1 ? "" : "s"})`;
-  }
-
-  async function deleteRecording(card) {
-    const info = readCard(card);
-    const shares = parseInt(card.dataset.shares || "0", 10);
-    const ok = await K.confirmDialog({
-      title: "Delete this recording?",
-      body: [
-        `“${info.title}” is shredded at once: its key is destroyed and its files are deleted. This cannot be undone.`,
-        shares
-          ? `It is shared right now; deleting it also withdraws ${shares === 1 ? "that share" : `those ${shares} shares`}.`
-          : "You will find its deletion certificate in My data.",
-      ],
-      confirmLabel: "Delete for good",
-      danger: true,
-    });
-    if (!ok) return;
-    try {
-      card.querySelectorAll("video, audio").forEach((media) => {
-        media.pause();
-        media.removeAttribute("src");
-        media.load();
-      });
-      await api("DELETE", `/api/v1/recordings/${info.id}`);
-      card.remove();
-      toast("Deleted. The deletion certificate is in My data.");
-      if (!list.querySelector(".recording")) empty.classList.remove("hidden");
-    } catch (error) {
-      toast(error.message, "error");
-    }
-  }
-
-  list.addEventListener("click", (event) => {
-    const button = event.target.closest("[data-action]");
-    if (!button) return;
-    const card = button.closest(".recording");
-    if (button.dataset.action === "share") openShare(card);
-    else if (button.dataset.action === "delete") deleteRecording(card);
-  });
-
-  // A preview card with a separate call-audio file: keep the two players together.
-  list.querySelectorAll(".recording").forEach((card) => {
-    const screen = card.querySelector("video.preview");
-    const call = card.querySelector("audio.preview-audio");
-    if (screen && call) linkPlayers(screen, call);
-    pollProbe(card);
-  });
-
-  function linkPlayers(leader, follower) {
-    leader.addEventListener("play", () => {
-      follower.currentTime = leader.currentTime;
-      follower.play().catch(() => {});
-    });
-    leader.addEventListener("pause", () => follower.pause());
-    leader.addEventListener("seeked", () => {
-      follower.currentTime = leader.currentTime;
-    });
-  }
-
-  // --- the share dialog -------------------------------------------------------------------
-
-  function loadCoaches() {
-    if (!coachesPromise) coachesPromise = api("GET", "/api/v1/coaches").then((body) => body.coaches);
-    return coachesPromise;
-  }
-
-  function renderCoaches(coaches) {
-    const host = $("coach-list");
-    host.replaceChildren();
-    if (!coaches.length) {
-      host.append(K.el("p", { class: "muted small", text: "No coaches are set up yet. Ask an admin to add one." }));
-      return;
-    }
-    coaches.forEach((coach) => {
-      const box = K.el("input", { type: "checkbox", name: "coach_ids", value: coach.id });
-      host.append(K.el("label", { class: "check coach" }, box, K.el("span", { text: coach.name })));
-    });
-  }
-
-  function renderPolicy(current) {
-    policy = current;
-    $("consent-text").textContent = current.consent_text;
-    $("consent-version").textContent = `version ${current.version}`;
-    daysInput.max = String(current.max_share_days);
-    if (parseInt(daysInput.value, 10) > current.max_share_days) daysInput.value = String(current.max_share_days);
-    updateDaysHint();
-  }
-
-  function updateDaysHint() {
-    const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
-    const days = parseInt(daysInput.value, 10);
-    const hint = $("share-days-hint");
-    if (!Number.isInteger(days) || days < 1 || days > max) {
-      hint.textContent = `Choose 1 to ${max} days (the organisation's maximum is ${max}).`;
-      hint.classList.add("invalid");
-      return;
-    }
-    hint.classList.remove("invalid");
-    const end = new Date(Date.now() + days * 86400000);
-    hint.textContent = `Access ends on ${end.toLocaleDateString(undefined, { dateStyle: "full" })}. At most ${max} days (organisation policy).`;
-  }
-  daysInput.addEventListener("input", updateDaysHint);
-  form.addEventListener("input", () => {
-    if (!errorBox.classList.contains("hidden")) showError("");
-  });
-
-  function mediaUrl(id, part) {
-    return `/media/recordings/${encodeURIComponent(id)}/${part}`;
-  }
-
-  function showError(message) {
-    errorBox.textContent = message;
-    errorBox.classList.toggle("hidden", !message);
-  }
-
-  async function openShare(card) {
-    current = readCard(card);
-    form.hidden = false;
-    done.hidden = true;
-    form.reset();
-    updateDaysHint();
-    showError("");
-    confirmButton.disabled = false;
-    confirmButton.textContent = "Confirm and share";
-    $("share-recording-title").textContent = current.title;
-
-    const hasScreen = current.parts.includes("screen");
-    const hasAudio = current.parts.includes("audio");
-    video.classList.toggle("hidden", !hasScreen);
-    audioTile.classList.toggle("hidden", hasScreen);
-    audio.controls = !hasScreen;
-    audio.classList.toggle("hidden", hasScreen);
-    main = hasScreen ? video : audio;
-    if (hasScreen) video.src = mediaUrl(current.id, "screen");
-    if (hasAudio) audio.src = mediaUrl(current.id, "audio");
-
-    $("customer-choice").classList.toggle("hidden", !current.customerInformed);
-    $("customer-excluded").classList.toggle("hidden", current.customerInformed);
-    $("share-customer").checked = false;
-    trimStart.value = "0";
-    trimEnd.value = trimEnd.max; // "the whole recording" until the handles move
+  if (current && current.id === rec.id) {
+    current.duration = rec.duration_s || current.duration;
     setupTrim();
+  }
+}
 
-    dialog.showModal();
-    $("share-purpose").focus();
+async function pollProbe(card) {
+  for (let attempt = 0; attempt < 120; attempt += 1) {
+    if (!document.body.contains(card)) return;
+    if (!["pending", "", "running", "queued"].includes(card.dataset.probeStatus || "")) return;
+    await sleep(attempt < 10 ? 1000 : 3000);
     try {
-      const [coaches, currentPolicy] = await Promise.all([loadCoaches(), api("GET", "/api/v1/policy")]);
-      renderCoaches(coaches);
-      renderPolicy(currentPolicy);
+      applyRecording(card, await api("GET", `/api/v1/recordings/${card.dataset.recordingId}`));
     } catch (error) {
-      coachesPromise = null;
-      showError(`Could not load the choices: ${error.message}`);
+      if (error.status === 404) return;
     }
   }
+}
 
-  function closeShare() {
-    playingSelection = false;
-    [video, audio].forEach((media) => {
+function markShared(card) {
+  const count = parseInt(card.dataset.shares || "0", 10) + 1;
+  card.dataset.shares = String(count);
+  const badge = card.querySelector('[data-field="badge"]');
+  badge.className = "badge ready";
+  badge.textContent = "Shared";
+  const keep = card.querySelector('[data-field="keep"]');
+  keep.classList.remove("soon");
+  keep.textContent = `Kept while shared (${count} active share${count === 1 ? "" : "s"})`;
+}
+
+async function deleteRecording(card) {
+  const info = readCard(card);
+  const shares = parseInt(card.dataset.shares || "0", 10);
+  const ok = await confirmDialog({
+    title: "Delete this recording?",
+    body: [
+      `“${info.title}” is shredded at once: its key is destroyed and its files are deleted. This cannot be undone.`,
+      shares
+        ? `It is shared right now; deleting it also withdraws ${shares === 1 ? "that share" : `those ${shares} shares`}.`
+        : "You will find its deletion certificate in My data.",
+    ],
+    confirmLabel: "Delete for good",
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    card.querySelectorAll("video, audio").forEach((media) => {
       media.pause();
       media.removeAttribute("src");
       media.load();
     });
-    if (dialog.open) dialog.close();
-    current = null;
+    await api("DELETE", `/api/v1/recordings/${info.id}`);
+    card.remove();
+    toast("Deleted. The deletion certificate is in My data.");
+    if (!list.querySelector(".recording")) empty.classList.remove("hidden");
+  } catch (error) {
+    toast(error.message, "error");
   }
+}
 
-  // Closed only on purpose (Cancel, ×, Escape): a stray click beside it keeps what was typed.
-  dialog.addEventListener("click", (event) => {
-    if (event.target.closest("[data-close]")) closeShare();
-  });
-  dialog.addEventListener("cancel", (event) => {
-    event.preventDefault();
-    closeShare();
-  });
+list.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-action]");
+  if (!button) return;
+  const card = button.closest(".recording");
+  if (button.dataset.action === "share") openShare(card);
+  else if (button.dataset.action === "delete") deleteRecording(card);
+});
 
-  // Audio alongside a screen video plays in step with it.
-  video.addEventListener("play", () => {
-    if (current && current.parts.includes("audio") && main === video) {
-      audio.currentTime = video.currentTime;
-      audio.play().catch(() => {});
-    }
-  });
-  video.addEventListener("pause", () => {
-    if (main === video) audio.pause();
-  });
-  video.addEventListener("seeked", () => {
-    if (main === video && audio.src) audio.currentTime = video.currentTime;
-  });
+// A preview card with a separate call-audio file: keep the two players together.
+list.querySelectorAll(".recording").forEach((card) => {
+  const screen = card.querySelector("video.preview");
+  const call = card.querySelector("audio.preview-audio");
+  if (screen && call) linkPlayers(screen, call);
+  pollProbe(card);
+});
 
-  // --- trim -------------------------------------------------------------------------------
+function linkPlayers(leader, follower) {
+  leader.addEventListener("play", () => {
+    follower.currentTime = leader.currentTime;
+    follower.play().catch(() => {});
+  });
+  leader.addEventListener("pause", () => follower.pause());
+  leader.addEventListener("seeked", () => {
+    follower.currentTime = leader.currentTime;
+  });
+}
 
-  function knownDuration() {
-    if (current && current.duration) return current.duration;
-    if (Number.isFinite(main.duration) && main.duration > 0) return main.duration;
-    return null;
+// --- the share dialog -------------------------------------------------------------------
+
+function loadCoaches() {
+  if (!coachesPromise) coachesPromise = api("GET", "/api/v1/coaches").then((body) => body.coaches);
+  return coachesPromise;
+}
+
+function renderCoaches(coaches) {
+  const host = $("coach-list");
+  host.replaceChildren();
+  if (!coaches.length) {
+    host.append(el("p", { class: "muted small", text: "No coaches are set up yet. Ask an admin to add one." }));
+    return;
   }
-
-  function setupTrim() {
-    const duration = knownDuration();
-    const ready = duration !== null;
-    $("trim-wait").classList.toggle("hidden", ready);
-    [trimStart, trimEnd].forEach((input) => {
-      input.disabled = !ready;
-    });
-    document.querySelectorAll("[data-set]").forEach((button) => {
-      button.disabled = !ready;
-    });
-    $("play-selection").disabled = !ready;
-    if (!ready) {
-      $("trim-length").textContent = "the whole recording";
-      return;
-    }
-    const fullBefore = parseFloat(trimEnd.value) >= parseFloat(trimEnd.max) - 0.05;
-    const max = (Math.floor(duration * 10) / 10).toFixed(1);
-    trimStart.max = max;
-    trimEnd.max = max;
-    if (fullBefore || parseFloat(trimEnd.value) > parseFloat(max)) trimEnd.value = max;
-    if (parseFloat(trimStart.value) > parseFloat(max) - 1) trimStart.value = "0";
-    updateTrim();
-  }
-
-  function trimValues() {
-    return { start: parseFloat(trimStart.value) || 0, end: parseFloat(trimEnd.value) || 0 };
-  }
-
-  function updateTrim() {
-    const duration = parseFloat(trimEnd.max) || 1;
-    const { start, end } = trimValues();
-    $("trim-start-out").textContent = formatDuration(start);
-    $("trim-end-out").textContent = formatDuration(end);
-    $("trim-length").textContent = isWhole()
-      ? `the whole recording (${formatDuration(end - start)})`
-      : `${formatDuration(start)} – ${formatDuration(end)} (${formatDuration(end - start)})`;
-    const selection = $("trim-selection");
-    selection.style.left = `${(start / duration) * 100}%`;
-    selection.style.width = `${Math.max(0, ((end - start) / duration) * 100)}%`;
-    trimStart.setAttribute("aria-valuetext", formatDuration(start));
-    trimEnd.setAttribute("aria-valuetext", formatDuration(end));
-  }
-
-  function isWhole() {
-    const { start, end } = trimValues();
-    return start <= 0.05 && end >= parseFloat(trimEnd.max) - 0.05;
-  }
-
-  function seek(seconds) {
-    if (Number.isFinite(seconds) && main.readyState > 0) main.currentTime = seconds;
-  }
-
-  trimStart.addEventListener("input", () => {
-    const { end } = trimValues();
-    if (parseFloat(trimStart.value) > end - 1) trimStart.value = String(Math.max(0, end - 1));
-    updateTrim();
-    seek(parseFloat(trimStart.value));
+  coaches.forEach((coach) => {
+    const box = el("input", { type: "checkbox", name: "coach_ids", value: coach.id });
+    host.append(el("label", { class: "check coach" }, box, el("span", { text: coach.name })));
   });
-  trimEnd.addEventListener("input", () => {
-    const { start } = trimValues();
-    if (parseFloat(trimEnd.value) < start + 1) trimEnd.value = String(Math.min(parseFloat(trimEnd.max), start + 1));
-    updateTrim();
-    seek(parseFloat(trimEnd.value));
-  });
+}
 
-  document.querySelectorAll("[data-set]").forEach((button) => {
-    button.addEventListener("click", () => {
-      const now = Math.round(main.currentTime * 10) / 10;
-      const { start, end } = trimValues();
-      if (button.dataset.set === "start") {
-        if (now > end - 1) {
-          toast("The start must be at least one second before the end.", "error");
-          return;
-        }
-        trimStart.value = String(now);
-      } else {
-        if (now < start + 1) {
-          toast("The end must be at least one second after the start.", "error");
-          return;
-        }
-        trimEnd.value = String(now);
-      }
-      updateTrim();
-    });
-  });
+function renderPolicy(current) {
+  policy = current;
+  $("consent-text").textContent = current.consent_text;
+  $("consent-version").textContent = `version ${current.version}`;
+  daysInput.max = String(current.max_share_days);
+  if (parseInt(daysInput.value, 10) > current.max_share_days) daysInput.value = String(current.max_share_days);
+  updateDaysHint();
+}
 
-  $("play-selection").addEventListener("click", () => {
-    const { start } = trimValues();
-    seek(start);
-    playingSelection = true;
-    main.play().catch(() => {});
-  });
-
-  function onTime() {
-    const duration = parseFloat(trimEnd.max) || 1;
-    $("trim-playhead").style.left = `${Math.min(100, (main.currentTime / duration) * 100)}%`;
-    if (playingSelection && main.currentTime >= trimValues().end) {
-      main.pause();
-      playingSelection = false;
-    }
+function updateDaysHint() {
+  const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
+  const days = parseInt(daysInput.value, 10);
+  const hint = $("share-days-hint");
+  if (!Number.isInteger(days) || days < 1 || days > max) {
+    hint.textContent = `Choose 1 to ${max} days (the organisation's maximum is ${max}).`;
+    hint.classList.add("invalid");
+    return;
   }
+  hint.classList.remove("invalid");
+  const end = new Date(Date.now() + days * 86400000);
+  hint.textContent = `Access ends on ${end.toLocaleDateString(undefined, { dateStyle: "full" })}. At most ${max} days (organisation policy).`;
+}
+daysInput.addEventListener("input", updateDaysHint);
+form.addEventListener("input", () => {
+  if (!errorBox.classList.contains("hidden")) shareError("");
+});
+
+function mediaUrl(id, part) {
+  return `/media/recordings/${encodeURIComponent(id)}/${part}`;
+}
+
+function shareError(message) {
+  showError(errorBox, message);
+}
+
+async function openShare(card) {
+  current = readCard(card);
+  form.hidden = false;
+  done.hidden = true;
+  form.reset();
+  updateDaysHint();
+  shareError("");
+  confirmButton.disabled = false;
+  confirmButton.textContent = "Confirm and share";
+  $("share-recording-title").textContent = current.title;
+
+  const hasScreen = current.parts.includes("screen");
+  const hasAudio = current.parts.includes("audio");
+  video.classList.toggle("hidden", !hasScreen);
+  audioTile.classList.toggle("hidden", hasScreen);
+  audio.controls = !hasScreen;
+  audio.classList.toggle("hidden", hasScreen);
+  main = hasScreen ? video : audio;
+  if (hasScreen) video.src = mediaUrl(current.id, "screen");
+  if (hasAudio) audio.src = mediaUrl(current.id, "audio");
+
+  $("customer-choice").classList.toggle("hidden", !current.customerInformed);
+  $("customer-excluded").classList.toggle("hidden", current.customerInformed);
+  $("share-customer").checked = false;
+  trimStart.value = "0";
+  trimEnd.value = trimEnd.max; // "the whole recording" until the handles move
+  setupTrim();
+
+  dialog.showModal();
+  $("share-purpose").focus();
+  try {
+    const [coaches, currentPolicy] = await Promise.all([loadCoaches(), api("GET", "/api/v1/policy")]);
+    renderCoaches(coaches);
+    renderPolicy(currentPolicy);
+  } catch (error) {
+    coachesPromise = null;
+    shareError(`Could not load the choices: ${error.message}`);
+  }
+}
+
+function closeShare() {
+  playingSelection = false;
   [video, audio].forEach((media) => {
-    media.addEventListener("timeupdate", () => media === main && onTime());
-    media.addEventListener("loadedmetadata", () => media === main && current && !current.duration && setupTrim());
-    media.addEventListener("pause", () => {
-      if (media === main) playingSelection = false;
-    });
+    media.pause();
+    media.removeAttribute("src");
+    media.load();
   });
+  if (dialog.open) dialog.close();
+  current = null;
+}
 
-  // --- confirm ----------------------------------------------------------------------------
+// Closed only on purpose (Cancel, ×, Escape): a stray click beside it keeps what was typed.
+dialog.addEventListener("click", (event) => {
+  if (event.target.closest("[data-close]")) closeShare();
+});
+dialog.addEventListener("cancel", (event) => {
+  event.preventDefault();
+  closeShare();
+});
 
-  function chosenCoaches() {
-    return [...document.querySelectorAll('#coach-list input[name="coach_ids"]:checked')].map((box) => ({
-      id: box.value,
-      name: box.parentElement.textContent.trim(),
-    }));
+// Audio alongside a screen video plays in step with it.
+video.addEventListener("play", () => {
+  if (current && current.parts.includes("audio") && main === video) {
+    audio.currentTime = video.currentTime;
+    audio.play().catch(() => {});
   }
+});
+video.addEventListener("pause", () => {
+  if (main === video) audio.pause();
+});
+video.addEventListener("seeked", () => {
+  if (main === video && audio.src) audio.currentTime = video.currentTime;
+});
 
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (!current) return;
-    const coaches = chosenCoaches();
-    const purpose = $("share-purpose").value.trim();
-    const days = parseInt(daysInput.value, 10);
-    const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
-    if (!coaches.length) return showError("Choose the coach who may watch it.");
-    if (!purpose) {
-      $("share-purpose").focus();
-      return showError("Say what the coaching is for.");
-    }
-    if (!Number.isInteger(days) || days < 1 || days > max) {
-      daysInput.focus();
-      return showError(`Access can last 1 to ${max} days.`);
-    }
-    const body = {
-      coach_ids: coaches.map((coach) => coach.id),
-      purpose,
-      expires_in_days: days,
-      include_customer_audio: current.customerInformed && $("share-customer").checked,
-    };
-    const note = $("share-note").value.trim();
-    if (note) body.note = note;
-    if (knownDuration() && !isWhole()) {
-      const { start, end } = trimValues();
-      body.trim = { start_s: Math.round(start * 10) / 10, end_s: Math.round(end * 10) / 10 };
-    }
-    showError("");
-    confirmButton.disabled = true;
-    confirmButton.textContent = "Sharing…";
-    try {
-      const share = await api("POST", `/api/v1/recordings/${current.id}/shares`, body);
-      markShared(current.card);
-      showDone(share, coaches);
-    } catch (error) {
-      showError(error.message);
-      confirmButton.disabled = false;
-      confirmButton.textContent = "Confirm and share";
-    }
+// --- trim -------------------------------------------------------------------------------
+
+function knownDuration() {
+  if (current && current.duration) return current.duration;
+  if (Number.isFinite(main.duration) && main.duration > 0) return main.duration;
+  return null;
+}
+
+function setupTrim() {
+  const duration = knownDuration();
+  const ready = duration !== null;
+  $("trim-wait").classList.toggle("hidden", ready);
+  [trimStart, trimEnd].forEach((input) => {
+    input.disabled = !ready;
   });
-
-  function showDone(share, coaches) {
-    [video, audio].forEach((media) => media.pause());
-    form.hidden = true;
-    done.hidden = false;
-    $("done-coaches").textContent = coaches.map((coach) => coach.name).join(", ");
-    let claims = "";
-    try {
-      claims = JSON.stringify(K.decodeJwt(share.receipt).claims, null, 2);
-    } catch (error) {
-      claims = "(the receipt could not be read)";
-    }
-    $("receipt-claims").textContent = claims;
-    $("receipt-download").onclick = () => K.downloadToken("receipt", share.id, share.receipt);
-    $("receipt-readable").onclick = () => K.downloadReadable("receipt", share.id, share.receipt);
-    $("receipt-download").focus();
+  document.querySelectorAll("[data-set]").forEach((button) => {
+    button.disabled = !ready;
+  });
+  $("play-selection").disabled = !ready;
+  if (!ready) {
+    $("trim-length").textContent = "the whole recording";
+    return;
   }
+  const fullBefore = parseFloat(trimEnd.value) >= parseFloat(trimEnd.max) - 0.05;
+  const max = (Math.floor(duration * 10) / 10).toFixed(1);
+  trimStart.max = max;
+  trimEnd.max = max;
+  if (fullBefore || parseFloat(trimEnd.value) > parseFloat(max)) trimEnd.value = max;
+  if (parseFloat(trimStart.value) > parseFloat(max) - 1) trimStart.value = "0";
+  updateTrim();
+}
 
-  // --- arriving from the capture page or the embedded opt-in button -----------------------
+function trimValues() {
+  return { start: parseFloat(trimStart.value) || 0, end: parseFloat(trimEnd.value) || 0 };
+}
 
-  if (location.hash === "#awaiting-upload") $("upload-wait").classList.remove("hidden");
+function updateTrim() {
+  const duration = parseFloat(trimEnd.max) || 1;
+  const { start, end } = trimValues();
+  $("trim-start-out").textContent = clock(start);
+  $("trim-end-out").textContent = clock(end);
+  $("trim-length").textContent = isWhole()
+    ? `the whole recording (${clock(end - start)})`
+    : `${clock(start)} – ${clock(end)} (${clock(end - start)})`;
+  const selection = $("trim-selection");
+  selection.style.left = `${(start / duration) * 100}%`;
+  selection.style.width = `${Math.max(0, ((end - start) / duration) * 100)}%`;
+  trimStart.setAttribute("aria-valuetext", clock(start));
+  trimEnd.setAttribute("aria-valuetext", clock(end));
+}
 
-  const wanted = list.dataset.openShare;
-  if (wanted) {
-    const card = document.getElementById(`rec-${wanted}`);
-    history.replaceState(null, "", location.pathname);
-    if (card) {
-      card.scrollIntoView({ block: "center" });
-      openShare(card);
+function isWhole() {
+  const { start, end } = trimValues();
+  return start <= 0.05 && end >= parseFloat(trimEnd.max) - 0.05;
+}
+
+function seek(seconds) {
+  if (Number.isFinite(seconds) && main.readyState > 0) main.currentTime = seconds;
+}
+
+trimStart.addEventListener("input", () => {
+  const { end } = trimValues();
+  if (parseFloat(trimStart.value) > end - 1) trimStart.value = String(Math.max(0, end - 1));
+  updateTrim();
+  seek(parseFloat(trimStart.value));
+});
+trimEnd.addEventListener("input", () => {
+  const { start } = trimValues();
+  if (parseFloat(trimEnd.value) < start + 1) trimEnd.value = String(Math.min(parseFloat(trimEnd.max), start + 1));
+  updateTrim();
+  seek(parseFloat(trimEnd.value));
+});
+
+document.querySelectorAll("[data-set]").forEach((button) => {
+  button.addEventListener("click", () => {
+    const now = Math.round(main.currentTime * 10) / 10;
+    const { start, end } = trimValues();
+    if (button.dataset.set === "start") {
+      if (now > end - 1) {
+        toast("The start must be at least one second before the end.", "error");
+        return;
+      }
+      trimStart.value = String(now);
     } else {
-      toast("That recording is not among your drafts any more.", "error");
+      if (now < start + 1) {
+        toast("The end must be at least one second after the start.", "error");
+        return;
+      }
+      trimEnd.value = String(now);
     }
+    updateTrim();
+  });
+});
+
+$("play-selection").addEventListener("click", () => {
+  const { start } = trimValues();
+  seek(start);
+  playingSelection = true;
+  main.play().catch(() => {});
+});
+
+function onTime() {
+  const duration = parseFloat(trimEnd.max) || 1;
+  $("trim-playhead").style.left = `${Math.min(100, (main.currentTime / duration) * 100)}%`;
+  if (playingSelection && main.currentTime >= trimValues().end) {
+    main.pause();
+    playingSelection = false;
   }
-  const highlighted = list.dataset.highlight && document.getElementById(`rec-${list.dataset.highlight}`);
-  if (highlighted) {
-    highlighted.scrollIntoView({ block: "center" });
-    history.replaceState(null, "", location.pathname);
+}
+[video, audio].forEach((media) => {
+  media.addEventListener("timeupdate", () => media === main && onTime());
+  media.addEventListener("loadedmetadata", () => media === main && current && !current.duration && setupTrim());
+  media.addEventListener("pause", () => {
+    if (media === main) playingSelection = false;
+  });
+});
+
+// --- confirm ----------------------------------------------------------------------------
+
+function chosenCoaches() {
+  return [...document.querySelectorAll('#coach-list input[name="coach_ids"]:checked')].map((box) => ({
+    id: box.value,
+    name: box.parentElement.textContent.trim(),
+  }));
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!current) return;
+  const coaches = chosenCoaches();
+  const purpose = $("share-purpose").value.trim();
+  const days = parseInt(daysInput.value, 10);
+  const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
+  if (!coaches.length) return shareError("Choose the coach who may watch it.");
+  if (!purpose) {
+    $("share-purpose").focus();
+    return shareError("Say what the coaching is for.");
   }
-})();
+  if (!Number.isInteger(days) || days < 1 || days > max) {
+    daysInput.focus();
+    return shareError(`Access can last 1 to ${max} days.`);
+  }
+  const body = {
+    coach_ids: coaches.map((coach) => coach.id),
+    purpose,
+    expires_in_days: days,
+    include_customer_audio: current.customerInformed && $("share-customer").checked,
+  };
+  const note = $("share-note").value.trim();
+  if (note) body.note = note;
+  if (knownDuration() && !isWhole()) {
+    const { start, end } = trimValues();
+    body.trim = { start_s: Math.round(start * 10) / 10, end_s: Math.round(end * 10) / 10 };
+  }
+  shareError("");
+  confirmButton.disabled = true;
+  confirmButton.textContent = "Sharing…";
+  try {
+    const share = await api("POST", `/api/v1/recordings/${current.id}/shares`, body);
+    markShared(current.card);
+    showDone(share, coaches);
+  } catch (error) {
+    shareError(error.message);
+    confirmButton.disabled = false;
+    confirmButton.textContent = "Confirm and share";
+  }
+});
+
+function showDone(share, coaches) {
+  [video, audio].forEach((media) => media.pause());
+  form.hidden = true;
+  done.hidden = false;
+  $("done-coaches").textContent = coaches.map((coach) => coach.name).join(", ");
+  let claims = "";
+  try {
+    claims = JSON.stringify(decodeJwt(share.receipt).claims, null, 2);
+  } catch (error) {
+    claims = "(the receipt could not be read)";
+  }
+  $("receipt-claims").textContent = claims;
+  $("receipt-download").onclick = () => downloadToken("receipt", share.id, share.receipt);
+  $("receipt-readable").onclick = () => downloadReadable("receipt", share.id, share.receipt);
+  $("receipt-download").focus();
+}
+
+// --- arriving from the capture page or the embedded opt-in button -----------------------
+
+if (location.hash === "#awaiting-upload") $("upload-wait").classList.remove("hidden");
+
+const wanted = list.dataset.openShare;
+if (wanted) {
+  const card = document.getElementById(`rec-${wanted}`);
+  history.replaceState(null, "", location.pathname);
+  if (card) {
+    card.scrollIntoView({ block: "center" });
+    openShare(card);
+  } else {
+    toast("That recording is not among your drafts any more.", "error");
+  }
+}
+const highlighted = list.dataset.highlight && document.getElementById(`rec-${list.dataset.highlight}`);
+if (highlighted) {
+  highlighted.scrollIntoView({ block: "center" });
+  history.replaceState(null, "", location.pathname);
+}

@@ -1,287 +1,287 @@
 // My shares: live progress, receipts and certificates, the access log, comments, and Revoke.
-(function () {
-  "use strict";
-  const { api, toast, formatDuration } = window.CR;
-  const K = window.CRK;
-  const ACTIVE = ["processing", "ready", "failed"];
-  const LABELS = { processing: "Preparing", ready: "Ready", failed: "Failed", revoked: "Withdrawn", expired: "Expired" };
-  const ACTIONS = {
-    "share.created": "Shared it",
-    "share.ready": "The coaching copy was ready",
-    "share.failed": "Preparing the coaching copy failed",
-    "share.revoked": "Withdrew it; the key was destroyed",
-    "share.expired": "It expired; the key was destroyed",
-    "share.objects_deleted": "The stored copies were deleted and their absence checked",
-    "share.objects_pending": "Deleting the stored copies (retrying)",
-    "media.play": "Started watching",
-    "comment.added": "Added a comment",
-    "recording.deleted": "Deleted the recording",
-  };
+import { api, clock, confirmDialog, el, sleep, timeEl, toast, upgradeTimes } from "./kit.js";
+import { downloadReadable, downloadToken } from "./receipts.js";
 
-  const cards = () => [...document.querySelectorAll(".share-card")];
+upgradeTimes(document);
 
-  function stateNodes(share, coaches) {
-    switch (share.status) {
-      case "processing": {
-        const percent = Math.max(0, Math.min(100, share.progress || 0));
-        const fill = K.el("span");
-        fill.style.width = `${percent}%`;
-        return [
-          K.el(
+const ACTIVE = ["processing", "ready", "failed"];
+const LABELS = { processing: "Preparing", ready: "Ready", failed: "Failed", revoked: "Withdrawn", expired: "Expired" };
+const ACTIONS = {
+  "share.created": "Shared it",
+  "share.ready": "The coaching copy was ready",
+  "share.failed": "Preparing the coaching copy failed",
+  "share.revoked": "Withdrew it; the key was destroyed",
+  "share.expired": "It expired; the key was destroyed",
+  "share.objects_deleted": "The stored copies were deleted and their absence checked",
+  "share.objects_pending": "Deleting the stored copies (retrying)",
+  "media.play": "Started watching",
+  "comment.added": "Added a comment",
+  "recording.deleted": "Deleted the recording",
+};
+
+const cards = () => [...document.querySelectorAll(".share-card")];
+
+function stateNodes(share, coaches) {
+  switch (share.status) {
+    case "processing": {
+      const percent = Math.max(0, Math.min(100, share.progress || 0));
+      const fill = el("span");
+      fill.style.width = `${percent}%`;
+      return [
+        el(
+          "div",
+          { class: "progress-line" },
+          el(
             "div",
-            { class: "progress-line" },
-            K.el(
-              "div",
-              { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent, "aria-label": "Preparing the coaching copy" },
-              fill,
-            ),
-            K.el("span", { class: "percent", text: `${percent}%` }),
+            { class: "progress", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": percent, "aria-label": "Preparing the coaching copy" },
+            fill,
           ),
-          K.el("p", { class: "muted small", text: "Preparing the coaching copy: cutting, scaling and encrypting it under its own key." }),
-        ];
-      }
-      case "ready":
-        return [K.el("p", { class: "alert alert-success", text: `Ready — ${coaches} can watch it.` })];
-      case "failed":
-        return [
-          K.el(
-            "p",
-            { class: "alert alert-error" },
-            K.el("strong", { text: "This share could not be prepared. " }),
-            share.error || "Something went wrong while preparing the coaching copy.",
-            " You can revoke it and share the recording again.",
+          el("span", { class: "percent", text: `${percent}%` }),
+        ),
+        el("p", { class: "muted small", text: "Preparing the coaching copy: cutting, scaling and encrypting it under its own key." }),
+      ];
+    }
+    case "ready":
+      return [el("p", { class: "alert alert-success", text: `Ready — ${coaches} can watch it.` })];
+    case "failed":
+      return [
+        el(
+          "p",
+          { class: "alert alert-error" },
+          el("strong", { text: "This share could not be prepared. " }),
+          share.error || "Something went wrong while preparing the coaching copy.",
+          " You can revoke it and share the recording again.",
+        ),
+      ];
+    default:
+      return [
+        el(
+          "p",
+          { class: "withdrawn" },
+          el("span", { class: "lock", "aria-hidden": "true", text: "✓" }),
+          share.status === "expired" ? "Expired — key destroyed" : "Withdrawn — key destroyed",
+        ),
+      ];
+  }
+}
+
+function apply(card, share) {
+  card.dataset.status = share.status;
+  card.dataset.progress = String(share.progress || 0);
+  const badge = card.querySelector('[data-field="badge"]');
+  badge.className = `badge ${share.status}`;
+  badge.textContent = LABELS[share.status] || share.status;
+  card.querySelector('[data-field="state"]').replaceChildren(...stateNodes(share, card.dataset.coaches));
+  const ended = !ACTIVE.includes(share.status);
+  card.querySelector('[data-action="certificate"]').classList.toggle("hidden", !ended);
+  const revoke = card.querySelector('[data-action="revoke"]');
+  if (revoke && ended) revoke.remove();
+  const comments = card.querySelector('details[data-panel="comments"]');
+  if (comments && ended) comments.remove();
+}
+
+async function poll(card) {
+  const id = card.dataset.shareId;
+  let failures = 0;
+  while (card.dataset.status === "processing" && document.body.contains(card)) {
+    await sleep(1500);
+    if (card.dataset.status !== "processing") return;
+    try {
+      const share = await api("GET", `/api/v1/shares/${id}`);
+      failures = 0;
+      if (card.dataset.status === "processing") apply(card, share);
+      if (share.status === "ready") toast(`Ready: ${card.dataset.coaches} can now watch it.`);
+    } catch (error) {
+      failures += 1;
+      if (error.status === 404 || failures > 20) return;
+    }
+  }
+}
+
+async function tokenOf(card, kind) {
+  const share = await api("GET", `/api/v1/shares/${card.dataset.shareId}`);
+  const token = kind === "certificate" ? share.certificate : share.receipt;
+  if (!token) throw new Error(kind === "certificate" ? "The certificate is not ready yet." : "No receipt was found.");
+  return token;
+}
+
+async function revoke(card) {
+  const ok = await confirmDialog({
+    title: "Revoke this share?",
+    body: [
+      `${card.dataset.coaches} lose${card.dataset.coaches.includes(",") ? "" : "s"} access at once, even in the middle of watching.`,
+      "The coaching copy's key is destroyed and its files are deleted. You get a signed deletion certificate.",
+    ],
+    confirmLabel: "Revoke now",
+    danger: true,
+  });
+  if (!ok) return;
+  try {
+    const result = await api("POST", `/api/v1/shares/${card.dataset.shareId}/revoke`);
+    apply(card, { status: result.status, progress: 100 });
+    card.dataset.certificate = result.certificate || "";
+    card.querySelector('[data-field="end-label"]').textContent = "Ended";
+    card.querySelector('[data-field="end-value"]').replaceChildren(timeEl(result.revoked_at));
+    const access = card.querySelector('details[data-panel="access"]');
+    if (access.open) loadAccess(card, access.querySelector(".details-body")).catch(() => {});
+    toast("Withdrawn — key destroyed. Your deletion certificate is ready to download.");
+    const certificate = card.querySelector('[data-action="certificate"]');
+    certificate.classList.add("primary");
+    certificate.focus();
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+// --- access log --------------------------------------------------------------------------
+
+async function loadAccess(card, body) {
+  const log = await api("GET", `/api/v1/shares/${card.dataset.shareId}/access-log`);
+  const nodes = [];
+  const views = log.views || [];
+  if (views.length) {
+    const rows = views.map((view) =>
+      el(
+        "tr",
+        {},
+        el("td", { text: view.viewer_name || "Someone" }),
+        el("td", {}, timeEl(view.started_at)),
+        el("td", { text: clock(view.seconds_watched) }),
+        el("td", {}, timeEl(view.last_seen_at)),
+      ),
+    );
+    nodes.push(
+      el(
+        "table",
+        {},
+        el("thead", {}, el("tr", {}, ["Who watched", "Started", "Time watched", "Last seen"].map((h) => el("th", { text: h })))),
+        el("tbody", {}, rows),
+      ),
+    );
+  } else {
+    nodes.push(el("p", { class: "muted small", text: "Nobody has watched it yet." }));
+  }
+  const events = log.events || [];
+  if (events.length) {
+    nodes.push(el("h3", { text: "Every event" }));
+    nodes.push(
+      el(
+        "ul",
+        { class: "event-list" },
+        events.map((event) =>
+          el(
+            "li",
+            {},
+            timeEl(event.at),
+            el("span", {}, event.actor_name ? el("strong", { text: `${event.actor_name}: ` }) : null, ACTIONS[event.action] || event.action),
           ),
-        ];
+        ),
+      ),
+    );
+  }
+  body.replaceChildren(...nodes);
+}
+
+// --- comments ------------------------------------------------------------------------------
+
+function commentNode(comment) {
+  return el(
+    "div",
+    { class: "comment" },
+    el("div", { class: "meta" }, `${comment.author ? comment.author.name : "Someone"} at ${clock(comment.at_s)} · `, timeEl(comment.created_at)),
+    el("div", { class: "body", text: comment.body }),
+  );
+}
+
+async function loadComments(card, body) {
+  const { comments } = await api("GET", `/api/v1/shares/${card.dataset.shareId}/comments`);
+  const listNode = el("div", { class: "stack tight" });
+  if (comments.length) comments.forEach((comment) => listNode.append(commentNode(comment)));
+  else listNode.append(el("p", { class: "muted small", text: "No comments yet." }));
+
+  const at = el("input", { type: "text", name: "at", value: "0:00", inputMode: "numeric", "aria-label": "At (m:ss)" });
+  const text = el("textarea", { name: "body", maxLength: 2000, rows: 1, required: true, placeholder: "Add a comment for your coach…", "aria-label": "Comment" });
+  const send = el("button", { type: "submit", class: "button small", text: "Comment" });
+  const formNode = el(
+    "form",
+    { class: "comment-form" },
+    el("label", {}, "At", at),
+    el("label", {}, "Comment", text),
+    send,
+  );
+  formNode.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const seconds = parseClock(at.value);
+    if (seconds === null) return toast("Give the time as m:ss, e.g. 1:05.", "error");
+    if (!text.value.trim()) return;
+    send.disabled = true;
+    try {
+      const comment = await api("POST", `/api/v1/shares/${card.dataset.shareId}/comments`, { at_s: seconds, body: text.value.trim() });
+      if (listNode.querySelector("p.muted")) listNode.replaceChildren();
+      listNode.append(commentNode(comment));
+      text.value = "";
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      send.disabled = false;
+    }
+  });
+  body.replaceChildren(listNode, formNode);
+}
+
+function parseClock(value) {
+  const parts = String(value).trim().split(":").map((p) => p.trim());
+  if (!parts.length || parts.some((p) => p === "" || !/^\d+(\.\d+)?$/.test(p))) return null;
+  return parts.reduce((total, part) => total * 60 + parseFloat(part), 0);
+}
+
+// --- wiring --------------------------------------------------------------------------------
+
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest(".share-card [data-action]");
+  if (!button) return;
+  const card = button.closest(".share-card");
+  const id = card.dataset.shareId;
+  try {
+    switch (button.dataset.action) {
+      case "revoke":
+        await revoke(card);
+        break;
+      case "receipt":
+        downloadToken("receipt", id, await tokenOf(card, "receipt"));
+        break;
+      case "receipt-json":
+        downloadReadable("receipt", id, await tokenOf(card, "receipt"));
+        break;
+      case "certificate":
+        downloadToken("certificate", id, card.dataset.certificate || (await tokenOf(card, "certificate")));
+        break;
       default:
-        return [
-          K.el(
-            "p",
-            { class: "withdrawn" },
-            K.el("span", { class: "lock", "aria-hidden": "true", text: "✓" }),
-            share.status === "expired" ? "Expired — key destroyed" : "Withdrawn — key destroyed",
-          ),
-        ];
     }
+  } catch (error) {
+    toast(error.message, "error");
   }
+});
 
-  function apply(card, share) {
-    card.dataset.status = share.status;
-    card.dataset.progress = String(share.progress || 0);
-    const badge = card.querySelector('[data-field="badge"]');
-    badge.className = `badge ${share.status}`;
-    badge.textContent = LABELS[share.status] || share.status;
-    card.querySelector('[data-field="state"]').replaceChildren(...stateNodes(share, card.dataset.coaches));
-    const ended = !ACTIVE.includes(share.status);
-    card.querySelector('[data-action="certificate"]').classList.toggle("hidden", !ended);
-    const revoke = card.querySelector('[data-action="revoke"]');
-    if (revoke && ended) revoke.remove();
-    const comments = card.querySelector('details[data-panel="comments"]');
-    if (comments && ended) comments.remove();
-  }
-
-  async function poll(card) {
-    const id = card.dataset.shareId;
-    let failures = 0;
-    while (card.dataset.status === "processing" && document.body.contains(card)) {
-      await K.sleep(1500);
-      if (card.dataset.status !== "processing") return;
-      try {
-        const share = await api("GET", `/api/v1/shares/${id}`);
-        failures = 0;
-        if (card.dataset.status === "processing") apply(card, share);
-        if (share.status === "ready") toast(`Ready: ${card.dataset.coaches} can now watch it.`);
-      } catch (error) {
-        failures += 1;
-        if (error.status === 404 || failures > 20) return;
-      }
-    }
-  }
-
-  async function tokenOf(card, kind) {
-    const share = await api("GET", `/api/v1/shares/${card.dataset.shareId}`);
-    const token = kind === "certificate" ? share.certificate : share.receipt;
-    if (!token) throw new Error(kind === "certificate" ? "The certificate is not ready yet." : "No receipt was found.");
-    return token;
-  }
-
-  async function revoke(card) {
-    const ok = await K.confirmDialog({
-      title: "Revoke this share?",
-      body: [
-        `${card.dataset.coaches} lose${card.dataset.coaches.includes(",") ? "" : "s"} access at once, even in the middle of watching.`,
-        "The coaching copy's key is destroyed and its files are deleted. You get a signed deletion certificate.",
-      ],
-      confirmLabel: "Revoke now",
-      danger: true,
-    });
-    if (!ok) return;
+document.querySelectorAll(".share-card details[data-panel]").forEach((panel) => {
+  panel.addEventListener("toggle", async () => {
+    if (!panel.open) return;
+    const card = panel.closest(".share-card");
+    const body = panel.querySelector(".details-body");
     try {
-      const result = await api("POST", `/api/v1/shares/${card.dataset.shareId}/revoke`);
-      apply(card, { status: result.status, progress: 100 });
-      card.dataset.certificate = result.certificate || "";
-      card.querySelector('[data-field="end-label"]').textContent = "Ended";
-      card.querySelector('[data-field="end-value"]').replaceChildren(K.timeEl(result.revoked_at));
-      const access = card.querySelector('details[data-panel="access"]');
-      if (access.open) loadAccess(card, access.querySelector(".details-body")).catch(() => {});
-      toast("Withdrawn — key destroyed. Your deletion certificate is ready to download.");
-      const certificate = card.querySelector('[data-action="certificate"]');
-      certificate.classList.add("primary");
-      certificate.focus();
+      if (panel.dataset.panel === "access") await loadAccess(card, body);
+      else await loadComments(card, body);
     } catch (error) {
-      toast(error.message, "error");
-    }
-  }
-
-  // --- access log --------------------------------------------------------------------------
-
-  async function loadAccess(card, body) {
-    const log = await api("GET", `/api/v1/shares/${card.dataset.shareId}/access-log`);
-    const nodes = [];
-    const views = log.views || [];
-    if (views.length) {
-      const rows = views.map((view) =>
-        K.el(
-          "tr",
-          {},
-          K.el("td", { text: view.viewer_name || "Someone" }),
-          K.el("td", {}, K.timeEl(view.started_at)),
-          K.el("td", { text: formatDuration(view.seconds_watched) }),
-          K.el("td", {}, K.timeEl(view.last_seen_at)),
-        ),
-      );
-      nodes.push(
-        K.el(
-          "table",
-          {},
-          K.el("thead", {}, K.el("tr", {}, ["Who watched", "Started", "Time watched", "Last seen"].map((h) => K.el("th", { text: h })))),
-          K.el("tbody", {}, rows),
-        ),
-      );
-    } else {
-      nodes.push(K.el("p", { class: "muted small", text: "Nobody has watched it yet." }));
-    }
-    const events = log.events || [];
-    if (events.length) {
-      nodes.push(K.el("h3", { text: "Every event" }));
-      nodes.push(
-        K.el(
-          "ul",
-          { class: "event-list" },
-          events.map((event) =>
-            K.el(
-              "li",
-              {},
-              K.timeEl(event.at),
-              K.el("span", {}, event.actor_name ? K.el("strong", { text: `${event.actor_name}: ` }) : null, ACTIONS[event.action] || event.action),
-            ),
-          ),
-        ),
-      );
-    }
-    body.replaceChildren(...nodes);
-  }
-
-  // --- comments ------------------------------------------------------------------------------
-
-  function commentNode(comment) {
-    return K.el(
-      "div",
-      { class: "comment" },
-      K.el("div", { class: "meta" }, `${comment.author ? comment.author.name : "Someone"} at ${formatDuration(comment.at_s)} · `, K.timeEl(comment.created_at)),
-      K.el("div", { class: "body", text: comment.body }),
-    );
-  }
-
-  async function loadComments(card, body) {
-    const { comments } = await api("GET", `/api/v1/shares/${card.dataset.shareId}/comments`);
-    const listNode = K.el("div", { class: "stack tight" });
-    if (comments.length) comments.forEach((comment) => listNode.append(commentNode(comment)));
-    else listNode.append(K.el("p", { class: "muted small", text: "No comments yet." }));
-
-    const at = K.el("input", { type: "text", name: "at", value: "0:00", inputMode: "numeric", "aria-label": "At (m:ss)" });
-    const text = K.el("textarea", { name: "body", maxLength: 2000, rows: 1, required: true, placeholder: "Add a comment for your coach…", "aria-label": "Comment" });
-    const send = K.el("button", { type: "submit", class: "button small", text: "Comment" });
-    const formNode = K.el(
-      "form",
-      { class: "comment-form" },
-      K.el("label", {}, "At", at),
-      K.el("label", {}, "Comment", text),
-      send,
-    );
-    formNode.addEventListener("submit", async (event) => {
-      event.preventDefault();
-      const seconds = parseClock(at.value);
-      if (seconds === null) return toast("Give the time as m:ss, e.g. 1:05.", "error");
-      if (!text.value.trim()) return;
-      send.disabled = true;
-      try {
-        const comment = await api("POST", `/api/v1/shares/${card.dataset.shareId}/comments`, { at_s: seconds, body: text.value.trim() });
-        if (listNode.querySelector("p.muted")) listNode.replaceChildren();
-        listNode.append(commentNode(comment));
-        text.value = "";
-      } catch (error) {
-        toast(error.message, "error");
-      } finally {
-        send.disabled = false;
-      }
-    });
-    body.replaceChildren(listNode, formNode);
-  }
-
-  function parseClock(value) {
-    const parts = String(value).trim().split(":").map((p) => p.trim());
-    if (!parts.length || parts.some((p) => p === "" || !/^\d+(\.\d+)?$/.test(p))) return null;
-    return parts.reduce((total, part) => total * 60 + parseFloat(part), 0);
-  }
-
-  // --- wiring --------------------------------------------------------------------------------
-
-  document.addEventListener("click", async (event) => {
-    const button = event.target.closest(".share-card [data-action]");
-    if (!button) return;
-    const card = button.closest(".share-card");
-    const id = card.dataset.shareId;
-    try {
-      switch (button.dataset.action) {
-        case "revoke":
-          await revoke(card);
-          break;
-        case "receipt":
-          K.downloadToken("receipt", id, await tokenOf(card, "receipt"));
-          break;
-        case "receipt-json":
-          K.downloadReadable("receipt", id, await tokenOf(card, "receipt"));
-          break;
-        case "certificate":
-          K.downloadToken("certificate", id, card.dataset.certificate || (await tokenOf(card, "certificate")));
-          break;
-        default:
-      }
-    } catch (error) {
-      toast(error.message, "error");
+      body.replaceChildren(el("p", { class: "alert alert-error", text: error.message }));
     }
   });
+});
 
-  document.querySelectorAll(".share-card details[data-panel]").forEach((panel) => {
-    panel.addEventListener("toggle", async () => {
-      if (!panel.open) return;
-      const card = panel.closest(".share-card");
-      const body = panel.querySelector(".details-body");
-      try {
-        if (panel.dataset.panel === "access") await loadAccess(card, body);
-        else await loadComments(card, body);
-      } catch (error) {
-        body.replaceChildren(K.el("p", { class: "alert alert-error", text: error.message }));
-      }
-    });
+cards().forEach((card) => {
+  apply(card, {
+    status: card.dataset.status,
+    progress: parseInt(card.dataset.progress || "0", 10),
+    error: card.dataset.error,
   });
-
-  cards().forEach((card) => {
-    apply(card, {
-      status: card.dataset.status,
-      progress: parseInt(card.dataset.progress || "0", 10),
-      error: card.dataset.error,
-    });
-    if (card.dataset.status === "processing") poll(card);
-  });
-})();
+  if (card.dataset.status === "processing") poll(card);
+});

@@ -1,0 +1,166 @@
+// Comments: the list beside the player (the one at the current time highlighted), a marker
+// for each on the seek bar, and adding one at a moment — the time stamp follows playback
+// until the coach starts writing, then stays where the comment belongs.
+import { $, api, clamp, clock, formatDate, showError } from "../kit.js";
+
+export function createComments(player) {
+  const { video } = player;
+  const list = $("comment-list");
+  const count = $("comment-count");
+  const emptyNote = $("comments-empty");
+  const markers = $("timeline-markers");
+  const form = $("comment-form");
+  const textarea = $("comment-body");
+  const stampButton = $("comment-at");
+  const formError = $("comment-error");
+  const submit = $("comment-submit");
+  let stamp = 0;
+  let stampFrozen = false;
+
+  function setStamp(t) {
+    stamp = Math.max(0, t);
+    stampButton.textContent = `at ${clock(stamp)}`;
+  }
+
+  function commentItem(comment) {
+    const li = document.createElement("li");
+    li.className = "comment";
+    li.dataset.at = String(comment.at_s);
+    li.dataset.id = comment.id;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "comment-jump";
+    button.setAttribute("aria-label", `Jump to ${clock(comment.at_s)}`);
+    const chip = document.createElement("span");
+    chip.className = "time-chip";
+    chip.textContent = clock(comment.at_s);
+    const main = document.createElement("span");
+    main.className = "comment-main";
+    const meta = document.createElement("span");
+    meta.className = "comment-meta";
+    const author = document.createElement("span");
+    author.className = "comment-author";
+    author.textContent = comment.author ? comment.author.name : "";
+    const when = document.createElement("time");
+    when.className = "muted";
+    if (comment.created_at) {
+      when.setAttribute("datetime", comment.created_at);
+      when.textContent = formatDate(comment.created_at);
+    }
+    meta.append(author, " ", when);
+    const body = document.createElement("span");
+    body.className = "comment-body";
+    body.textContent = comment.body;
+    main.append(meta, body);
+    button.append(chip, main);
+    li.append(button);
+    return li;
+  }
+
+  const items = () => Array.from(list.querySelectorAll("li.comment"));
+
+  // The count, the "no comments yet" note, and the markers on the seek bar.
+  function refresh() {
+    const all = items();
+    count.textContent = String(all.length);
+    emptyNote.hidden = all.length > 0;
+    const total = player.duration();
+    markers.replaceChildren();
+    if (!total) return;
+    all.forEach((li) => {
+      const at = parseFloat(li.dataset.at);
+      const marker = document.createElement("button");
+      marker.type = "button";
+      marker.className = "marker";
+      marker.tabIndex = -1;
+      marker.style.left = `${clamp(at / total, 0, 1) * 100}%`;
+      const body = li.querySelector(".comment-body");
+      marker.title = `${clock(at)} · ${body ? body.textContent : ""}`;
+      marker.setAttribute("aria-label", `Comment at ${clock(at)}`);
+      marker.addEventListener("pointerdown", (event) => event.stopPropagation());
+      marker.addEventListener("click", (event) => {
+        event.stopPropagation();
+        player.seek(at);
+        li.scrollIntoView({ block: "nearest", behavior: "smooth" });
+      });
+      markers.append(marker);
+    });
+  }
+
+  // Playback moved to t: the stamp follows (unless a comment is being written) and the
+  // comment at that moment is highlighted.
+  function follow(t) {
+    if (!stampFrozen) setStamp(t);
+    items().forEach((li) => {
+      const at = parseFloat(li.dataset.at);
+      li.classList.toggle("current", t >= at - 0.25 && t < at + 3);
+    });
+  }
+
+  function insert(comment) {
+    const li = commentItem(comment);
+    const after = items().find((other) => parseFloat(other.dataset.at) > comment.at_s);
+    list.insertBefore(li, after || null);
+    refresh();
+    li.scrollIntoView({ block: "nearest" });
+    li.classList.add("fresh");
+    return li;
+  }
+
+  async function post(event) {
+    event.preventDefault();
+    if (player.ended) return;
+    const body = textarea.value.trim();
+    showError(formError, "");
+    if (!body) {
+      showError(formError, "Write something first.");
+      textarea.focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      const comment = await api("POST", player.data.commentsUrl, {
+        at_s: Math.round(stamp * 1000) / 1000,
+        body,
+      });
+      insert(comment);
+      textarea.value = "";
+      stampFrozen = false;
+      setStamp(video.currentTime || 0);
+    } catch (err) {
+      if (err.status === 410) return player.end(null);
+      showError(formError, err.message || "The comment could not be saved.");
+    } finally {
+      submit.disabled = false;
+    }
+  }
+
+  // The comments were sealed under the key: when it is destroyed they leave the page too.
+  function clear() {
+    list.replaceChildren();
+    markers.replaceChildren();
+  }
+
+  list.addEventListener("click", (event) => {
+    const li = event.target.closest("li.comment");
+    if (li) player.seek(parseFloat(li.dataset.at));
+  });
+  form.addEventListener("submit", post);
+  textarea.addEventListener("input", () => {
+    if (textarea.value.trim() && !stampFrozen) {
+      stampFrozen = true;
+      if (!video.paused) video.pause(); // keep the moment on screen while writing
+    } else if (!textarea.value.trim()) {
+      stampFrozen = false;
+    }
+  });
+  textarea.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) form.requestSubmit();
+  });
+  stampButton.addEventListener("click", () => {
+    setStamp(video.currentTime || 0);
+    stampFrozen = Boolean(textarea.value.trim());
+  });
+
+  return { refresh, follow, clear };
+}
