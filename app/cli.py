@@ -79,6 +79,22 @@ def migrate(revision: str) -> None:
     click.echo(f"database at revision {migrations.current(settings.database_url)}")
 
 
+# --- configuration ----------------------------------------------------------------------------
+
+
+@main.command("config")
+@click.option("--markdown", is_flag=True, help="Print README's table of every setting instead.")
+def config_command(markdown: bool) -> None:
+    """Check the configuration in the environment (exit 1 naming a bad variable)."""
+    from app.config import SETTINGS, markdown_table
+
+    if markdown:
+        click.echo(markdown_table(), nl=False)
+        return
+    _settings()
+    click.echo(f"configuration OK ({len(SETTINGS)} settings)")
+
+
 # --- users ------------------------------------------------------------------------------------
 
 

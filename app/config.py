@@ -1,8 +1,11 @@
 """Typed configuration from the environment.
 
-Every setting is read from a ``CR_*`` environment variable and parsed into its type once, at
-start-up. A bad value raises :class:`ConfigError` naming the variable, so a misconfigured
-deployment stops before serving anything. There is no default secret: the embedded default
+Every setting is one row of :data:`SETTINGS`: its ``CR_*`` environment variable, the parser
+that turns the text into its type, its default, what it is for, and its bounds. The variables
+are read and parsed once, at start-up; a bad value raises :class:`ConfigError` naming the
+variable, so a misconfigured deployment stops before serving anything. README's configuration
+table is :func:`markdown_table` (``consent-replay config --markdown``), and a test keeps them
+equal. There is no default secret: the embedded default
 generates its secrets into the instance folder (mode 0600) on first start.
 """
 
@@ -14,12 +17,17 @@ import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from urllib.parse import urlsplit
 
 
 class ConfigError(ValueError):
     """A configuration value is missing or malformed; the message names the variable."""
+
+
+Parser: TypeAlias = Callable[[str, str], Any]
+# A default that depends on settings read before it: given their values, gives the raw text.
+Derived: TypeAlias = Callable[[Mapping[str, Any]], str]
 
 
 def _parse_bool(name: str, raw: str) -> bool:
@@ -31,16 +39,11 @@ def _parse_bool(name: str, raw: str) -> bool:
     raise ConfigError(f"{name}={raw!r} is not a boolean (use true or false)")
 
 
-def _parse_int(name: str, raw: str, minimum: int | None = None, maximum: int | None = None) -> int:
+def _parse_int(name: str, raw: str) -> int:
     try:
-        value = int(raw.strip().replace("_", ""))
+        return int(raw.strip().replace("_", ""))
     except ValueError:
         raise ConfigError(f"{name}={raw!r} is not an integer") from None
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"{name}={value} is above the maximum of {maximum}")
-    return value
 
 
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024**2}
@@ -62,10 +65,30 @@ def _parse_size(name: str, raw: str) -> int:
     return value
 
 
-# S3 bucket naming rules: 3-63 lowercase letters, digits, dots and dashes, starting and ending
-# with a letter or digit, not like an IP address (MinIO and AWS refuse anything else).
-_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+def _text(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser().resolve()
+
+
+def _user_path(name: str, raw: str) -> Path:
+    return Path(raw).expanduser()
+
+
+def _one_of(
+    allowed: Mapping[str, str], shown: str, fold: Callable[[str], str] = str.lower
+) -> Parser:
+    """A parser accepting the keys of ``allowed`` (after ``fold``), giving their values."""
+
+    def parse(name: str, raw: str) -> str:
+        value = fold(raw)
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} must be {shown}")
+        return allowed[value]
+
+    return parse
 
 
 def _check_database_url(name: str, raw: str) -> str:
@@ -113,6 +136,180 @@ def _check_ratelimit_url(name: str, raw: str) -> str:
     return raw
 
 
+def _check_queue_prefix(name: str, raw: str) -> str:
+    if len(raw) > 40 or not all(c.isalnum() or c in "-_." for c in raw):
+        raise ConfigError(f"{name}={raw!r} may hold up to 40 letters, digits, '-', '_' or '.'")
+    return raw
+
+
+# S3 bucket naming rules: 3-63 lowercase letters, digits, dots and dashes, starting and ending
+# with a letter or digit, not like an IP address (MinIO and AWS refuse anything else).
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_IPV4 = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+
+
+def _check_bucket(name: str, raw: str) -> str:
+    if not _BUCKET.match(raw) or ".." in raw or _IPV4.match(raw):
+        raise ConfigError(f"{name}={raw!r} is not a valid bucket name")
+    return raw
+
+
+def _check_public_url(name: str, raw: str) -> str:
+    url = raw.rstrip("/")
+    if urlsplit(url).scheme not in {"http", "https"} or not urlsplit(url).netloc:
+        raise ConfigError(f"{name}={url!r} must be an http(s) URL")
+    return url
+
+
+def _check_secret_key(name: str, raw: str) -> str:
+    if len(raw) < 32:
+        raise ConfigError(f"{name} must be at least 32 characters")  # never echo a secret
+    return raw
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``CR_*`` variable: the attribute it fills, its parser, default and description."""
+
+    name: str
+    attr: str  # the Settings attribute (pkcs11_pin_file is turned into pkcs11_pin)
+    parse: Parser
+    default: str | Derived | None  # raw text, parsed like a given value; None: unset
+    what: str
+    shown: str | None = None  # the default as README shows it, when it is not the raw text
+    minimum: int | None = None
+    maximum: int | None = None
+
+    @property
+    def shown_default(self) -> str:
+        if self.shown is not None:
+            return self.shown
+        return f"`{self.default}`" if isinstance(self.default, str) and self.default else "—"
+
+    @property
+    def description(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.what} ({self.minimum} to {self.maximum})"
+        if self.minimum is not None:
+            return f"{self.what} (at least {self.minimum})"
+        return self.what
+
+    def read(self, env: Mapping[str, str], earlier: Mapping[str, Any]) -> Any:
+        """This setting's value from ``env`` (empty counts as unset), checked against bounds."""
+        raw = env.get(self.name) or (
+            self.default(earlier) if callable(self.default) else self.default
+        )
+        if raw is None:
+            return None
+        value = self.parse(self.name, raw)
+        if self.minimum is not None and value < self.minimum:
+            raise ConfigError(f"{self.name}={value} is below the minimum of {self.minimum}")
+        if self.maximum is not None and value > self.maximum:
+            raise ConfigError(f"{self.name}={value} is above the maximum of {self.maximum}")
+        return value
+
+
+def _in_instance(filename: str) -> Derived:
+    return lambda earlier: str(earlier["instance_dir"] / filename)
+
+
+_S3 = "(required with `CR_STORE=s3`)"
+_HSM = "with `CR_KEK_PROVIDER=pkcs11`:"
+
+# In reading order: a derived default may use only the settings above it.
+SETTINGS: tuple[Setting, ...] = (
+    Setting("CR_INSTANCE_DIR", "instance_dir", _path, "./instance",
+            "where the embedded default keeps its files (created if missing, mode 0700)"),
+    Setting("CR_DATABASE_URL", "database_url", _check_database_url,
+            lambda earlier: f"sqlite:///{earlier['instance_dir'] / 'consent-replay.db'}",
+            "`postgresql://user:pass@host/db` in production",
+            shown="SQLite in the instance folder"),
+    Setting("CR_BROKER_URL", "broker_url", _check_broker_url, "filesystem://",
+            "the task queue: `redis://host:6379/0` or `amqp://user:pass@host//`; the default "
+            "needs no server"),
+    Setting("CR_QUEUE_PREFIX", "queue_prefix", _check_queue_prefix, "",
+            "prefix of the queue names, to share one broker between deployments"),
+    Setting("CR_STORE", "store_kind", _one_of({"local": "local", "s3": "s3", "minio": "s3"},
+                                              "'local' or 's3'"), "local",
+            "`s3` for MinIO or any S3-compatible store"),
+    Setting("CR_STORE_DIR", "store_dir", _path, _in_instance("objects"),
+            "the local object folder", shown="`objects` in the instance folder"),
+    Setting("CR_S3_ENDPOINT", "s3_endpoint", _text, None, f"`host:port` of MinIO {_S3}"),
+    Setting("CR_S3_ACCESS_KEY", "s3_access_key", _text, None, f"MinIO access key {_S3}"),
+    Setting("CR_S3_SECRET_KEY", "s3_secret_key", _text, None, f"MinIO secret key {_S3}"),
+    Setting("CR_S3_BUCKET", "s3_bucket", _check_bucket, "consent-replay", "created if missing"),
+    Setting("CR_S3_SECURE", "s3_secure", _parse_bool, "false", "use TLS to reach MinIO"),
+    Setting("CR_S3_REGION", "s3_region", _text, None, "region, if your store needs one"),
+    Setting("CR_KEYRING", "keyring_path", _path, _in_instance("keyring.json"),
+            "the receipt-signing keys, and the key-encryption keys when `CR_KEK_PROVIDER=file` "
+            "(mode 0600)", shown="`keyring.json` in the instance folder"),
+    Setting("CR_KEK_PROVIDER", "kek_provider",
+            _one_of({"file": "file", "pkcs11": "pkcs11"}, "'file' or 'pkcs11'"), "file",
+            "where the key-encryption keys (KEKs) live: `file` (the keyring file) or `pkcs11` "
+            "(a hardware security module)"),
+    Setting("CR_PKCS11_MODULE", "pkcs11_module", _user_path, None,
+            f"{_HSM} the HSM vendor's PKCS#11 library, e.g. `/usr/lib/softhsm/libsofthsm2.so`"),
+    Setting("CR_PKCS11_TOKEN", "pkcs11_token", _text, None, f"{_HSM} the token's label"),
+    Setting("CR_PKCS11_PIN_FILE", "pkcs11_pin_file", _user_path, None,
+            f"{_HSM} a file holding the user PIN (never the PIN itself in the environment)"),
+    Setting("CR_SECRET_KEY", "secret_key", _check_secret_key, None,
+            "session-cookie signing key, at least 32 characters; generated into the instance "
+            "folder when unset", shown="generated"),
+    Setting("CR_PUBLIC_URL", "public_url", _check_public_url, "http://127.0.0.1:8000",
+            "how users reach the app; issuer of receipts"),
+    Setting("CR_SCRATCH_DIR", "scratch_dir", _path, _in_instance("scratch"),
+            "the workers' private scratch space (plaintext lives only here, while a job runs)",
+            shown="`scratch` in the instance folder"),
+    Setting("CR_FFMPEG", "ffmpeg", _text, "ffmpeg",
+            "the ffmpeg program the workers run: a name on `PATH` or a path"),
+    Setting("CR_FFPROBE", "ffprobe", _text, "ffprobe",
+            "the ffprobe program the workers run: a name on `PATH` or a path"),
+    Setting("CR_MAX_UPLOAD_BYTES", "max_upload_bytes", _parse_size, "4GiB",
+            "hard upload ceiling (admins set a lower policy limit)"),
+    Setting("CR_MAX_DURATION_S", "max_duration_s", _parse_int, "14400",
+            "longest accepted recording, in seconds", minimum=1),
+    Setting("CR_MAX_WIDTH", "max_width", _parse_int, "7680",
+            "widest accepted input video, in pixels", minimum=16, maximum=16384),
+    Setting("CR_MAX_HEIGHT", "max_height", _parse_int, "4320",
+            "tallest accepted input video, in pixels", minimum=16, maximum=16384),
+    Setting("CR_MAX_FPS", "max_fps", _parse_int, "120",
+            "highest accepted input frame rate", minimum=1, maximum=1000),
+    Setting("CR_FFMPEG_TIMEOUT_S", "ffmpeg_timeout_s", _parse_int, "3000",
+            "an ffmpeg run is killed after this many seconds", minimum=5),
+    Setting("CR_JOB_TIME_LIMIT_S", "job_time_limit_s", _parse_int, "3600",
+            "a share job's hard time limit, in seconds", minimum=10),
+    Setting("CR_VISIBILITY_TIMEOUT_S", "visibility_timeout_s", _parse_int,
+            lambda earlier: str(earlier["job_time_limit_s"] * 2),
+            "Redis redelivery delay, in seconds; must exceed the job limit", minimum=10,
+            shown="twice the job limit"),
+    Setting("CR_STALL_CHECK_S", "stall_check_s", _parse_int, "60",
+            "how often (seconds) the scheduler re-sends jobs whose worker died",
+            minimum=5, maximum=3600),
+    Setting("CR_CLIENT_TIMEOUT_S", "client_timeout_s", _parse_int, "60",
+            "a client that sends or reads nothing for this many seconds is disconnected",
+            minimum=5, maximum=3600),
+    Setting("CR_SECURE_COOKIES", "secure_cookies", _parse_bool,
+            lambda earlier: "true" if earlier["public_url"].startswith("https") else "false",
+            "mark cookies `Secure`", shown="on for https public URLs"),
+    Setting("CR_TRUSTED_PROXIES", "trusted_proxies", _parse_int, "0",
+            "number of reverse proxies whose `X-Forwarded-*` to trust", minimum=0, maximum=5),
+    Setting("CR_RATELIMIT_STORAGE_URL", "ratelimit_storage_url", _check_ratelimit_url,
+            "memory://", "e.g. `redis://…` to share sign-in rate limits across web processes"),
+    Setting("CR_LOG_LEVEL", "log_level",
+            _one_of({v: v for v in ("DEBUG", "INFO", "WARNING", "ERROR")},
+                    "DEBUG, INFO, WARNING or ERROR", fold=str.upper), "INFO",
+            "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
+)  # fmt: skip
+BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def markdown_table() -> str:
+    """README's configuration table: one row per setting, in reading order."""
+    rows = ["| variable | default | what |", "| --- | --- | --- |"]
+    rows += [f"| `{s.name}` | {s.shown_default} | {s.description} |" for s in SETTINGS]
+    return "\n".join(rows) + "\n"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the web app, the worker and the CLI need to know about their deployment."""
@@ -137,6 +334,8 @@ class Settings:
     secret_key: str = field(repr=False)
     scratch_dir: Path
     public_url: str
+    ffmpeg: str  # the programs the workers run
+    ffprobe: str
     max_upload_bytes: int
     max_duration_s: int
     max_width: int
@@ -204,148 +403,56 @@ def _secret_from_instance(instance_dir: Path, filename: str) -> str:
     return value
 
 
+def _require(values: Mapping[str, Any], names: tuple[str, ...], condition: str) -> None:
+    for name in names:
+        if not values[BY_NAME[name].attr]:
+            raise ConfigError(f"{name} is required when {condition}")
+
+
+def _check_s3(values: dict[str, Any]) -> None:
+    if values["store_kind"] != "s3":
+        return
+    _require(values, ("CR_S3_ENDPOINT", "CR_S3_ACCESS_KEY", "CR_S3_SECRET_KEY"), "CR_STORE=s3")
+    endpoint = values["s3_endpoint"]
+    if "://" in endpoint or "/" in endpoint:
+        raise ConfigError(
+            f"CR_S3_ENDPOINT={endpoint!r} must be host:port (set CR_S3_SECURE for TLS)"
+        )
+
+
+def _check_pkcs11(values: dict[str, Any]) -> None:
+    """Turn the PIN file into the PIN; the PKCS#11 settings count only with that provider."""
+    pin_file = values.pop("pkcs11_pin_file")
+    if values["kek_provider"] != "pkcs11":
+        values.update(pkcs11_module=None, pkcs11_token=None, pkcs11_pin=None)
+        return
+    names = ("CR_PKCS11_MODULE", "CR_PKCS11_TOKEN", "CR_PKCS11_PIN_FILE")
+    _require({**values, "pkcs11_pin_file": pin_file}, names, "CR_KEK_PROVIDER=pkcs11")
+    if not values["pkcs11_module"].is_file():
+        raise ConfigError(f"CR_PKCS11_MODULE={str(values['pkcs11_module'])!r} is not a file")
+    try:
+        values["pkcs11_pin"] = pin_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} cannot be read") from None
+    if not values["pkcs11_pin"]:
+        raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} is empty")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment into :class:`Settings`, raising ConfigError naming a bad variable."""
     env = os.environ if environ is None else environ
-
-    def get(name: str, default: str | None = None) -> str | None:
-        value = env.get(name)
-        return default if value is None or value == "" else value
-
-    def typed(name: str, default: str, parse: Callable[[str, str], Any]) -> Any:
-        return parse(name, get(name, default) or default)
-
-    instance_dir = Path(get("CR_INSTANCE_DIR", "instance") or "instance").expanduser().resolve()
-    instance_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-
-    database_url = _check_database_url(
-        "CR_DATABASE_URL",
-        get("CR_DATABASE_URL") or f"sqlite:///{instance_dir / 'consent-replay.db'}",
-    )
-    broker_url = _check_broker_url("CR_BROKER_URL", get("CR_BROKER_URL") or "filesystem://")
-
-    queue_prefix = get("CR_QUEUE_PREFIX", "") or ""
-    if len(queue_prefix) > 40 or not all(c.isalnum() or c in "-_." for c in queue_prefix):
-        raise ConfigError(
-            f"CR_QUEUE_PREFIX={queue_prefix!r} may hold up to 40 letters, digits, '-', '_' or '.'"
-        )
-
-    store_kind = (get("CR_STORE", "local") or "local").lower()
-    if store_kind not in {"local", "s3", "minio"}:
-        raise ConfigError(f"CR_STORE={store_kind!r} must be 'local' or 's3'")
-    store_kind = "s3" if store_kind == "minio" else store_kind
-    s3_endpoint = get("CR_S3_ENDPOINT")
-    s3_access_key = get("CR_S3_ACCESS_KEY")
-    s3_secret_key = get("CR_S3_SECRET_KEY")
-    if store_kind == "s3":
-        for name, value in (
-            ("CR_S3_ENDPOINT", s3_endpoint),
-            ("CR_S3_ACCESS_KEY", s3_access_key),
-            ("CR_S3_SECRET_KEY", s3_secret_key),
-        ):
-            if not value:
-                raise ConfigError(f"{name} is required when CR_STORE=s3")
-        assert s3_endpoint is not None
-        if "://" in s3_endpoint or "/" in s3_endpoint:
-            raise ConfigError(
-                f"CR_S3_ENDPOINT={s3_endpoint!r} must be host:port (set CR_S3_SECURE for TLS)"
-            )
-    bucket = get("CR_S3_BUCKET", "consent-replay") or "consent-replay"
-    if not _BUCKET.match(bucket) or ".." in bucket or _IPV4.match(bucket):
-        raise ConfigError(f"CR_S3_BUCKET={bucket!r} is not a valid bucket name")
-
-    kek_provider = (get("CR_KEK_PROVIDER", "file") or "file").lower()
-    if kek_provider not in {"file", "pkcs11"}:
-        raise ConfigError(f"CR_KEK_PROVIDER={kek_provider!r} must be 'file' or 'pkcs11'")
-    pkcs11_module = pkcs11_token = pkcs11_pin = None
-    if kek_provider == "pkcs11":
-        for name in ("CR_PKCS11_MODULE", "CR_PKCS11_TOKEN", "CR_PKCS11_PIN_FILE"):
-            if not get(name):
-                raise ConfigError(f"{name} is required when CR_KEK_PROVIDER=pkcs11")
-        pkcs11_module = Path(get("CR_PKCS11_MODULE") or "").expanduser()
-        if not pkcs11_module.is_file():
-            raise ConfigError(f"CR_PKCS11_MODULE={str(pkcs11_module)!r} is not a file")
-        pkcs11_token = get("CR_PKCS11_TOKEN")
-        pin_file = Path(get("CR_PKCS11_PIN_FILE") or "").expanduser()
-        try:
-            pkcs11_pin = pin_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} cannot be read") from None
-        if not pkcs11_pin:
-            raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} is empty")
-
-    secret_key = get("CR_SECRET_KEY")
-    if secret_key is not None and len(secret_key) < 32:
-        raise ConfigError("CR_SECRET_KEY must be at least 32 characters")
-    if secret_key is None:
-        secret_key = _secret_from_instance(instance_dir, "secret_key")
-
-    public_url = (get("CR_PUBLIC_URL", "http://127.0.0.1:8000") or "").rstrip("/")
-    if urlsplit(public_url).scheme not in {"http", "https"} or not urlsplit(public_url).netloc:
-        raise ConfigError(f"CR_PUBLIC_URL={public_url!r} must be an http(s) URL")
-
-    log_level = (get("CR_LOG_LEVEL", "INFO") or "INFO").upper()
-    if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
-        raise ConfigError(f"CR_LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
-
-    job_time_limit_s = typed(
-        "CR_JOB_TIME_LIMIT_S", "3600", lambda n, r: _parse_int(n, r, minimum=10)
-    )
-    visibility_timeout_s = typed(
-        "CR_VISIBILITY_TIMEOUT_S",
-        str(job_time_limit_s * 2),
-        lambda n, r: _parse_int(n, r, minimum=10),
-    )
-    if visibility_timeout_s <= job_time_limit_s:
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        values[setting.attr] = setting.read(env, values)
+    values["instance_dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_s3(values)
+    _check_pkcs11(values)
+    if values["visibility_timeout_s"] <= values["job_time_limit_s"]:
         # A shorter visibility timeout makes the broker hand a running job to a second worker.
         raise ConfigError(
             "CR_VISIBILITY_TIMEOUT_S must be longer than CR_JOB_TIME_LIMIT_S "
-            f"({visibility_timeout_s} <= {job_time_limit_s})"
+            f"({values['visibility_timeout_s']} <= {values['job_time_limit_s']})"
         )
-
-    return Settings(
-        instance_dir=instance_dir,
-        database_url=database_url,
-        broker_url=broker_url,
-        queue_prefix=queue_prefix,
-        store_kind=store_kind,
-        store_dir=Path(get("CR_STORE_DIR") or instance_dir / "objects").expanduser().resolve(),
-        s3_endpoint=s3_endpoint,
-        s3_access_key=s3_access_key,
-        s3_secret_key=s3_secret_key,
-        s3_bucket=bucket,
-        s3_secure=typed("CR_S3_SECURE", "false", _parse_bool),
-        s3_region=get("CR_S3_REGION"),
-        keyring_path=Path(get("CR_KEYRING") or instance_dir / "keyring.json")
-        .expanduser()
-        .resolve(),
-        kek_provider=kek_provider,
-        pkcs11_module=pkcs11_module,
-        pkcs11_token=pkcs11_token,
-        pkcs11_pin=pkcs11_pin,
-        secret_key=secret_key,
-        scratch_dir=Path(get("CR_SCRATCH_DIR") or instance_dir / "scratch").expanduser().resolve(),
-        public_url=public_url,
-        max_upload_bytes=typed("CR_MAX_UPLOAD_BYTES", "4GiB", _parse_size),
-        max_duration_s=typed(
-            "CR_MAX_DURATION_S", "14400", lambda n, r: _parse_int(n, r, minimum=1)
-        ),
-        max_width=typed("CR_MAX_WIDTH", "7680", lambda n, r: _parse_int(n, r, 16, 16384)),
-        max_height=typed("CR_MAX_HEIGHT", "4320", lambda n, r: _parse_int(n, r, 16, 16384)),
-        max_fps=typed("CR_MAX_FPS", "120", lambda n, r: _parse_int(n, r, 1, 1000)),
-        ffmpeg_timeout_s=typed(
-            "CR_FFMPEG_TIMEOUT_S", "3000", lambda n, r: _parse_int(n, r, minimum=5)
-        ),
-        job_time_limit_s=job_time_limit_s,
-        visibility_timeout_s=visibility_timeout_s,
-        stall_check_s=typed("CR_STALL_CHECK_S", "60", lambda n, r: _parse_int(n, r, 5, 3600)),
-        client_timeout_s=typed("CR_CLIENT_TIMEOUT_S", "60", lambda n, r: _parse_int(n, r, 5, 3600)),
-        secure_cookies=typed(
-            "CR_SECURE_COOKIES", "true" if public_url.startswith("https") else "false", _parse_bool
-        ),
-        log_level=log_level,
-        ratelimit_storage_url=_check_ratelimit_url(
-            "CR_RATELIMIT_STORAGE_URL", get("CR_RATELIMIT_STORAGE_URL", "memory://") or "memory://"
-        ),
-        trusted_proxies=typed("CR_TRUSTED_PROXIES", "0", lambda n, r: _parse_int(n, r, 0, 5)),
-    )
+    if values["secret_key"] is None:
+        values["secret_key"] = _secret_from_instance(values["instance_dir"], "secret_key")
+    return Settings(**values)

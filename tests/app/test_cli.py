@@ -111,3 +111,18 @@ def test_cli_refuses_a_readable_keyring_without_a_traceback(tmp_path):
     assert result.returncode != 0
     assert "keyring" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_config_checks_the_environment_and_prints_the_readme_table(tmp_path):
+    from app.config import markdown_table
+
+    env = {"CR_INSTANCE_DIR": str(tmp_path / "instance")}
+    ok = run_cli(env, "config")
+    assert ok.returncode == 0, ok.stderr
+    assert "configuration OK" in ok.stdout
+    bad = run_cli({**env, "CR_MAX_FPS": "fast"}, "config")
+    assert bad.returncode != 0
+    assert "CR_MAX_FPS" in bad.stderr and "Traceback" not in bad.stderr
+    table = run_cli(env, "config", "--markdown")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout == markdown_table()

@@ -1,14 +1,18 @@
-"""Typed configuration (app/config.py): defaults, every refusal naming its variable, secrets."""
+"""Typed configuration (app/config.py): defaults, every refusal naming its variable, secrets,
+and README's configuration table kept equal to the code's table of settings."""
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import stat
 import threading
 from pathlib import Path
 
 import pytest
 
-from app.config import ConfigError, load_settings
+from app.config import SETTINGS, ConfigError, Settings, load_settings, markdown_table
+from tests.conftest import ROOT
 
 
 def mode_of(path: Path) -> int:
@@ -36,6 +40,7 @@ def test_defaults_are_the_embedded_default(tmp_path, monkeypatch):
     assert settings.log_level == "INFO"
     assert settings.s3_bucket == "consent-replay"
     assert settings.queue_prefix == ""
+    assert (settings.ffmpeg, settings.ffprobe) == ("ffmpeg", "ffprobe")
     assert settings.embedded is True
 
 
@@ -249,3 +254,75 @@ def test_the_hsm_pin_is_read_from_its_file_and_never_shown(tmp_path):
     assert settings.pkcs11_token == "t"
     assert "s3cr3t-pin-0042" not in repr(settings)
     assert load_settings({"CR_INSTANCE_DIR": str(tmp_path)}).kek_provider == "file"
+
+
+def test_the_ffmpeg_programs_can_be_named(tmp_path):
+    settings = load_settings(
+        {
+            "CR_INSTANCE_DIR": str(tmp_path),
+            "CR_FFMPEG": "/opt/ffmpeg-7/bin/ffmpeg",
+            "CR_FFPROBE": "ffprobe-7",
+        }
+    )
+    assert (settings.ffmpeg, settings.ffprobe) == ("/opt/ffmpeg-7/bin/ffmpeg", "ffprobe-7")
+
+
+def test_every_settings_attribute_comes_from_one_row_of_the_table():
+    attributes = {f.name for f in dataclasses.fields(Settings)}
+    rows = [setting.attr for setting in SETTINGS]
+    assert len(rows) == len(set(rows))
+    assert len({setting.name for setting in SETTINGS}) == len(SETTINGS)
+    # The one row that is not an attribute itself: the PIN file, read into the PIN.
+    assert set(rows) - attributes == {"pkcs11_pin_file"}
+    assert attributes - set(rows) == {"pkcs11_pin"}
+
+
+# --- README's configuration table ------------------------------------------------------------
+
+
+def readme_configuration() -> tuple[str, dict[str, tuple[str, str]]]:
+    """The table under README's "## Configuration": its text, and variable -> (default, what)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    rows: dict[str, tuple[str, str]] = {}
+    for line in lines[2:]:  # after the header and the --- line
+        cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+        assert len(cells) == 3, f"not a row of variable | default | what: {line}"
+        variable, default, what = cells
+        found = re.fullmatch(r"`(CR_[A-Z0-9_]+)`", variable)
+        assert found, f"one `CR_...` variable per row, not {variable}"
+        name = found.group(1)
+        assert name not in rows, f"README lists {name} twice"
+        rows[name] = (default, what)
+    return "\n".join(lines) + "\n", rows
+
+
+def test_readme_lists_every_setting_of_the_code():
+    _, rows = readme_configuration()
+    missing = [setting.name for setting in SETTINGS if setting.name not in rows]
+    assert missing == [], (
+        "add these to README's configuration table: consent-replay config --markdown"
+    )
+
+
+def test_readme_lists_no_setting_the_code_does_not_know():
+    _, rows = readme_configuration()
+    known = {setting.name for setting in SETTINGS}
+    assert [name for name in rows if name not in known] == []
+
+
+def test_readme_shows_each_default_the_code_has():
+    _, rows = readme_configuration()
+    differ = {
+        s.name: (rows[s.name][0], s.shown_default)
+        for s in SETTINGS
+        if s.name in rows and rows[s.name][0] != s.shown_default
+    }
+    assert differ == {}, "README's default, then the code's"
+
+
+def test_readme_table_is_the_one_the_code_prints():
+    # Descriptions and order too: `consent-replay config --markdown` prints the table to paste.
+    table, _ = readme_configuration()
+    assert table == markdown_table()
