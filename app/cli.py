@@ -372,19 +372,14 @@ def keys_rotate(batch_size: int) -> None:
     from sqlalchemy import func, select
 
     from app.models import DataKey
-    from app.services import audit as audit_service
     from app.services import keys as key_service
 
     with app_context() as rt:
         with rt.db.session() as session:
             total = session.scalar(select(func.count()).select_from(DataKey)) or 0
         with click.progressbar(length=total, label="rewrapping data keys") as bar:
-            report = key_service.rotate(rt.db, rt.kek, batch_size=batch_size, progress=bar.update)
-        with rt.db.session() as session:
-            audit_service.append(
-                session,
-                "keys.rotated",
-                detail={"new_version": report.new_version, "rewrapped": report.rewrapped},
+            report = key_service.rotate(
+                rt.db, rt.kek, actor_id=None, batch_size=batch_size, progress=bar.update
             )
     click.echo(
         f"KEK v{report.new_version} is current; rewrapped {report.rewrapped} data keys"
@@ -396,13 +391,10 @@ def keys_rotate(batch_size: int) -> None:
 @keys.command("retire")
 def keys_retire() -> None:
     """Destroy every KEK version that wraps no live data key."""
-    from app.services import audit as audit_service
     from app.services import keys as key_service
 
     with app_context() as rt:
-        destroyed = key_service.retire(rt.db, rt.kek)
-        with rt.db.session() as session:
-            audit_service.append(session, "keys.retired", detail={"destroyed": destroyed})
+        destroyed = key_service.retire(rt.db, rt.kek, actor_id=None)
     if destroyed:
         click.echo("destroyed KEK versions: " + ", ".join(f"v{v}" for v in destroyed))
     else:

@@ -192,6 +192,8 @@ class Setting:
             return f"{self.what} ({self.minimum} to {self.maximum})"
         if self.minimum is not None:
             return f"{self.what} (at least {self.minimum})"
+        if self.maximum is not None:
+            return f"{self.what} (at most {self.maximum})"
         return self.what
 
     def read(self, env: Mapping[str, str], earlier: Mapping[str, Any]) -> Any:

@@ -14,7 +14,7 @@ from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, Team
-from app.services import audit, keys, oversight, policy, users
+from app.services import keys, oversight, policy, users
 from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
@@ -283,14 +283,7 @@ def key_status():
 def rotate_keys():
     """Add a KEK version and rewrap every live data key under it."""
     rt = runtime()
-    report = keys.rotate(rt.db, rt.kek)
-    with rt.db.session() as session:
-        audit.append(
-            session,
-            "keys.rotated",
-            actor_id=current_user().id,
-            detail={"new_version": report.new_version},
-        )
+    report = keys.rotate(rt.db, rt.kek, actor_id=current_user().id)
     return {"new_version": report.new_version, "completed": True}
 
 
@@ -300,11 +293,7 @@ def rotate_keys():
 def retire_keys():
     """Destroy KEK versions that no data key uses any more."""
     rt = runtime()
-    destroyed = keys.retire(rt.db, rt.kek)
-    with rt.db.session() as session:
-        audit.append(
-            session, "keys.retired", actor_id=current_user().id, detail={"destroyed": destroyed}
-        )
+    destroyed = keys.retire(rt.db, rt.kek, actor_id=current_user().id)
     return {"destroyed": destroyed}
 
 

@@ -1,5 +1,8 @@
 """Data keys in the database: create, load (through the short-lived cache), shred, rotate.
 
+Rotating and retiring KEK versions is written once here, audit event included, for both the
+command line (no actor) and the admin API (the admin as actor).
+
 A data key (DEK) exists in the clear only in memory. In the database it is wrapped by a KEK
 version from the keyring, with its key id and owner id bound in the wrap's associated data.
 Shredding deletes the wrapped row in the caller's transaction and evicts the cache.
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 import crypto
 from app.db import Database
 from app.models import DataKey
+from app.services import audit
 
 
 class KeyDestroyed(Exception):
@@ -87,10 +91,12 @@ def rotate(
     db: Database,
     kek: crypto.KekProvider,
     *,
+    actor_id: uuid.UUID | None,
     batch_size: int = 500,
     progress: Callable[[int], None] | None = None,
 ) -> RotationReport:
-    """Add a KEK version and rewrap every live DEK under it, one committed batch at a time."""
+    """Add a KEK version, rewrap every live DEK under it (one committed batch at a time), and
+    audit it as ``keys.rotated`` by ``actor_id`` (None: an operator at the command line)."""
     new_version = kek.add_version()
     rewrapped = skipped = 0
     last_id: uuid.UUID | None = None
@@ -123,6 +129,13 @@ def rotate(
             last_id = rows[-1].id
         if progress is not None:
             progress(len(rows))
+    with db.session() as session:
+        audit.append(
+            session,
+            "keys.rotated",
+            actor_id=actor_id,
+            detail={"new_version": new_version, "rewrapped": rewrapped},
+        )
     return RotationReport(new_version=new_version, rewrapped=rewrapped, skipped=skipped)
 
 
@@ -133,8 +146,9 @@ def usage_by_version(session: Session) -> dict[int, int]:
     return {int(version): int(count) for version, count in rows}
 
 
-def retire(db: Database, kek: crypto.KekProvider) -> list[int]:
-    """Destroy every KEK version that is not current and wraps no live DEK."""
+def retire(db: Database, kek: crypto.KekProvider, *, actor_id: uuid.UUID | None) -> list[int]:
+    """Destroy every KEK version that is not current and wraps no live DEK, and audit it as
+    ``keys.retired`` by ``actor_id`` (None: an operator at the command line)."""
     with db.session() as session:
         in_use = usage_by_version(session)
     current = kek.current_version()
@@ -144,6 +158,8 @@ def retire(db: Database, kek: crypto.KekProvider) -> list[int]:
             continue
         kek.destroy_version(info.version)
         destroyed.append(info.version)
+    with db.session() as session:
+        audit.append(session, "keys.retired", actor_id=actor_id, detail={"destroyed": destroyed})
     return destroyed
 
 

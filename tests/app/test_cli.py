@@ -126,3 +126,25 @@ def test_config_checks_the_environment_and_prints_the_readme_table(tmp_path):
     table = run_cli(env, "config", "--markdown")
     assert table.returncode == 0, table.stderr
     assert table.stdout == markdown_table()
+
+
+def test_keys_rotate_and_retire_are_audited_with_no_actor(tmp_path):
+    from sqlalchemy import select
+
+    from app.models import AuditEvent
+    from tests.conftest import app_for
+
+    env = {"CR_INSTANCE_DIR": str(tmp_path / "instance")}
+    assert run_cli(env, "migrate").returncode == 0
+    rotated = run_cli(env, "keys", "rotate")
+    assert rotated.returncode == 0, rotated.stderr
+    assert "KEK v2 is current" in rotated.stdout
+    retired = run_cli(env, "keys", "retire")
+    assert retired.returncode == 0, retired.stderr
+    assert "destroyed KEK versions: v1" in retired.stdout
+    with app_for(env) as app, app.extensions["consent_replay"].db.session() as session:
+        events = session.scalars(select(AuditEvent).order_by(AuditEvent.seq)).all()
+    assert [(e.action, e.actor_id, e.detail) for e in events] == [
+        ("keys.rotated", None, {"new_version": 2, "rewrapped": 0}),
+        ("keys.retired", None, {"destroyed": [1]}),
+    ]

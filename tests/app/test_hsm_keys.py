@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 import crypto
-from app.models import DataKey, MediaObject, Recording
+from app.models import AuditEvent, DataKey, MediaObject, Recording
 from app.services import keys
 from tests.conftest import app_for, create_person, fresh_database, stack_environment
 
@@ -65,6 +65,14 @@ def test_rotate_and_retire_in_the_hsm_makes_an_old_dump_useless(hsm_app, samples
     assert retired.status_code == 200 and retired.get_json()["destroyed"] == [1]
     status = client.get("/api/v1/admin/keys", headers=admin.headers).get_json()["versions"]
     assert [(v["version"], v["state"]) for v in status] == [(1, "destroyed"), (2, "active")]
+    with rt.db.session() as session:
+        events = session.scalars(
+            select(AuditEvent).where(AuditEvent.action.startswith("keys.")).order_by(AuditEvent.seq)
+        ).all()
+    assert [(e.action, e.actor_id, e.detail) for e in events] == [
+        ("keys.rotated", admin.id, {"new_version": 2, "rewrapped": 1}),
+        ("keys.retired", admin.id, {"destroyed": [1]}),
+    ]
 
     with pytest.raises(crypto.DecryptionError):
         crypto.unwrap(rt.kek, dump, key_id=str(key_id), owner_id=owner_id)
