@@ -39,7 +39,3 @@ def current(database_url: str) -> str | None:
             return MigrationContext.configure(conn).get_current_revision()
     finally:
         engine.dispose()
-
-
-def is_current(database_url: str) -> bool:
-    return current(database_url) in heads(database_url)

@@ -556,9 +556,6 @@ class ChunkedRandomAccess:
         self._chunk_count = self._full_chunks + 1
         self._length_verified = False
 
-    def _chunk_span(self, index: int) -> int:
-        return CHUNK_CIPHERTEXT_SIZE if index < self._full_chunks else self._final_piece
-
     def verify_length(self) -> int:
         """Authenticate the size by decrypting the final chunk; returns the size."""
         if not self._length_verified:

@@ -78,11 +78,6 @@ def create_user(
     return user
 
 
-def set_password(session: Session, user: User, password: str) -> None:
-    validate_password(password)
-    user.password_hash = _hasher.hash(password)
-
-
 def authenticate_password(session: Session, login: str, password: str) -> User | None:
     user = session.scalar(select(User).where(User.login == login.strip().lower()))
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH

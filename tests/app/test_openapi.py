@@ -87,10 +87,6 @@ def spec(client) -> dict:
     return response.get_json()
 
 
-def _segments(path: str) -> list[str | None]:
-    return [None if re.fullmatch(r"\{[^}]+\}", part) else part for part in path.split("/")]
-
-
 def find(spec: dict, method: str, spec_path: str) -> str | None:
     """The documented path that serves ``spec_path``: equal segments, or a parameter there
     (whose enum, when it has one, must allow the literal)."""

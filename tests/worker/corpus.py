@@ -317,20 +317,6 @@ def mediarecorder_webm(folder: Path, seconds: float = 4) -> Path:
     return path
 
 
-def canary_webm(folder: Path, canary: bytes = CANARY, seconds: float = 3) -> Path:
-    """A valid WebM carrying ``canary`` as its title and again after its last cluster."""
-    path = folder / "canary.webm"
-    ffmpeg(
-        *("-f", "lavfi", "-i", f"testsrc2=s=320x240:r=15:d={seconds}"),
-        *("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"),
-        *("-metadata", f"title={canary.decode()}"),
-        str(path),
-    )
-    with open(path, "ab") as handle:
-        handle.write(canary * 4)
-    return path
-
-
 def chatty_corrupt_h264(folder: Path, seconds: float = 40, seed: int = 3) -> Path:
     """H.264 whose frames are damaged, so the decoder logs a few lines for every frame.
 
