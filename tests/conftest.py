@@ -397,6 +397,36 @@ def make_person(rt) -> Callable[..., Person]:
     return lambda role, **kw: create_person(rt, role, **kw)
 
 
+# --- recordings and shares through the API ----------------------------------------------------
+# The plain functions are in tests/media_helpers.py (for module-scoped fixtures, and for a
+# share the real worker makes ready: make_ready_share); these bind the test's client.
+
+
+@pytest.fixture
+def make_recording(client, samples) -> Callable[..., dict]:
+    """``make_recording(person, files=None, **fields)``: a draft uploaded through the API (201),
+    by default from the session's small samples (a screen and a stereo call)."""
+    from tests.media_helpers import small_files, upload_recording
+
+    def make(person: Person, files: dict[str, Path] | None = None, **fields) -> dict:
+        return upload_recording(client, person, files or small_files(samples), **fields)
+
+    return make
+
+
+@pytest.fixture
+def make_share(client) -> Callable[..., dict]:
+    """``make_share(owner, recording, coaches, **options)``: the owner's opt-in through the
+    API (202) for one coach or a list; options as in media_helpers.opt_in."""
+    from tests.media_helpers import opt_in
+
+    def make(owner: Person, recording: dict, coaches: Person | list[Person], **options) -> dict:
+        named = coaches if isinstance(coaches, list) else [coaches]
+        return opt_in(client, owner, recording["id"], named, **options)
+
+    return make
+
+
 @pytest.fixture(scope="session")
 def samples(tmp_path_factory):
     from tests.samples import make_samples

@@ -22,26 +22,10 @@ from sqlalchemy import func, select
 
 from app.models import Recording, Share
 
-
-def _upload(client, person, samples, title="Invariant check"):
-    response = client.post(
-        "/api/v1/recordings",
-        data={
-            "screen": (io.BytesIO(samples.screen_webm.read_bytes()), "screen.webm"),
-            "audio": (io.BytesIO(samples.call_wav.read_bytes()), "call.wav"),
-            "title": title,
-        },
-        headers=person.headers,
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
 # --- 1. no capture without the employee's action -----------------------------------------------
 
 
-def test_scheduled_jobs_only_clean_up(rt, make_person, client, samples):
+def test_scheduled_jobs_only_clean_up(rt, make_person, client, make_recording):
     """The scheduler runs clean-up jobs only; running each creates no recording and no share."""
     import worker.tasks  # noqa: F401 - registers the task code
     from worker.celery_app import create_celery
@@ -55,7 +39,7 @@ def test_scheduled_jobs_only_clean_up(rt, make_person, client, samples):
         "worker.tasks.sweep_scratch",
         "worker.tasks.reconcile_store",
     }
-    _upload(client, make_person("employee"), samples)
+    make_recording(make_person("employee"))
     with rt.db.session() as session:
         before = (
             session.scalar(select(func.count()).select_from(Recording)),
@@ -74,7 +58,9 @@ def test_scheduled_jobs_only_clean_up(rt, make_person, client, samples):
     assert after == before
 
 
-def test_only_the_employee_themself_can_create_a_recording(client, make_person, samples):
+def test_only_the_employee_themself_can_create_a_recording(
+    client, make_person, samples, make_recording
+):
     for role in ("coach", "admin", "representative"):
         someone = make_person(role)
         response = client.post(
@@ -85,7 +71,7 @@ def test_only_the_employee_themself_can_create_a_recording(client, make_person, 
         )
         assert response.status_code == 403, role
     employee = make_person("employee")
-    recording = _upload(client, employee, samples)
+    recording = make_recording(employee)
     other = make_person("employee")
     listed = client.get("/api/v1/recordings", headers=other.headers).get_json()["recordings"]
     assert recording["id"] not in {r["id"] for r in listed}
@@ -111,9 +97,9 @@ def test_no_route_offers_live_capture(stack_app):
 # --- 2. no sharing without a specific opt-in ----------------------------------------------------
 
 
-def test_a_share_needs_coaches_purpose_and_end_date(client, make_person, samples):
+def test_a_share_needs_coaches_purpose_and_end_date(client, make_person, make_recording):
     employee, coach = make_person("employee"), make_person("coach")
-    recording = _upload(client, employee, samples)
+    recording = make_recording(employee)
     url = f"/api/v1/recordings/{recording['id']}/shares"
     complete = {"coach_ids": [str(coach.id)], "purpose": "Greeting", "expires_in_days": 3}
     for missing in complete:
@@ -131,14 +117,10 @@ def test_a_share_needs_coaches_purpose_and_end_date(client, make_person, samples
         assert client.post(url, json=complete, headers=someone.headers).status_code in (403, 404)
 
 
-def test_only_named_coaches_see_a_share(client, make_person, samples, rt):
+def test_only_named_coaches_see_a_share(client, make_person, make_recording, make_share, rt):
     employee, named, other = make_person("employee"), make_person("coach"), make_person("coach")
-    recording = _upload(client, employee, samples)
-    share = client.post(
-        f"/api/v1/recordings/{recording['id']}/shares",
-        json={"coach_ids": [str(named.id)], "purpose": "Closing", "expires_in_days": 2},
-        headers=employee.headers,
-    ).get_json()
+    recording = make_recording(employee)
+    share = make_share(employee, recording, named, purpose="Closing", expires_in_days=2)
     assert client.get(f"/api/v1/shares/{share['id']}", headers=named.headers).status_code == 200
     assert client.get(f"/api/v1/shares/{share['id']}", headers=other.headers).status_code == 404
     listed = client.get("/api/v1/shares", headers=other.headers).get_json()["shares"]
@@ -153,14 +135,10 @@ def test_only_named_coaches_see_a_share(client, make_person, samples, rt):
 # --- 5. running is not watching -------------------------------------------------------------
 
 
-def test_admin_cannot_grant_itself_access(client, make_person, samples):
+def test_admin_cannot_grant_itself_access(client, make_person, make_recording, make_share):
     employee, coach, admin = make_person("employee"), make_person("coach"), make_person("admin")
-    recording = _upload(client, employee, samples)
-    share = client.post(
-        f"/api/v1/recordings/{recording['id']}/shares",
-        json={"coach_ids": [str(coach.id)], "purpose": "Tone", "expires_in_days": 2},
-        headers=employee.headers,
-    ).get_json()
+    recording = make_recording(employee, title="Invariant check")
+    share = make_share(employee, recording, coach, purpose="Tone", expires_in_days=2)
     # An admin can make accounts, but no role change or token makes a share visible to them.
     made = client.post(
         "/api/v1/admin/users",
@@ -202,7 +180,7 @@ def test_audit_log_refuses_edits(rt):
 # --- 7. declining is invisible ------------------------------------------------------------------
 
 
-def test_drafts_and_discards_are_invisible_to_others(client, make_person, samples):
+def test_drafts_and_discards_are_invisible_to_others(client, make_person, make_recording):
     employee = make_person("employee")
     watchers = {
         "admin": (make_person("admin"), ["/api/v1/admin/users", "/api/v1/admin/keys"]),
@@ -221,9 +199,9 @@ def test_drafts_and_discards_are_invisible_to_others(client, make_person, sample
         }
 
     # Someone else's draft exists already, as in any deployment that is in use.
-    _upload(client, make_person("employee"), samples, title="someone else")
+    make_recording(make_person("employee"), title="someone else")
     before = snapshot()
-    drafts = [_upload(client, employee, samples, title=f"draft {i}") for i in range(3)]
+    drafts = [make_recording(employee, title=f"draft {i}") for i in range(3)]
     for draft in drafts[:2]:
         assert (
             client.delete(f"/api/v1/recordings/{draft['id']}", headers=employee.headers).status_code

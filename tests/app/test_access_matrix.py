@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Person, create_person, wait_for
+from tests.media_helpers import opt_in, small_files, upload_recording
 
 XSS = "<script>alert(1)</script>"
 ROLES = ("employee", "other_employee", "coach", "other_coach", "admin", "representative")
@@ -124,28 +125,12 @@ VALUES = {
 
 
 def upload(client, person: Person, samples, title: str, *, full: bool = True) -> dict:
-    data: dict[str, Any] = {
-        "audio": (io.BytesIO(samples.call_wav.read_bytes()), "call.wav"),
-        "title": title,
-        "customer_informed": "true",
-    }
-    if full:
-        data["screen"] = (io.BytesIO(samples.screen_webm.read_bytes()), "screen.webm")
-    response = client.post(
-        "/api/v1/recordings", data=data, headers=person.headers, content_type="multipart/form-data"
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
+    files = small_files(samples) if full else {"audio": samples.call_wav}
+    return upload_recording(client, person, files, title=title, customer_informed=True)
 
 
 def make_share(client, person: Person, recording_id: str, coach: Person, purpose: str) -> dict:
-    response = client.post(
-        f"/api/v1/recordings/{recording_id}/shares",
-        json={"coach_ids": [str(coach.id)], "purpose": purpose, "expires_in_days": 2},
-        headers=person.headers,
-    )
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
+    return opt_in(client, person, recording_id, [coach], purpose=purpose, expires_in_days=2)
 
 
 @dataclass

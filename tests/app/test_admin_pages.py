@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 
 import pytest
@@ -19,28 +18,15 @@ def assert_no_inline_code(html: str) -> None:
 
 
 @pytest.fixture
-def content(client, make_person, samples):
+def content(make_person, samples, make_recording, make_share):
     """An employee with a recording and a share: none of it may reach an admin page."""
     employee = make_person("employee", name="Employee Withcontent")
     coach = make_person("coach")
-    response = client.post(
-        "/api/v1/recordings",
-        data={
-            "audio": (io.BytesIO(samples.call_wav.read_bytes()), "call.wav"),
-            "title": "Secret title for admins",
-        },
-        headers=employee.headers,
-        content_type="multipart/form-data",
+    recording = make_recording(
+        employee, files={"audio": samples.call_wav}, title="Secret title for admins"
     )
-    assert response.status_code == 201
-    recording = response.get_json()
-    made = client.post(
-        f"/api/v1/recordings/{recording['id']}/shares",
-        json={"coach_ids": [str(coach.id)], "purpose": "Secret purpose", "expires_in_days": 2},
-        headers=employee.headers,
-    )
-    assert made.status_code == 202
-    return {"recording": recording, "share": made.get_json(), "employee": employee}
+    made = make_share(employee, recording, coach, purpose="Secret purpose", expires_in_days=2)
+    return {"recording": recording, "share": made, "employee": employee}
 
 
 @pytest.mark.parametrize("path", ADMIN_PAGES)

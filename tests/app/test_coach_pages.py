@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import itertools
 import re
 import uuid
@@ -15,6 +14,7 @@ from app.factory import CONTENT_SECURITY_POLICY
 from app.models import Share, ShareStatus, utcnow
 from app.pages.coach import NOT_FOUND_MESSAGE, clock, ends_in
 from tests.conftest import create_person
+from tests.media_helpers import opt_in, upload_recording
 
 PASSWORD = "coach pages test password"
 XSS = "<script>alert(1)</script>"
@@ -76,36 +76,6 @@ def html_of(response) -> str:
     return response.get_data(as_text=True)
 
 
-def upload(client, person, samples, title):
-    response = client.post(
-        "/api/v1/recordings",
-        data={
-            "screen": (io.BytesIO(samples.screen_webm.read_bytes()), "screen.webm"),
-            "audio": (io.BytesIO(samples.mono_wav.read_bytes()), "call.wav"),
-            "title": title,
-        },
-        headers=person.headers,
-        content_type="multipart/form-data",
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def share(client, person, recording, coaches, purpose, note=None):
-    response = client.post(
-        f"/api/v1/recordings/{recording['id']}/shares",
-        json={
-            "coach_ids": [str(c.id) for c in coaches],
-            "purpose": purpose,
-            "expires_in_days": 3,
-            **({"note": note} if note else {}),
-        },
-        headers=person.headers,
-    )
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
-
-
 def force_ready(rt, share_id: str) -> None:
     """Stand in for the worker: these tests are about pages, not the media pipeline."""
     with rt.db.session() as session:
@@ -133,10 +103,15 @@ def world(stack_app, rt, samples):
         coach_b = create_person(rt, "coach", name="Bo Coach", password=PASSWORD)
         coach_c = create_person(rt, "coach", name="Cy Coach", password=PASSWORD)
         admin = create_person(rt, "admin", password=PASSWORD)
-        recording = upload(client, employee, samples, title=f"Invoice call {XSS}")
-        ready = share(
-            client, employee, recording, [coach_a], purpose=f"Opening {XSS}", note=f"Hi {XSS}"
-        )
+        files = {"screen": samples.screen_webm, "audio": samples.mono_wav}
+        recording = upload_recording(client, employee, files, title=f"Invoice call {XSS}")["id"]
+
+        def share(coach, purpose, **extra):
+            return opt_in(
+                client, employee, recording, [coach], purpose=purpose, expires_in_days=3, **extra
+            )
+
+        ready = share(coach_a, f"Opening {XSS}", note=f"Hi {XSS}")
         force_ready(rt, ready["id"])
         comment = client.post(
             f"/api/v1/shares/{ready['id']}/comments",
@@ -144,8 +119,8 @@ def world(stack_app, rt, samples):
             headers=coach_a.headers,
         )
         assert comment.status_code == 201, comment.get_json()
-        processing = share(client, employee, recording, [coach_b], purpose="Tone of voice")
-        withdrawn = share(client, employee, recording, [coach_a], purpose="Closing the call")
+        processing = share(coach_b, "Tone of voice")
+        withdrawn = share(coach_a, "Closing the call")
         force_ready(rt, withdrawn["id"])
         revoke = client.post(f"/api/v1/shares/{withdrawn['id']}/revoke", headers=employee.headers)
         assert revoke.status_code == 200, revoke.get_json()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -12,35 +11,6 @@ import pytest
 from app.pages.employee import clock, in_words
 
 XSS = "<script>alert(1)</script>"
-
-
-def upload(client, person, samples, **fields) -> dict:
-    data = {
-        "screen": (io.BytesIO(samples.screen_webm.read_bytes()), "screen.webm"),
-        "audio": (io.BytesIO(samples.call_wav.read_bytes()), "call.wav"),
-        "title": fields.pop("title", "A call about an invoice"),
-        **{k: str(v).lower() if isinstance(v, bool) else v for k, v in fields.items()},
-    }
-    response = client.post(
-        "/api/v1/recordings", data=data, headers=person.headers, content_type="multipart/form-data"
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def share(client, person, recording_id, coach, **extra) -> dict:
-    response = client.post(
-        f"/api/v1/recordings/{recording_id}/shares",
-        json={
-            "coach_ids": [str(coach.id)],
-            "purpose": "Call opening",
-            "expires_in_days": 3,
-            **extra,
-        },
-        headers=person.headers,
-    )
-    assert response.status_code == 202, response.get_json()
-    return response.get_json()
 
 
 def page(client, person, path: str) -> str:
@@ -82,8 +52,10 @@ def test_in_words_and_clock():
     assert clock(3725) == "1:02:05"
 
 
-def test_recordings_page_lists_drafts_with_preview_expiry_and_the_opt_in(client, employee, samples):
-    recording = upload(client, employee, samples, title="Invoice call", customer_informed=True)
+def test_recordings_page_lists_drafts_with_preview_expiry_and_the_opt_in(
+    client, employee, make_recording
+):
+    recording = make_recording(employee, title="Invoice call", customer_informed=True)
     html = page(client, employee, "/recordings")
     assert_no_inline_code(html)
     card = html[html.index(f'id="rec-{recording["id"]}"') :]
@@ -101,8 +73,10 @@ def test_recordings_page_lists_drafts_with_preview_expiry_and_the_opt_in(client,
     assert "employee-recordings.js" in html
 
 
-def test_recordings_page_escapes_the_title_and_the_share_parameter(client, employee, samples):
-    upload(client, employee, samples, title=XSS)
+def test_recordings_page_escapes_the_title_and_the_share_parameter(
+    client, employee, make_recording
+):
+    make_recording(employee, title=XSS)
     html = page(client, employee, '/recordings?share="><script>alert(2)</script>')
     assert XSS not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -119,9 +93,13 @@ def test_empty_recordings_page_invites_a_recording(client, employee):
     )
 
 
-def test_shares_page_shows_status_coach_and_no_tokens(client, employee, coach, samples):
-    recording = upload(client, employee, samples, title="Billing question")
-    made = share(client, employee, recording["id"], coach, trim={"start_s": 2, "end_s": 8})
+def test_shares_page_shows_status_coach_and_no_tokens(
+    client, employee, coach, make_recording, make_share
+):
+    recording = make_recording(employee, title="Billing question")
+    made = make_share(
+        employee, recording, coach, purpose="Call opening", trim={"start_s": 2, "end_s": 8}
+    )
     html = page(client, employee, "/shares")
     assert_no_inline_code(html)
     card = html[html.index(f'id="share-{made["id"]}"') :]
@@ -137,9 +115,10 @@ def test_shares_page_shows_status_coach_and_no_tokens(client, employee, coach, s
     assert "Kept while shared (1 active share)" in page(client, employee, "/recordings")
 
 
-def test_revoked_share_is_listed_as_ended_without_revoke(client, employee, coach, samples):
-    recording = upload(client, employee, samples)
-    made = share(client, employee, recording["id"], coach)
+def test_revoked_share_is_listed_as_ended_without_revoke(
+    client, employee, coach, make_recording, make_share
+):
+    made = make_share(employee, make_recording(employee), coach)
     revoked = client.post(f"/api/v1/shares/{made['id']}/revoke", headers=employee.headers)
     assert revoked.status_code == 200
     html = page(client, employee, "/shares")
@@ -152,9 +131,9 @@ def test_revoked_share_is_listed_as_ended_without_revoke(client, employee, coach
 
 
 def test_my_data_offers_the_export_and_certificates_of_deleted_recordings(
-    client, employee, samples
+    client, employee, make_recording
 ):
-    recording = upload(client, employee, samples)
+    recording = make_recording(employee)
     deleted = client.delete(f"/api/v1/recordings/{recording['id']}", headers=employee.headers)
     assert deleted.status_code == 200
     html = page(client, employee, "/my-data")

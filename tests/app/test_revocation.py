@@ -376,11 +376,15 @@ def _queued_bytes(client_port: int) -> int:
         check=True,
         timeout=10,
     ).stdout
-    total = 0
+    total, ends = 0, set()
     for line in out.splitlines():
-        recv_q, send_q, local, _peer = line.split()[:4]
-        total += int(recv_q) if local.endswith(f":{client_port}") else int(send_q)
-    assert total >= 0 and out.strip(), out
+        recv_q, send_q, local, peer = line.split()[:4]
+        if local.endswith(f":{client_port}"):
+            total, ends = total + int(recv_q), ends | {"client"}
+        elif peer.endswith(f":{client_port}"):
+            total, ends = total + int(send_q), ends | {"server"}
+    # Both ends of the live download must be measured, or the figure means nothing.
+    assert ends == {"client", "server"}, out
     return total
 
 

@@ -16,6 +16,7 @@ import re
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import func, select
@@ -400,25 +401,46 @@ class _Watch:
         self._thread.join(10)
 
 
-_observed: dict[str, _Watch] = {}
+@dataclass
+class _RedisRestart:
+    watch: _Watch  # the share's row and its transcode, sampled while the job ran
+    struck: dict  # the row when Redis went down, with ffmpeg_s
+    down_at: float
+    up_at: float
+    final: dict  # the row when the job ended
+    done_at: float
+    after_final: dict  # a job sent after the restart, when it ended
+    after_s: float
 
 
-def test_redis_restart_during_a_job(stack, people, long_recording, short_recording):
+@pytest.fixture(scope="module")
+def redis_restart(stack, people, long_recording, short_recording) -> _RedisRestart:
+    """Redis killed and restarted under a running, watched job — once, for the two tests that
+    read it (whichever runs first, or alone, makes it)."""
     share_id = _start(stack, people, long_recording)
-    watch = _observed["redis"] = _Watch(stack, share_id)
-    struck = _mid_transcode(stack, share_id)
-    down_at = time.monotonic()
-    stack.redis.stop()  # SIGKILL; no persistence: every message in Redis is lost
-    time.sleep(REDIS_OUTAGE_S)
-    stack.redis.start()
-    up_at = time.monotonic()
-    final = stack.wait(share_id, timeout=300)
-    done_at = time.monotonic()
-    watch.stop()
+    watch = _Watch(stack, share_id)
+    try:
+        struck = _mid_transcode(stack, share_id)
+        down_at = time.monotonic()
+        stack.redis.stop()  # SIGKILL; no persistence: every message in Redis is lost
+        time.sleep(REDIS_OUTAGE_S)
+        stack.redis.start()
+        up_at = time.monotonic()
+        final = stack.wait(share_id, timeout=300)
+        done_at = time.monotonic()
+    finally:
+        watch.stop()
     # The worker is still consuming after the restart: a new job goes through.
     after = _start(stack, people, short_recording)
     after_final = stack.wait(after, timeout=180)
     after_s = time.monotonic() - done_at
+    return _RedisRestart(watch, struck, down_at, up_at, final, done_at, after_final, after_s)
+
+
+def test_redis_restart_during_a_job(redis_restart):
+    run = redis_restart
+    struck, down_at, up_at, final = run.struck, run.down_at, run.up_at, run.final
+    done_at, after_final, after_s = run.done_at, run.after_final, run.after_s
     reason_ok = final["status"] == "ready" or bool(final["error"])
 
     test = "faults::redis_restart"
@@ -467,14 +489,11 @@ def test_redis_restart_during_a_job(stack, people, long_recording, short_recordi
     assert done_at - up_at <= 180
 
 
-def test_progress_and_lease_during_a_transcode():
-    """What the job showed while the Redis test's transcode ran: the progress the employee
+def test_progress_and_lease_during_a_transcode(redis_restart):
+    """What the job showed while the Redis restart's transcode ran: the progress the employee
     sees, and how often the job renewed its 30 s lease (a lease that runs out lets the stall
     check hand the share to a second worker while the first still works on it)."""
-    watch = _observed.get("redis")
-    if watch is None or not watch.samples:
-        pytest.skip("the Redis restart test did not run")
-    running = [s for s in watch.samples if s[3]]
+    running = [s for s in redis_restart.watch.samples if s[3]]
     assert len(running) >= 5, "the transcode was not observed"
     began, ended = running[0][0], running[-1][0]
     midpoint = next(s for s in running if s[0] >= began + (ended - began) / 2)
