@@ -10,7 +10,14 @@ from sqlalchemy import text
 
 from app.models import Comment
 from tests.conftest import create_person
-from tests.media_helpers import assert_documented, error_code, make_ready_share, openapi
+from tests.media_helpers import (
+    ReadyShare,
+    assert_documented,
+    error_code,
+    finish,
+    openapi,
+    start_shares,
+)
 
 SECRET = "Kundens kontonummer 1234 5678 — <script>alert('æøå')</script>"
 
@@ -21,9 +28,15 @@ def client(stack_app):
 
 
 @pytest.fixture(scope="module")
-def share(client, rt, worker, samples):
-    # Audio only: the rendition is a still background, quick to make.
-    return make_ready_share(client, rt, files={"audio": samples.call_wav})
+def shares(client, rt, worker, samples) -> list[ReadyShare]:
+    """Two ready shares of one recording: the first for the tests that comment, the second
+    for the one that ends it. Audio only: the rendition is a still background, quick to make."""
+    return finish(client, start_shares(client, rt, files={"audio": samples.call_wav}, count=2))
+
+
+@pytest.fixture(scope="module")
+def share(shares) -> ReadyShare:
+    return shares[0]
 
 
 def comments_url(share) -> str:
@@ -46,11 +59,14 @@ def test_owner_and_grantee_comment_and_read(client, share):
     assert by_owner.status_code == 201
     assert by_owner.get_json()["body"] == "Thanks, noted."
 
+    ours = {created["id"], by_owner.get_json()["id"]}
     for who in (share.owner, share.coach):
         listed = client.get(comments_url(share), headers=who.headers)
         assert listed.status_code == 200
         assert_documented(spec, "GET", "/api/v1/shares/{share_id}/comments", listed)
-        comments = listed.get_json()["comments"]
+        everyone = listed.get_json()["comments"]  # other tests here comment on it too
+        assert [c["at_s"] for c in everyone] == sorted(c["at_s"] for c in everyone)
+        comments = [c for c in everyone if c["id"] in ours]
         assert [(c["at_s"], c["body"]) for c in comments] == [
             (2.5, "Thanks, noted."),
             (7.25, SECRET),
@@ -120,7 +136,8 @@ def test_bad_comments_are_refused(client, share):
     assert error_code(missing, 400) == "invalid_request"
 
 
-def test_comments_are_gone_with_the_share(client, rt, share):
+def test_comments_are_gone_with_the_share(client, rt, shares):
+    share = shares[1]
     assert post(client, share, share.coach, 3, "one more").status_code == 201
     revoked = client.post(f"/api/v1/shares/{share.id}/revoke", headers=share.owner.headers)
     assert revoked.status_code == 200

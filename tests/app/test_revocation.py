@@ -56,11 +56,13 @@ def noise_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shares(client, rt, worker, samples, noise_folder):
-    """Four ready shares: two small, two with a ~10 MB rendition (started together)."""
-    small = start_shares(client, rt, files=small_files(samples), count=2)
+    """Five ready shares, one for each test that ends one and one that stays ready: three
+    small, two with a ~10 MB rendition (started together)."""
+    small = start_shares(client, rt, files=small_files(samples), count=3)
     big = start_shares(client, rt, files={"screen": noise_screen(noise_folder, seconds=3)}, count=2)
     ready = finish(client, small + big)
-    return {"small": ready[0], "twice": ready[1], "stream": ready[2], "live": ready[3]}
+    names = ("small", "revoked", "twice", "stream", "live")
+    return dict(zip(names, ready, strict=True))
 
 
 def certificate_claims(client, token: str) -> dict:
@@ -126,7 +128,7 @@ def test_a_share_past_its_end_date_is_gone_at_once(client, rt, shares):
 
 
 def test_revoke_destroys_everything_and_certifies_it(client, rt, shares, stack_env):
-    share = shares["small"]
+    share = shares["revoked"]
     sid = uuid.UUID(share.id)
     before = stored_objects(rt, share.id)
     names = sorted(o.name for o in before.values())
