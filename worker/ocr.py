@@ -306,11 +306,14 @@ def changed_regions(
             ink = ink_map(previous[wy0:wy1, wx0:wx1]) | ink_map(current[wy0:wy1, wx0:wx1])
             local = _grow((box[0] - wx0, box[1] - wy0, box[2] - wx0, box[3] - wy0), ink, gap)
             grown = (local[0] + wx0, local[1] + wy0, local[2] + wx0, local[3] + wy0)
+            # the growth looks ``gap`` columns and one row past a box (plus its margin): a box
+            # that near the window's edge may have had more to take beyond it
+            across, down = gap + 4, 4
             touches = (
-                (wx0 > 0 and grown[0] <= wx0)
-                or (wy0 > 0 and grown[1] <= wy0)
-                or (wx1 < width and grown[2] >= wx1)
-                or (wy1 < height and grown[3] >= wy1)
+                (wx0 > 0 and grown[0] < wx0 + across)
+                or (wy0 > 0 and grown[1] < wy0 + down)
+                or (wx1 < width and grown[2] > wx1 - across)
+                or (wy1 < height and grown[3] > wy1 - down)
             )
             if not touches:
                 break

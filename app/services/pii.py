@@ -133,15 +133,18 @@ def _numbers_in_run(text: str, run_start: int, run_end: int) -> list[Finding]:
                 reason = PHONE
                 start = run_start if plus_first else start
             found.append(Finding(start, groups[last][1], reason))
-    # Keep the longest: a span inside another found span is the same number seen in part.
-    found.sort(key=lambda f: (f.start, -(f.end - f.start)))
+    # Where findings overlap, the one with the strongest check wins (a national id has two
+    # control digits and a date; an account one control digit; a card's Luhn digit passes one
+    # random number in ten; a phone number has no check), then the longer.
+    found.sort(key=lambda f: (_STRENGTH[f.reason], -(f.end - f.start), f.start))
     kept: list[Finding] = []
     for finding in found:
-        if any(k.start <= finding.start and finding.end <= k.end for k in kept):
-            continue
-        kept = [k for k in kept if not (finding.start <= k.start and k.end <= finding.end)]
-        kept.append(finding)
+        if not any(k.start < finding.end and finding.start < k.end for k in kept):
+            kept.append(finding)
     return kept
+
+
+_STRENGTH = {NATIONAL_ID: 0, ACCOUNT: 1, CARD: 2, PHONE: 3}
 
 
 def _number_reason(digits: str, grouping: tuple[int, ...]) -> str | None:
