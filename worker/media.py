@@ -5,6 +5,14 @@ only the demuxers SPEC §7 names (``-format_whitelist``, and the container we sn
 with ``-f``), never reads stdin, runs without a shell, under an address-space limit and a wall
 clock limit, and is killed if the job stops. A file that fails any check raises
 :class:`MediaRejected` with a message an employee can act on.
+
+The share's rendition, poster, thumbnails and waveform come from one run
+(:func:`plan_rendition`, :func:`build_command`, :func:`run_ffmpeg`, :func:`make_sprite`). The
+employee's redactions (SPEC §12) are applied in that run, to the one video and the one audio
+chain before they are split into those outputs: covers are an opaque fill, blurs a mosaic of a
+few coarse blocks, mutes digital silence on the chosen channels; nothing unredacted is written.
+The ffmpeg and ffprobe run are parameters (``ffmpeg_bin``/``ffprobe_bin``: the share job passes
+``Settings.ffmpeg``/``Settings.ffprobe``), "ffmpeg" and "ffprobe" on PATH when not given.
 """
 
 from __future__ import annotations
