@@ -17,6 +17,7 @@ whatever happens.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import io
@@ -191,7 +192,7 @@ def _sample_frames(
     process = media._spawn(argv)
     assert process.stdout is not None and process.stderr is not None
     times: queue.Queue[float | None] = queue.Queue()
-    tail: list[str] = []
+    tail: collections.deque[str] = collections.deque(maxlen=20)
 
     def read_stderr() -> None:
         for raw in process.stderr:
@@ -209,17 +210,22 @@ def _sample_frames(
     watchdog.daemon = True
     watchdog.start()
     size = width * height
+    stray = False  # a frame without its time (or the other way round): the run is unusable
     try:
         while True:
             raw = process.stdout.read(size)
             if len(raw) < size:
                 break
-            t = times.get(timeout=max(1.0, deadline - time.monotonic()))
+            try:
+                t = times.get(timeout=max(1.0, deadline - time.monotonic()))
+            except queue.Empty:
+                t = None
             if t is None:
+                stray = True
                 break
             yield max(0.0, t), np.frombuffer(raw, np.uint8).reshape(height, width)
         process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except (queue.Empty, subprocess.TimeoutExpired):
+    except subprocess.TimeoutExpired:
         pass
     finally:
         watchdog.cancel()
@@ -229,8 +235,8 @@ def _sample_frames(
         process.stderr.close()
     if time.monotonic() >= deadline:
         raise media.MediaTimeout("Reading the screen for suggestions took too long.")
-    if process.returncode not in (0, None):
-        log.info("ffmpeg failed sampling frames (%s): %s", process.returncode, tail[-3:])
+    if stray or process.returncode not in (0, None):
+        log.info("ffmpeg failed sampling frames (%s): %s", process.returncode, list(tail)[-3:])
         raise media.MediaRejected("The screen file could not be read to suggest redactions.")
 
 
