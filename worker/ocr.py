@@ -178,33 +178,13 @@ def _sample_frames(
     video: Path, container: str, width: int, height: int, ffmpeg_bin: str, deadline: float
 ):
     """Yield ``(t, grey frame)`` for each sampled frame, streamed from one ffmpeg run."""
-    select = (
-        f"isnan(prev_selected_t)+gte(t-prev_selected_t,{SAMPLE_EVERY_S:g})"
-        f"+gt(scene,{SCENE_THRESHOLD:g})*gte(t-prev_selected_t,{SCENE_MIN_GAP_S:g})"
-    )
-    argv = [ffmpeg_bin, "-nostdin", "-hide_banner", "-nostats", "-v", "info"]
-    for option, value in media._input_options(container).items():
-        argv += [f"-{option}", str(value)]
-    argv += ["-max_pixels", str(media.OUT_MAX_PIXELS_IN), "-i", str(video)]
-    argv += ["-map", "0:v:0", "-an", "-sn", "-dn"]
-    argv += ["-vf", f"select='{select}',scale={width}:{height},format=gray,showinfo"]
-    argv += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
-    process = media._spawn(argv)
+    process = media._spawn(_sampling_argv(video, container, width, height, ffmpeg_bin))
     assert process.stdout is not None and process.stderr is not None
     times: queue.Queue[float | None] = queue.Queue()
     tail: collections.deque[str] = collections.deque(maxlen=20)
-
-    def read_stderr() -> None:
-        for raw in process.stderr:
-            line = raw.decode(errors="replace")
-            match = _PTS_TIME.search(line)
-            if match and "showinfo" in line:
-                times.put(float(match.group(1)))
-            elif "rror" in line:
-                tail.append(line.strip()[:200])
-        times.put(None)
-
-    drain = threading.Thread(target=read_stderr, name="ocr-ffmpeg-stderr", daemon=True)
+    drain = threading.Thread(
+        target=_read_times, args=(process, times, tail), name="ocr-ffmpeg-stderr", daemon=True
+    )
     drain.start()
     watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), media._kill, (process,))
     watchdog.daemon = True
@@ -212,21 +192,14 @@ def _sample_frames(
     size = width * height
     stray = False  # a frame without its time (or the other way round): the run is unusable
     try:
-        while True:
-            raw = process.stdout.read(size)
-            if len(raw) < size:
-                break
-            try:
-                t = times.get(timeout=max(1.0, deadline - time.monotonic()))
-            except queue.Empty:
-                t = None
+        while len(raw := process.stdout.read(size)) == size:
+            t = _next_time(times, deadline)
             if t is None:
                 stray = True
                 break
             yield max(0.0, t), np.frombuffer(raw, np.uint8).reshape(height, width)
-        process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        pass
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=max(1.0, deadline - time.monotonic()))
     finally:
         watchdog.cancel()
         media._kill(process)
@@ -238,6 +211,41 @@ def _sample_frames(
     if stray or process.returncode not in (0, None):
         log.info("ffmpeg failed sampling frames (%s): %s", process.returncode, list(tail)[-3:])
         raise media.MediaRejected("The screen file could not be read to suggest redactions.")
+
+
+def _sampling_argv(video: Path, container: str, width: int, height: int, ffmpeg_bin: str):
+    """ffmpeg: the sampled frames in grey on stdout, each one's time from showinfo on stderr."""
+    select = (
+        f"isnan(prev_selected_t)+gte(t-prev_selected_t,{SAMPLE_EVERY_S:g})"
+        f"+gt(scene,{SCENE_THRESHOLD:g})*gte(t-prev_selected_t,{SCENE_MIN_GAP_S:g})"
+    )
+    argv = [ffmpeg_bin, "-nostdin", "-hide_banner", "-nostats", "-v", "info"]
+    for option, value in media._input_options(container).items():
+        argv += [f"-{option}", str(value)]
+    argv += ["-max_pixels", str(media.OUT_MAX_PIXELS_IN), "-i", str(video)]
+    argv += ["-map", "0:v:0", "-an", "-sn", "-dn"]
+    argv += ["-vf", f"select='{select}',scale={width}:{height},format=gray,showinfo"]
+    argv += ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "gray", "pipe:1"]
+    return argv
+
+
+def _read_times(process, times: queue.Queue, tail: collections.deque) -> None:
+    """The frames' times from showinfo's lines; other error lines kept (file errors only)."""
+    for raw in process.stderr:
+        line = raw.decode(errors="replace")
+        match = _PTS_TIME.search(line)
+        if match and "showinfo" in line:
+            times.put(float(match.group(1)))
+        elif "rror" in line:
+            tail.append(line.strip()[:200])
+    times.put(None)
+
+
+def _next_time(times: queue.Queue, deadline: float) -> float | None:
+    try:
+        return times.get(timeout=max(1.0, deadline - time.monotonic()))
+    except queue.Empty:
+        return None
 
 
 # --- what changed ------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ def _box(index: int, box: object) -> dict[str, float]:
     return values
 
 
-def _span(index: int, item: dict, duration_s: float) -> tuple[float, float]:
+def _span(index: int, item: dict[str, Any], duration_s: float) -> tuple[float, float]:
     times = {}
     for key, default in (("start_s", 0.0), ("end_s", duration_s)):
         if key not in item or item[key] is None:
@@ -209,7 +209,9 @@ def _span(index: int, item: dict, duration_s: float) -> tuple[float, float]:
     return start_s, end_s
 
 
-def _channel(index: int, item: dict, audio_channels: int, agent_channel: str | None) -> str:
+def _channel(
+    index: int, item: dict[str, Any], audio_channels: int, agent_channel: str | None
+) -> str:
     channel = item.get("channel", "all")
     if channel is None:
         channel = "all"
