@@ -142,7 +142,8 @@ def suggest_redactions(
 
     Raises :class:`OcrUnavailable` (no tesseract or language data), ``media.MediaRejected``
     (not a readable video; ``media.MediaTimeout`` past ``timeout_s``). ``on_progress`` gets a
-    fraction 0..1 now and then; whatever it raises stops the work.
+    fraction 0..1 now and then; whatever it raises stops the work. ``processes``: how many
+    single-threaded tesseracts may run at once (two on a machine with two cores or more).
     """
     deadline = time.monotonic() + timeout_s
     check_tesseract(tesseract_bin)

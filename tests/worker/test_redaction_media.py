@@ -165,7 +165,7 @@ def times(n: int) -> np.ndarray:
     return np.arange(n) / FPS
 
 
-# --- cover ---------------------------------------------------------------------------------------
+# --- cover -------------------------------------------------------------------------------------
 
 
 def test_cover_is_an_opaque_fill_in_its_span_in_the_rendition_poster_and_thumbnails(
@@ -206,7 +206,7 @@ def test_cover_is_an_opaque_fill_in_its_span_in_the_rendition_poster_and_thumbna
         assert region(image, small, inset=2).mean() < 30, thumb.name
 
 
-# --- blur ----------------------------------------------------------------------------------------
+# --- blur --------------------------------------------------------------------------------------
 
 
 def test_blur_removes_detail_only_inside_its_box_and_span(tmp_path, screen):
@@ -237,7 +237,7 @@ def test_blur_removes_detail_only_inside_its_box_and_span(tmp_path, screen):
         assert detail(region(video[n], NUMBER_PX)) > 4
 
 
-# --- mute ----------------------------------------------------------------------------------------
+# --- mute --------------------------------------------------------------------------------------
 
 
 def decode_audio(path: Path, channels: int, rate: int = 48000) -> np.ndarray:
@@ -335,7 +335,7 @@ def test_a_mute_is_exact_to_the_sample_before_encoding(tmp_path, call):
     assert np.abs(pcm[int((2.5 + ring) * rate) : int((2.5 + 4 * ring) * rate)]).max() > 0.05
 
 
-# --- OCR: the blur is not readable ---------------------------------------------------------------
+# --- OCR: the blur is not readable -------------------------------------------------------------
 
 
 def ocr_digits(image: np.ndarray) -> str:
