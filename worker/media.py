@@ -5,6 +5,14 @@ only the demuxers SPEC §7 names (``-format_whitelist``, and the container we sn
 with ``-f``), never reads stdin, runs without a shell, under an address-space limit and a wall
 clock limit, and is killed if the job stops. A file that fails any check raises
 :class:`MediaRejected` with a message an employee can act on.
+
+The share's rendition, poster, thumbnails and waveform come from one run
+(:func:`plan_rendition`, :func:`build_command`, :func:`run_ffmpeg`, :func:`make_sprite`). The
+employee's redactions (SPEC §12) are applied in that run, to the one video and the one audio
+chain before they are split into those outputs: covers are an opaque fill, blurs a mosaic of a
+few coarse blocks, mutes digital silence on the chosen channels; nothing unredacted is written.
+The ffmpeg and ffprobe run are parameters (``ffmpeg_bin``/``ffprobe_bin``: the share job passes
+``Settings.ffmpeg``/``Settings.ffprobe``), "ffmpeg" and "ffprobe" on PATH when not given.
 """
 
 from __future__ import annotations
@@ -24,16 +32,20 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import ffmpeg  # ffmpeg-python: builds the filter graph and the command line
 
+from app.services.redaction import BOX_KINDS, to_output_timeline
+
 log = logging.getLogger(__name__)
 
-FFMPEG = os.environ.get("CR_FFMPEG", "ffmpeg")
-FFPROBE = os.environ.get("CR_FFPROBE", "ffprobe")
+# The binaries run when a caller names none (the share job passes ``Settings.ffmpeg`` and
+# ``Settings.ffprobe``, from CR_FFMPEG and CR_FFPROBE): looked up on PATH.
+FFMPEG = "ffmpeg"
+FFPROBE = "ffprobe"
 
 # Demuxer names as ffmpeg lists them; the whitelist matches any name in a comma list.
 DEMUXER_WHITELIST = "matroska,webm,mov,mp4,m4a,wav,ogg,mp3,aac"
@@ -175,9 +187,19 @@ def _float(text) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
-def probe(path: Path, container: str, part: str) -> Probe:
-    """ffprobe one local file; MediaRejected if it is not readable media."""
-    command = [FFPROBE, "-v", "error", "-hide_banner"]
+def probe(
+    path: Path,
+    container: str,
+    part: str,
+    *,
+    ffprobe_bin: str = FFPROBE,
+    ffmpeg_bin: str = FFMPEG,
+) -> Probe:
+    """ffprobe one local file; MediaRejected if it is not readable media.
+
+    ``ffmpeg_bin`` measures a file that declares no length or frame rate.
+    """
+    command = [ffprobe_bin, "-v", "error", "-hide_banner"]
     for option, value in _input_options(container).items():
         command += [f"-{option}", str(value)]
     command += ["-show_format", "-show_streams", "-of", "json", "-i", str(path)]
@@ -219,7 +241,7 @@ def probe(path: Path, container: str, part: str) -> Probe:
     if not videos and not audios:
         raise MediaRejected(f"The {part} file has no audio or video in it.")
     if result_probe.duration_s is None or (videos and result_probe.fps is None):
-        duration, frames = measure_stream(path, container, part)
+        duration, frames = measure_stream(path, container, part, ffmpeg_bin=ffmpeg_bin)
         if result_probe.duration_s is None:
             result_probe.duration_s = duration
         if videos and result_probe.fps is None and frames > 0:
@@ -231,7 +253,9 @@ def probe(path: Path, container: str, part: str) -> Probe:
 _INVALID_PICTURE = re.compile(r"Picture size (\d+)x(\d+) is invalid")
 
 
-def measure_stream(path: Path, container: str, part: str) -> tuple[float, int]:
+def measure_stream(
+    path: Path, container: str, part: str, *, ffmpeg_bin: str = FFMPEG
+) -> tuple[float, int]:
     """Read the whole file once without decoding: its length and its number of video frames.
 
     WebM from MediaRecorder declares neither a duration nor a frame rate.
@@ -240,7 +264,7 @@ def measure_stream(path: Path, container: str, part: str) -> tuple[float, int]:
         ffmpeg.input(str(path), **_input_options(container))
         .output("-", f="null", c="copy", map="0")
         .global_args("-nostdin", "-v", "error", "-progress", "pipe:1")
-        .compile(cmd=FFMPEG)
+        .compile(cmd=ffmpeg_bin)
     )
     result = _run(args, PROBE_TIMEOUT_S)
     if result.returncode != 0:
@@ -258,9 +282,9 @@ def measure_stream(path: Path, container: str, part: str) -> tuple[float, int]:
     return out_time, frames
 
 
-def measure_duration(path: Path, container: str, part: str) -> float:
+def measure_duration(path: Path, container: str, part: str, *, ffmpeg_bin: str = FFMPEG) -> float:
     """The length of a file that does not declare one (see :func:`measure_stream`)."""
-    return measure_stream(path, container, part)[0]
+    return measure_stream(path, container, part, ffmpeg_bin=ffmpeg_bin)[0]
 
 
 def check_limits(p: Probe, part: str, limits: Limits) -> None:
@@ -286,7 +310,12 @@ def check_limits(p: Probe, part: str, limits: Limits) -> None:
 
 @dataclass
 class RenditionPlan:
-    """What one ffmpeg run must make; produced by :func:`plan_rendition`."""
+    """What one ffmpeg run must make; produced by :func:`plan_rendition`.
+
+    ``redactions`` are validated items (``app.services.redaction``) with their spans already in
+    the rendition's own timeline: 0 is the trim's start (ffmpeg's ``-ss`` on an input starts its
+    timestamps at 0).
+    """
 
     screen: Path | None
     screen_probe: Probe | None
@@ -303,6 +332,9 @@ class RenditionPlan:
     thumb_rows: int = 1
     audio_out_channels: int = 1
     fps: float = OUT_MAX_FPS
+    redactions: list[dict] = field(default_factory=list)
+    ffmpeg_bin: str = FFMPEG
+    ffprobe_bin: str = FFPROBE
 
     @property
     def duration_s(self) -> float:
@@ -320,7 +352,13 @@ def plan_rendition(
     trim_start_s: float | None,
     trim_end_s: float | None,
     out_dir: Path,
+    redactions: Sequence[Mapping] = (),
+    ffmpeg_bin: str = FFMPEG,
+    ffprobe_bin: str = FFPROBE,
 ) -> RenditionPlan:
+    """Plan the run. ``redactions``: the share's validated redactions, in the recording's own
+    timeline (as ``validate_redactions`` returned them); they are mapped into the trimmed
+    rendition's timeline here, with the trim this plan actually uses."""
     if screen_probe is not None and not screen_probe.has_video:
         raise MediaRejected("The screen file has no video in it.")
     if audio_probe is not None and not audio_probe.has_audio:
@@ -333,6 +371,9 @@ def plan_rendition(
     end = min(trim_end_s if trim_end_s is not None else length, length)
     if end - start < 0.5:
         raise MediaRejected("The chosen part of the recording is shorter than a second.")
+    if screen is None and any(item["kind"] in BOX_KINDS for item in redactions):
+        # validate_redactions refuses these; a plan that still has one is a caller's bug.
+        raise ValueError("a cover or blur redaction on a recording without video")
     plan = RenditionPlan(
         screen=screen,
         screen_probe=screen_probe,
@@ -343,6 +384,9 @@ def plan_rendition(
         trim_start_s=start,
         trim_end_s=end,
         out_dir=out_dir,
+        redactions=to_output_timeline(redactions, start, end),
+        ffmpeg_bin=ffmpeg_bin,
+        ffprobe_bin=ffprobe_bin,
     )
     source_fps = screen_probe.fps if screen_probe and screen_probe.fps else OUT_MAX_FPS
     plan.fps = min(source_fps, OUT_MAX_FPS) if screen_probe else 2.0
@@ -370,7 +414,35 @@ def _audio_source(plan: RenditionPlan):
 
 
 def build_command(plan: RenditionPlan) -> list[str]:
-    """The single ffmpeg run: rendition, poster, thumbnail sprite and waveform samples."""
+    """The single ffmpeg run: rendition, poster, thumbnail sprite and waveform samples.
+
+    Redactions are applied to the one video and the one audio chain before they are split,
+    so every output (rendition, poster, thumbnails, waveform) is made from the redacted result.
+    """
+    inputs = _inputs(plan)
+    video = _video_chain(plan, inputs)
+    audio = _audio_chain(plan, inputs)
+    return (
+        ffmpeg.merge_outputs(*_outputs(plan, video, audio))
+        .global_args(
+            "-nostdin",
+            "-hide_banner",
+            "-v",
+            "error",
+            "-progress",
+            "pipe:1",
+            "-stats_period",
+            "0.5",
+            "-threads",
+            "0",
+        )
+        .overwrite_output()
+        .compile(cmd=plan.ffmpeg_bin)
+    )
+
+
+def _inputs(plan: RenditionPlan) -> dict[str, ffmpeg.nodes.FilterableStream]:
+    """The input files, each trimmed on input: their timestamps then start at 0."""
     trim = {"ss": f"{plan.trim_start_s:.3f}", "to": f"{plan.trim_end_s:.3f}"}
     inputs = {}
     if plan.screen is not None:
@@ -384,8 +456,11 @@ def build_command(plan: RenditionPlan) -> list[str]:
         inputs["audio"] = ffmpeg.input(
             str(plan.audio), **_input_options(plan.audio_probe.container), **trim
         )
+    return inputs
 
-    # Video: the screen, or a plain card for an audio-only recording.
+
+def _video_chain(plan: RenditionPlan, inputs: dict):
+    """The screen (or a plain card for an audio-only recording), scaled, with its boxes."""
     if "screen" in inputs:
         video = inputs["screen"].video
     else:
@@ -402,31 +477,185 @@ def build_command(plan: RenditionPlan) -> list[str]:
             force_divisible_by=2,
         )
         .filter("format", "yuv420p")
-        .split()
     )
-    main_video, poster_video, thumb_video = video[0], video[1], video[2]
+    return _redact_video(video, plan.redactions, plan.fps, plan.duration_s)
 
-    # Audio: pick the agent's channel; keep the customer's only when the employee chose so.
+
+# A blur is a mosaic: the box is averaged down to blocks of at least this many pixels, and to
+# at most this many blocks along its longer side, then each block's brightness is cut to
+# MOSAIC_LEVELS steps. A block is then at least as tall as a line of screen text, and holds
+# several characters' worth of averaged ink in a few bits: no glyph shape is left to read, and
+# little is left for a search over candidate texts to match.
+MOSAIC_MIN_BLOCK_PX = 32
+MOSAIC_MAX_BLOCKS = 6
+MOSAIC_LEVELS = 8
+COVER_COLOR = "black"
+
+
+def _redact_video(video, redactions: Sequence[Mapping], fps: float, duration_s: float):
+    """Blurs first, covers after: where they overlap, the opaque fill wins."""
+    items = [r for r in redactions if r["kind"] == "blur"]
+    items += [r for r in redactions if r["kind"] == "cover"]
+    for item in items:
+        edges = _box_edges(item["box"])
+        enable = _enable_video(item, fps, duration_s)
+        if item["kind"] == "cover":
+            video = video.filter(
+                "drawbox",
+                x=edges["x"].format(w="iw"),
+                y=edges["y"].format(h="ih"),
+                w=edges["w"].format(w="iw"),
+                h=edges["h"].format(h="ih"),
+                color=COVER_COLOR,
+                t="fill",
+                **enable,
+            )
+        else:
+            video = _mosaic(video, edges, enable)
+    return video
+
+
+def _box_edges(box: Mapping) -> dict[str, str]:
+    """ffmpeg expressions for a box's pixels, with ``{w}``/``{h}`` for the frame's size.
+
+    Rounded outwards, to even pixels (a 4:2:0 chroma sample spans two), so the covered area is
+    never smaller than the box asked for.
+    """
+    left = math.floor(float(box["x"]) * 1e6) / 1e6
+    top = math.floor(float(box["y"]) * 1e6) / 1e6
+    right = min(1.0, math.ceil((float(box["x"]) + float(box["w"])) * 1e6) / 1e6)
+    bottom = min(1.0, math.ceil((float(box["y"]) + float(box["h"])) * 1e6) / 1e6)
+    x0 = f"floor({{w}}*{left:.6f}/2)*2"
+    y0 = f"floor({{h}}*{top:.6f}/2)*2"
+    x1 = f"min({{w}},ceil({{w}}*{right:.6f}/2)*2)"
+    y1 = f"min({{h}},ceil({{h}}*{bottom:.6f}/2)*2)"
+    return {"x": x0, "y": y0, "w": f"{x1}-{x0}", "h": f"{y1}-{y0}"}
+
+
+def _enable_video(item: Mapping, fps: float, duration_s: float) -> dict[str, str]:
+    """``enable=`` for a box's span; none when it spans the whole rendition.
+
+    A frame stamped ``t`` is on screen until ``t + 1/fps``: every frame on screen at any moment
+    of the span is redacted, so the span starts one frame early.
+    """
+    start, end = float(item["start_s"]), float(item["end_s"])
+    if start <= 0 and end >= duration_s:
+        return {}
+    start = max(0.0, start - 1 / fps)
+    return {"enable": f"between(t,{start:.4f},{end:.4f})"}
+
+
+def _mosaic(video, edges: dict[str, str], enable: dict[str, str]):
+    """Crop the box, average it down to a few blocks, scale it back up blocky, lay it over."""
+    split = video.split()
+    main, box = split[0], split[1]
+    block = f"max({MOSAIC_MIN_BLOCK_PX},max(iw,ih)/{MOSAIC_MAX_BLOCKS})"
+    step = 256 // MOSAIC_LEVELS
+    tiny = (
+        box.filter(
+            "crop",
+            x=edges["x"].format(w="iw"),
+            y=edges["y"].format(h="ih"),
+            w=edges["w"].format(w="iw"),
+            h=edges["h"].format(h="ih"),
+        )
+        .filter(
+            "scale",
+            w=f"max(1,round(iw/{block}))",
+            h=f"max(1,round(ih/{block}))",
+            flags="area",
+        )
+        # Full-resolution chroma: each block is one colour, its edges where the luma's are.
+        .filter("format", "yuv444p")
+        .filter("lutyuv", y=f"floor(val/{step})*{step}+{step // 2}")
+    )
+    # scale2ref: back up to the box's own pixel size, computed from the full frame it passes on.
+    scaled = ffmpeg.filter_multi_output(
+        [tiny, main],
+        "scale2ref",
+        w=edges["w"].format(w="iw"),
+        h=edges["h"].format(h="ih"),
+        flags="neighbor",
+    )
+    blocks, main = scaled[0], scaled[1]
+    return ffmpeg.filter(
+        [main, blocks],
+        "overlay",
+        x=edges["x"].format(w="W"),
+        y=edges["y"].format(h="H"),
+        **enable,
+    )
+
+
+def _audio_chain(plan: RenditionPlan, inputs: dict):
+    """The agent's channel, the customer's only when the employee chose so; then the mutes.
+
+    Sets ``plan.audio_out_channels``.
+    """
     source = _audio_source(plan)
     if source is None:
         audio = ffmpeg.input(f"anullsrc=r=48000:cl=mono:d={plan.duration_s:.3f}", f="lavfi").audio
         plan.audio_out_channels = 1
-    else:
-        probe_ = plan.audio_probe if source == "audio" else plan.screen_probe
-        audio = inputs[source].audio
-        stereo = probe_.audio_channels >= 2
-        if stereo and plan.agent_channel in ("left", "right") and not plan.include_customer:
-            agent = "0" if plan.agent_channel == "left" else "1"
-            audio = audio.filter("channelmap", map=f"{agent}-0", channel_layout="mono")
-            plan.audio_out_channels = 1
-        elif stereo and plan.include_customer:
-            audio = audio.filter("aformat", channel_layouts="stereo")
-            plan.audio_out_channels = 2
+        return audio.filter("aresample", 48000)
+    probe_ = plan.audio_probe if source == "audio" else plan.screen_probe
+    audio = inputs[source].audio
+    stereo = probe_.audio_channels >= 2
+    both = {"agent", "customer"}
+    if stereo and plan.agent_channel in ("left", "right") and not plan.include_customer:
+        agent = "0" if plan.agent_channel == "left" else "1"
+        audio = audio.filter("channelmap", map=f"{agent}-0", channel_layout="mono")
+        speakers = [{"agent"}]
+    elif stereo and plan.include_customer:
+        audio = audio.filter("aformat", channel_layouts="stereo")
+        if plan.agent_channel == "left":
+            speakers = [{"agent"}, {"customer"}]
+        elif plan.agent_channel == "right":
+            speakers = [{"customer"}, {"agent"}]
         else:
-            audio = audio.filter("aformat", channel_layouts="mono")
-            plan.audio_out_channels = 1
-    audio = audio.filter("aresample", 48000).asplit()
-    main_audio, wave_audio = audio[0], audio[1]
+            speakers = [both, both]
+    else:
+        audio = audio.filter("aformat", channel_layouts="mono")
+        speakers = [both]
+    plan.audio_out_channels = len(speakers)
+    audio = audio.filter("aresample", 48000)
+    return _mute(audio, [r for r in plan.redactions if r["kind"] == "mute"], speakers)
+
+
+# Audio frames are at most this long (a WAV packet of 4096 samples at 8 kHz is 0.5 s): the
+# per-frame enable= switches the muting filter on early enough, and it then mutes per sample.
+_AUDIO_FRAME_MAX_S = 1.0
+
+
+def _mute(audio, mutes: Sequence[Mapping], speakers: list[set[str]]):
+    """Digital silence (samples multiplied by 0) on the chosen channels over each span.
+
+    ``speakers[i]`` is who is heard on output channel ``i``: a mute of the agent or the customer
+    silences every channel they are on (on a mixed channel, that is everyone).
+    """
+    if not mutes:
+        return audio
+    exprs = []
+    for index, heard in enumerate(speakers):
+        spans = [
+            f"between(t,{float(m['start_s']):.4f},{float(m['end_s']):.4f})"
+            for m in mutes
+            if m.get("channel", "all") == "all" or m["channel"] in heard
+        ]
+        exprs.append(f"val({index})*not({'+'.join(spans)})" if spans else f"val({index})")
+    enable = "+".join(
+        f"between(t,{max(0.0, float(m['start_s']) - _AUDIO_FRAME_MAX_S):.4f},"
+        f"{float(m['end_s']):.4f})"
+        for m in mutes
+    )
+    return audio.filter("aeval", exprs="|".join(exprs), c="same", enable=enable)
+
+
+def _outputs(plan: RenditionPlan, video, audio) -> list:
+    """Split the redacted video and audio into the rendition, poster, thumbnails, waveform."""
+    split = video.split()
+    main_video, poster_video, thumb_video = split[0], split[1], split[2]
+    split_audio = audio.asplit()
+    main_audio, wave_audio = split_audio[0], split_audio[1]
 
     poster_at = min(plan.duration_s * 0.1, 5.0)
     poster = (
@@ -444,7 +673,7 @@ def build_command(plan: RenditionPlan) -> list[str]:
     # Single frames now, the sprite after (make_sprite): a tile filter emits nothing until its
     # grid is full, and ffmpeg reports no progress until every output has begun.
     gop = max(1, int(plan.fps * KEYFRAME_INTERVAL_S))
-    outputs = [
+    return [
         ffmpeg.output(
             main_video,
             main_audio,
@@ -481,23 +710,6 @@ def build_command(plan: RenditionPlan) -> list[str]:
             ar=WAVEFORM_RATE,
         ),
     ]
-    return (
-        ffmpeg.merge_outputs(*outputs)
-        .global_args(
-            "-nostdin",
-            "-hide_banner",
-            "-v",
-            "error",
-            "-progress",
-            "pipe:1",
-            "-stats_period",
-            "0.5",
-            "-threads",
-            "0",
-        )
-        .overwrite_output()
-        .compile(cmd=FFMPEG)
-    )
 
 
 def run_ffmpeg(
@@ -585,7 +797,7 @@ def make_sprite(plan: RenditionPlan, timeout_s: float = 120) -> None:
         .output(str(plan.outputs["thumbnails"]), vframes=1, q=5, f="image2", update=1)
         .global_args("-nostdin", "-hide_banner", "-v", "error")
         .overwrite_output()
-        .compile(cmd=FFMPEG)
+        .compile(cmd=plan.ffmpeg_bin)
     )
     result = _run(argv, timeout_s)
     if result.returncode != 0 or not plan.outputs["thumbnails"].is_file():

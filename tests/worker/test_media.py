@@ -11,6 +11,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -82,7 +83,7 @@ def plan_for(tmp_path: Path, screen: Path | None, audio: Path | None = None, **c
     screen_probe = media.probe(screen, "matroska", "screen") if screen else None
     audio_probe = media.probe(audio, "wav", "audio") if audio else None
     out = tmp_path / "out"
-    out.mkdir(exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     return media.plan_rendition(
         screen=screen,
         screen_probe=screen_probe,
@@ -466,3 +467,41 @@ def test_progress_is_reported_during_the_transcode_not_only_at_the_end(tmp_path)
     )
     assert len(seen) >= 2, seen
     assert any(0.05 < value < 0.95 for value in seen), seen
+
+
+def test_the_ffmpeg_and_ffprobe_named_are_the_ones_run(tmp_path, samples):
+    """CR_FFMPEG / CR_FFPROBE reach the media layer as parameters (Settings.ffmpeg/ffprobe)."""
+    calls = tmp_path / "calls.log"
+    wrappers = {}
+    for name in ("ffmpeg", "ffprobe"):
+        wrapper = tmp_path / f"site-{name}"
+        wrapper.write_text(f'#!/bin/sh\necho {name} >> "{calls}"\nexec {shutil.which(name)} "$@"\n')
+        wrapper.chmod(0o755)
+        wrappers[name] = str(wrapper)
+    probe = media.probe(samples.screen_webm, "matroska", "screen", ffprobe_bin=wrappers["ffprobe"])
+    assert calls.read_text().split() == ["ffprobe"]
+    assert media.measure_duration(
+        samples.screen_webm, "matroska", "screen", ffmpeg_bin=wrappers["ffmpeg"]
+    ) == pytest.approx(probe.duration_s, abs=0.1)
+    out = tmp_path / "out"
+    out.mkdir()
+    plan = media.plan_rendition(
+        screen=samples.screen_webm,
+        screen_probe=probe,
+        audio=None,
+        audio_probe=None,
+        agent_channel="left",
+        include_customer=False,
+        trim_start_s=0,
+        trim_end_s=1.5,
+        out_dir=out,
+        ffmpeg_bin=wrappers["ffmpeg"],
+        ffprobe_bin=wrappers["ffprobe"],
+    )
+    argv = media.build_command(plan)
+    assert argv[0] == wrappers["ffmpeg"]
+    media.run_ffmpeg(argv, total_s=plan.duration_s, timeout_s=60, on_progress=lambda f: None)
+    media.make_sprite(plan)
+    assert calls.read_text().split() == ["ffprobe", "ffmpeg", "ffmpeg", "ffmpeg"]
+    # and a plan made without naming them runs the ones on PATH, as before
+    assert media.build_command(plan_for(tmp_path / "default", samples.screen_webm))[0] == "ffmpeg"
