@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 class ConfigError(ValueError):
@@ -113,6 +113,44 @@ def _check_ratelimit_url(name: str, raw: str) -> str:
     return raw
 
 
+_SMTP_OPTIONS = {"starttls", "timeout", "cafile"}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _check_smtp_url(name: str, raw: str) -> str:
+    """smtp://[user:password@]host[:port][?starttls=true], or smtps:// (TLS from the start)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be smtp://[user:password@]host[:port] or smtps://…, "
+            f"got scheme {parts.scheme!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"{name} has a port that is not a number") from None
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - _SMTP_OPTIONS
+    if unknown:
+        raise ConfigError(
+            f"{name} has unknown options {sorted(unknown)}; known: {sorted(_SMTP_OPTIONS)}"
+        )
+    if "starttls" in options:
+        _parse_bool(f"{name} option starttls", options["starttls"][-1])
+    if "timeout" in options:
+        _parse_int(f"{name} option timeout", options["timeout"][-1], 1, 600)
+    if "cafile" in options and not Path(options["cafile"][-1]).is_file():
+        raise ConfigError(f"{name} option cafile={options['cafile'][-1]!r} is not a file")
+    return raw
+
+
+def _check_mail_from(name: str, raw: str) -> str:
+    address = raw.rsplit("<", 1)[-1].rstrip(">").strip()
+    if not _EMAIL.match(address) or any(c in raw for c in "\r\n"):
+        raise ConfigError(f"{name}={raw!r} is not an e-mail address")
+    return raw.strip()
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the web app, the worker and the CLI need to know about their deployment."""
@@ -151,6 +189,19 @@ class Settings:
     log_level: str
     ratelimit_storage_url: str
     trusted_proxies: int
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    # None: the embedded default, each message an .eml file in instance/outbox/.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "consent-replay <no-reply@localhost>"
+    mail_retries: int = 8
+    mail_retry_s: int = 30
+
+    @property
+    def session_cookie_name(self) -> str:
+        # Under https the __Host- prefix: the browser then accepts it only Secure, for Path=/
+        # and without a Domain, so no sibling host can set or overwrite it.
+        return "__Host-cr_session" if self.secure_cookies else "cr_session"
 
     @property
     def embedded(self) -> bool:
@@ -167,7 +218,9 @@ class Settings:
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.secure_cookies,
-            "SESSION_COOKIE_NAME": "cr_session",
+            "SESSION_COOKIE_NAME": self.session_cookie_name,
+            "SESSION_COOKIE_PATH": "/",
+            "SESSION_COOKIE_DOMAIN": None,
             "PREFERRED_URL_SCHEME": "https" if self.secure_cookies else "http",
             "MAX_FORM_MEMORY_SIZE": 64 * 1024,
             "WTF_CSRF_TIME_LIMIT": None,
@@ -348,4 +401,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CR_RATELIMIT_STORAGE_URL", get("CR_RATELIMIT_STORAGE_URL", "memory://") or "memory://"
         ),
         trusted_proxies=typed("CR_TRUSTED_PROXIES", "0", lambda n, r: _parse_int(n, r, 0, 5)),
+        session_idle_minutes=typed(
+            "CR_SESSION_IDLE_MINUTES", "60", lambda n, r: _parse_int(n, r, 5, 7 * 24 * 60)
+        ),
+        session_max_hours=typed(
+            "CR_SESSION_MAX_HOURS", "12", lambda n, r: _parse_int(n, r, 1, 30 * 24)
+        ),
+        smtp_url=_check_smtp_url("CR_SMTP_URL", smtp) if (smtp := get("CR_SMTP_URL")) else None,
+        mail_from=_check_mail_from(
+            "CR_MAIL_FROM",
+            get("CR_MAIL_FROM") or f"consent-replay <no-reply@{urlsplit(public_url).hostname}>",
+        ),
+        mail_retries=typed("CR_MAIL_RETRIES", "8", lambda n, r: _parse_int(n, r, 0, 50)),
+        mail_retry_s=typed("CR_MAIL_RETRY_S", "30", lambda n, r: _parse_int(n, r, 1, 3600)),
     )

@@ -252,14 +252,16 @@ def test_sign_in_is_rate_limited(stack_app):
     token = csrf_token_of(web.get("/login").get_data(as_text=True))
     statuses = []
     for attempt in range(12):
+        # A different login each time: the per-account limit (test_sessions) stays out of it.
         response = web.post(
             "/login",
-            data={"login": "guess", "password": f"guess-{attempt}", "csrf_token": token},
+            data={"login": f"guess-{attempt}", "password": "guess", "csrf_token": token},
         )
         statuses.append(response.status_code)
     assert statuses[:10] == [401] * 10
     assert statuses[10:] == [429, 429]
-    assert_error(response, 429, "rate_limited")
+    error = assert_error(response, 429, "rate_limited")
+    assert "network address" in error["message"]
     # Another address is not affected.
     other = own_client(stack_app)
     other_token = csrf_token_of(other.get("/login").get_data(as_text=True))
