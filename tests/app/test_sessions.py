@@ -9,8 +9,6 @@ well as per address.
 from __future__ import annotations
 
 import hashlib
-import itertools
-import re
 import uuid
 from datetime import timedelta
 from http.cookies import SimpleCookie
@@ -20,35 +18,8 @@ from sqlalchemy import select, update
 
 from app.models import User, WebSession, utcnow
 from app.services import users
+from tests.app.browsing import PASSWORD, browser, csrf_of, sign_in
 from tests.conftest import app_for, create_person
-
-PASSWORD = "correct horse battery staple"
-_addresses = itertools.count(1)
-
-
-def browser(app):
-    """A test client with its own address (the sign-in limits are per address)."""
-    web = app.test_client()
-    web.environ_base["REMOTE_ADDR"] = f"127.1.{next(_addresses) % 250}.{next(_addresses) % 250}"
-    return web
-
-
-def csrf_of(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', html) or re.search(
-        r'<meta name="csrf-token" content="([^"]+)"', html
-    )
-    assert match, "no CSRF token on the page"
-    return match.group(1)
-
-
-def sign_in(web, login: str, password: str = PASSWORD, base: str = ""):
-    token = csrf_of(web.get(f"{base}/login").get_data(as_text=True))
-    # Under https Flask-WTF also wants a same-origin Referer, as a browser sends it.
-    return web.post(
-        f"{base}/login",
-        data={"login": login, "password": password, "csrf_token": token},
-        headers={"Referer": f"{base or 'http://localhost'}/login"},
-    )
 
 
 def session_cookie(response) -> SimpleCookie:
