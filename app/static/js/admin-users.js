@@ -60,7 +60,7 @@ function row(user) {
     el("td", {}, el("span", { class: `role-pill ${user.role}`, text: user.role })),
     el("td", {}, teamSelect(user)),
     el("td", {}, status, user.enrolled ? null : el("span", { class: "badge pending", text: "Not signed in yet" })),
-    el("td", { class: "right actions" }, linkButton(user), " ", toggle),
+    el("td", { class: "right" }, el("div", { class: "actions" }, linkButton(user), toggle)),
   );
 }
 
