@@ -64,7 +64,7 @@ def test_the_account_page(page, browser, live_server, make_person):
     expect(log.locator("tr").first).to_contain_text("E-mail address changed")
     expect(log).to_contain_text("API token revoked")
     expect(log).to_contain_text("Signed in with your password")
-    page.evaluate("window.scrollTo(0, 0)")
+    page.evaluate("window.scrollTo(0, 0); document.getElementById('toasts')?.remove()")
     screenshot(page, "account")
     page.set_viewport_size({"width": 390, "height": 844})
     page.reload()

@@ -141,7 +141,7 @@ def test_admin_runs_the_system_and_the_representative_oversees_it(
     page.locator("#user-filter").fill("")
     row.get_by_role("button", name="Reactivate").click()
     expect(row).to_contain_text("Active")
-    page.evaluate("window.scrollTo(0, 0)")
+    page.evaluate("window.scrollTo(0, 0); document.getElementById('toasts')?.remove()")
     page.set_viewport_size({"width": 1280, "height": 900})
     screenshot(page, "admin-users")
     page.set_viewport_size({"width": 390, "height": 844})
