@@ -31,7 +31,11 @@ UPLOAD_SCOPE = "upload"
 UPLOAD_CREDENTIAL_MINUTES = 15
 NEW_ACCOUNT_DAYS = 14
 _LOGIN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
-_EMAIL = re.compile(r"^[^@\s<>\"',;]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.[A-Za-z]{2,}$")
+# The HTML form's definition of a valid e-mail address (printable ASCII, no quoting).
+_EMAIL = re.compile(
+    r"^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?"
+    r"(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$"
+)
 _hasher = PasswordHasher()
 # Verified against when the login is unknown, so a miss costs as much time as a hit.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -151,7 +155,9 @@ def change_own_password(session: Session, user: User, current: str | None, new: 
 
 
 def authenticate_password(session: Session, login: str, password: str) -> User | None:
-    user = session.scalar(select(User).where(User.login == login.strip().lower()))
+    login = login.strip().lower()
+    # Not a possible login (a NUL, say, which PostgreSQL refuses): no query, same time spent.
+    user = session.scalar(select(User).where(User.login == login)) if _LOGIN.match(login) else None
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)
@@ -181,7 +187,10 @@ def create_token(
 ) -> tuple[ApiToken, str]:
     """A full API token of ``user``; the plaintext is returned once and never stored."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label.strip()[:120])
+    label = label.strip()[:120]
+    if any(not ch.isprintable() for ch in label):
+        raise InvalidRequest("A token label is plain text on one line.", code="invalid_label")
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label)
     session.add(row)
     session.flush()
     _mark_enrolled(user)
@@ -417,7 +426,8 @@ def get_user_by_text_id(session: Session, user_id: str) -> User:
 
 
 def get_user_by_login(session: Session, login: str) -> User:
-    user = session.scalar(select(User).where(User.login == login.strip().lower()))
+    login = login.strip().lower()
+    user = session.scalar(select(User).where(User.login == login)) if _LOGIN.match(login) else None
     if user is None:
         raise NotFound("user")
     return user

@@ -313,3 +313,32 @@ def test_a_reset_ends_upload_credentials_too(stack_app, rt, upload_credential):
         assert session.scalar(select(ApiToken).where(ApiToken.user_id == employee.id)) is None
     refused = stack_app.test_client().post("/api/v1/recordings", headers=headers)
     assert error_code(refused, 401) == "invalid_token"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["a\x00b@example.org", "two words@example.org", "ådne@example.org", "x@", "@example.org",
+     "x@-example.org", "x@example.org\r\nBcc: y@evil.example", "x" * 250 + "@example.org"],
+)  # fmt: skip
+def test_a_bad_address_is_refused_clearly(stack_app, rt, address):
+    person = create_person(rt, "employee", password=PASSWORD)
+    web, csrf = signed_in_browser(stack_app, person)
+    response = web.patch(
+        "/api/v1/me",
+        json={"email": address, "current_password": PASSWORD},
+        headers={"X-CSRFToken": csrf},
+    )
+    assert error_code(response, 400) in ("invalid_email", "invalid_request")
+    with rt.db.session() as session:
+        assert session.get(User, person.id).email is None
+
+
+def test_a_token_label_is_plain_text(stack_app, rt):
+    person = create_person(rt, "employee", password=PASSWORD)
+    web, csrf = signed_in_browser(stack_app, person)
+    for label in ("nul\x00here", "two\nlines", "bidi\u202eevil"):
+        response = web.post(
+            "/api/v1/me/tokens", json={"label": label}, headers={"X-CSRFToken": csrf}
+        )
+        assert error_code(response, 400) == "invalid_label"
+    assert len(web.get("/api/v1/me/tokens").get_json()["tokens"]) == 1

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from app.models import AccountLink, ApiToken, AuditEvent, User, WebSession, utcnow
 from app.services import users
 from tests.app.browsing import PASSWORD, browser, csrf_of, sign_in, signed_in_browser
+from tests.app.test_access_matrix import fill
 from tests.conftest import app_for, create_person, fresh_database
 
 CANDIDATE = re.compile(rb"[A-Za-z0-9_.~-]{20,}")
@@ -103,22 +104,14 @@ def fresh_unenrolled(rt) -> str:
 
 
 def path_for(rule, rt, victim) -> str:
-    values = {}
-    for name in rule.arguments:
-        if name == "user_id":
-            values[name] = (
-                fresh_unenrolled(rt)
-                if rule.endpoint == "admin.send_enrolment_link"
-                else str(victim.id)
-            )
-        elif name.endswith("_id"):
-            values[name] = str(uuid.uuid4())
-        else:
-            values[name] = "video"
-    path = rule.rule
-    for name, value in values.items():
-        path = re.sub(rf"<(?:[^:<>]+:)?{name}>", value, path)
-    return path
+    """The rule's path with the victim's id (a fresh not-yet-enrolled person's for the
+    enrolment link) and random ids of everything else."""
+    ids = {name: str(uuid.uuid4()) for name in rule.arguments if name.endswith("_id")}
+    if "user_id" in ids:
+        ids["user_id"] = (
+            fresh_unenrolled(rt) if rule.endpoint == "admin.send_enrolment_link" else str(victim.id)
+        )
+    return fill(rule, ids, {"kind": "video"})
 
 
 def leaks(response, owners: Owners, caller: uuid.UUID) -> list[str]:

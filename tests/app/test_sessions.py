@@ -252,3 +252,8 @@ def test_an_old_style_cookie_is_refused(stack_app, rt):
 def test_a_session_id_of_another_deployment_or_garbage_is_anonymous(stack_app):
     for value in ("s1." + uuid.uuid4().hex, "s1.", "garbage", "s1." + "A" * 500):
         assert with_cookie(stack_app, value).get("/api/v1/me").status_code == 401
+
+
+@pytest.mark.parametrize("login", ["nul\x00login", "x" * 500, "ÅSE", " "])
+def test_an_impossible_login_is_just_a_failed_sign_in(stack_app, login):
+    assert sign_in(browser(stack_app), login, "whatever it is").status_code == 401

@@ -87,6 +87,11 @@ def test_embedded_button_sends_the_call_and_opens_the_share_dialog(
     expect(tab.locator("#share-recording-title")).to_have_text(title)
     expect(tab.locator(f"#rec-{recording['id']}")).to_be_visible()
     expect(tab.get_by_label(coach.name)).not_to_be_checked()  # no pre-selected coach
+    # The coach is told apart: login and team, and a recently made account is marked.
+    choice = tab.locator("#coach-list label", has_text=coach.login)
+    expect(choice).to_contain_text(coach.name)
+    expect(choice).to_contain_text(f"{coach.login} · no team")
+    expect(choice.locator(".badge.new-account")).to_have_text("new account")
     expect(tab.locator("#share-customer")).not_to_be_checked()
     tab.wait_for_timeout(300)  # let the preview frame paint for the screenshot
     screenshot(tab, "embed-share-dialog")
