@@ -131,6 +131,16 @@ def use_link(app, secret: str, **form):
     return web, web.post("/account/link", data=data)
 
 
+def admin_creates(client, admin, address: str, name: str, role: str = "employee"):
+    """The admin makes an account with an e-mail address (so an enrolment link is owed)."""
+    login = f"{role[:3]}-{uuid.uuid4().hex[:8]}"
+    return client.post(
+        "/api/v1/admin/users",
+        json={"login": login, "name": name, "role": role, "email": address},
+        headers=admin.headers,
+    )
+
+
 def admin_of(rt):
     return create_person(rt, "admin", name=f"Admin {uuid.uuid4().hex[:6]}")
 
@@ -148,12 +158,7 @@ def test_an_enrolment_link_reaches_the_person_alone(smtp):
     address = f"new-{uuid.uuid4().hex[:6]}@example.org"
     name = f"Nina Newcomer {uuid.uuid4().hex[:4]}"
     started = time.monotonic()
-    created = app.test_client().post(
-        "/api/v1/admin/users",
-        json={"login": f"nina-{uuid.uuid4().hex[:6]}", "name": name, "role": "coach",
-              "email": address},
-        headers=admin.headers,
-    )  # fmt: skip
+    created = admin_creates(app.test_client(), admin, address, name, "coach")
     assert time.monotonic() - started < 5  # the request never waits for the mail server
     assert created.status_code == 201 and created.get_json()["enrolment_link_sent"] is True
     assert "link" not in created.get_data(as_text=True).replace("enrolment_link_sent", "")
@@ -245,12 +250,7 @@ def test_a_mail_server_that_is_down_is_retried_then_recorded_failed(smtp):
         address = f"down-{uuid.uuid4().hex[:6]}@example.org"
         client = app.test_client()
         started = time.monotonic()
-        made = client.post(
-            "/api/v1/admin/users",
-            json={"login": f"d-{uuid.uuid4().hex[:6]}", "name": "Down", "role": "employee",
-                  "email": address},
-            headers=admin.headers,
-        )  # fmt: skip
+        made = admin_creates(client, admin, address, "Down", "employee")
         assert made.status_code == 201 and time.monotonic() - started < 5
         user_id = uuid.UUID(made.get_json()["id"])
 
@@ -278,12 +278,7 @@ def test_a_refused_address_is_not_retried(smtp):
     admin = admin_of(rt)
     address = f"gone-{uuid.uuid4().hex[:6]}@example.org"
     inbox.refuse.add(address)
-    made = app.test_client().post(
-        "/api/v1/admin/users",
-        json={"login": f"g-{uuid.uuid4().hex[:6]}", "name": "Gone", "role": "employee",
-              "email": address},
-        headers=admin.headers,
-    )  # fmt: skip
+    made = admin_creates(app.test_client(), admin, address, "Gone", "employee")
     user_id = uuid.UUID(made.get_json()["id"])
 
     row = wait_for(
@@ -298,12 +293,7 @@ def test_the_embedded_default_writes_private_eml_files(stack_app, rt, worker):
     before = set(outbox.glob("*.eml")) if outbox.exists() else set()
     admin = admin_of(rt)
     address = f"eml-{uuid.uuid4().hex[:6]}@example.org"
-    made = stack_app.test_client().post(
-        "/api/v1/admin/users",
-        json={"login": f"e-{uuid.uuid4().hex[:6]}", "name": "Eml", "role": "employee",
-              "email": address},
-        headers=admin.headers,
-    )  # fmt: skip
+    made = admin_creates(stack_app.test_client(), admin, address, "Eml", "employee")
     assert made.status_code == 201
 
     def written() -> list[Path]:
