@@ -109,14 +109,26 @@ def users() -> None:
 )
 @click.option("--name", required=True, help="Display name, e.g. 'Kari Nordmann'.")
 @click.option("--login", help="Sign-in name (default: derived from the name).")
+@click.option("--email", help="The person's own e-mail address (links and notifications).")
 @click.option(
     "--password",
     "ask_password",
     is_flag=True,
     help="Also set a password for the web pages (asked for, never echoed).",
 )
-def users_create(role: str, name: str, login: str | None, ask_password: bool) -> None:
-    """Create a user and print an API token once."""
+@click.option(
+    "--link",
+    "print_link",
+    is_flag=True,
+    help="Print an enrolment link (the person chooses a password and/or makes a token) "
+    "instead of an API token.",
+)
+def users_create(
+    role: str, name: str, login: str | None, email: str | None, ask_password: bool, print_link: bool
+) -> None:
+    """Create a user and print, once, an API token (or with --link an enrolment link) to hand
+    to that person."""
+    from app.services import account_links
     from app.services import users as user_service
     from app.services.errors import DomainError
 
@@ -127,26 +139,81 @@ def users_create(role: str, name: str, login: str | None, ask_password: bool) ->
     with app_context() as rt, rt.db.session() as session:
         try:
             user = user_service.create_user(
-                session, login=login, name=name, role=role, password=password
+                session, login=login, name=name, role=role, password=password, email=email
             )
-            token = user_service.issue_token(session, user, label="cli")
+            if print_link:
+                secret = account_links.issue(session, user, "enrolment")
+                shown = account_links.url(rt.settings.public_url, secret)
+            else:
+                shown = user_service.issue_token(session, user, label="cli")
         except DomainError as exc:
             raise click.ClickException(exc.message) from None
     click.echo(f"created {role} {name!r} (login {user.login}, id {user.id})")
-    click.echo("API token (shown once, keep it secret):")
-    click.echo(token)
+    if print_link:
+        hours = account_links.hours_valid("enrolment")
+        click.echo(f"Enrolment link (works once, for {hours} hours; hand it to them alone):")
+    else:
+        click.echo("API token (shown once, keep it secret):")
+    click.echo(shown)
+
+
+@users.command("reset")
+@click.argument("login")
+def users_reset(login: str) -> None:
+    """Reset an account: end every session and API token of LOGIN and print a single-use link
+    with which they choose a new password (hand it to them alone). They are told at their
+    next sign-in; the reset is in the audit chain and counted in oversight."""
+    from app.services import account_links
+    from app.services import users as user_service
+    from app.services.errors import DomainError
+
+    with app_context() as rt, rt.db.session() as session:
+        try:
+            user = user_service.get_user_by_login(session, login)
+            if not user.active:
+                raise click.ClickException(f"{user.login} is deactivated; reactivate them first.")
+            user_service.reset(session, user, actor_id=None)
+            secret = account_links.issue(session, user, "reset")
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        link = account_links.url(rt.settings.public_url, secret)
+    hours = account_links.hours_valid("reset")
+    click.echo(f"reset {user.login}: every session and API token of theirs has ended.")
+    click.echo(f"Reset link (works once, for {hours} hours; hand it to them alone):")
+    click.echo(link)
+
+
+@users.command("set-email")
+@click.argument("login")
+@click.argument("email")
+def users_set_email(login: str, email: str) -> None:
+    """Set the e-mail address of LOGIN (use "" for none)."""
+    from app.services import users as user_service
+    from app.services.errors import DomainError
+
+    with app_context() as rt, rt.db.session() as session:
+        try:
+            user = user_service.get_user_by_login(session, login)
+            user_service.set_email(session, user, email, actor_id=None, by_admin=False)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from None
+        shown = user.email or "(none)"
+    click.echo(f"{user.login}: e-mail {shown}")
 
 
 @users.command("list")
 def users_list() -> None:
-    """List users: id, login, role, name, active."""
+    """List users: id, login, role, active, name, e-mail."""
     from app.services import users as user_service
 
     with app_context() as rt, rt.db.session() as session:
         rows = user_service.list_users(session)
         for user in rows:
             state = "active" if user.active else "inactive"
-            click.echo(f"{user.id}  {user.login:<24} {user.role.value:<15} {state:<8} {user.name}")
+            click.echo(
+                f"{user.id}  {user.login:<24} {user.role.value:<15} {state:<8} {user.name}"
+                + (f" <{user.email}>" if user.email else "")
+            )
 
 
 # --- demo -------------------------------------------------------------------------------------

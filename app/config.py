@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 
 class ConfigError(ValueError):
@@ -134,6 +134,46 @@ def _check_ratelimit_url(name: str, raw: str) -> str:
             f"{name} must be a memory://, redis:// or memcached:// URL, got {scheme or raw!r}"
         )
     return raw
+
+
+_SMTP_OPTIONS = {"starttls", "timeout", "cafile"}
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+$")
+
+
+def _check_smtp_url(name: str, raw: str) -> str:
+    """smtp://[user:password@]host[:port][?starttls=true], or smtps:// (TLS from the start)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"smtp", "smtps"} or not parts.hostname:
+        raise ConfigError(
+            f"{name} must be smtp://[user:password@]host[:port] or smtps://…, "
+            f"got scheme {parts.scheme!r}"
+        )
+    try:
+        parts.port  # noqa: B018 - parsing it is the check
+    except ValueError:
+        raise ConfigError(f"{name} has a port that is not a number") from None
+    options = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(options) - _SMTP_OPTIONS
+    if unknown:
+        raise ConfigError(
+            f"{name} has unknown options {sorted(unknown)}; known: {sorted(_SMTP_OPTIONS)}"
+        )
+    if "starttls" in options:
+        _parse_bool(f"{name} option starttls", options["starttls"][-1])
+    if "timeout" in options:
+        timeout = _parse_int(f"{name} option timeout", options["timeout"][-1])
+        if not 1 <= timeout <= 600:
+            raise ConfigError(f"{name} option timeout={timeout} must be 1 to 600 seconds")
+    if "cafile" in options and not Path(options["cafile"][-1]).is_file():
+        raise ConfigError(f"{name} option cafile={options['cafile'][-1]!r} is not a file")
+    return raw
+
+
+def _check_mail_from(name: str, raw: str) -> str:
+    address = raw.rsplit("<", 1)[-1].rstrip(">").strip()
+    if not _EMAIL.match(address) or any(c in raw for c in "\r\n"):
+        raise ConfigError(f"{name}={raw!r} is not an e-mail address")
+    return raw.strip()
 
 
 def _check_queue_prefix(name: str, raw: str) -> str:
@@ -255,8 +295,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CR_PKCS11_PIN_FILE", "pkcs11_pin_file", _user_path, None,
             f"{_HSM} a file holding the user PIN (never the PIN itself in the environment)"),
     Setting("CR_SECRET_KEY", "secret_key", _check_secret_key, None,
-            "session-cookie signing key, at least 32 characters; generated into the instance "
-            "folder when unset", shown="generated"),
+            "signs CSRF tokens and the sign-in form's cookie (sessions themselves live on the "
+            "server), at least 32 characters; generated into the instance folder when unset",
+            shown="generated"),
     Setting("CR_PUBLIC_URL", "public_url", _check_public_url, "http://127.0.0.1:8000",
             "how users reach the app; issuer of receipts"),
     Setting("CR_SCRATCH_DIR", "scratch_dir", _path, _in_instance("scratch"),
@@ -301,6 +342,24 @@ SETTINGS: tuple[Setting, ...] = (
             _one_of({v: v for v in ("DEBUG", "INFO", "WARNING", "ERROR")},
                     "DEBUG, INFO, WARNING or ERROR", fold=str.upper), "INFO",
             "`DEBUG`, `INFO`, `WARNING` or `ERROR`"),
+    Setting("CR_SESSION_IDLE_MINUTES", "session_idle_minutes", _parse_int, "60",
+            "a browser session unused this long ends", minimum=5, maximum=7 * 24 * 60),
+    Setting("CR_SESSION_MAX_HOURS", "session_max_hours", _parse_int, "12",
+            "a browser session ends this long after sign-in, however busy",
+            minimum=1, maximum=30 * 24),
+    Setting("CR_SMTP_URL", "smtp_url", _check_smtp_url, None,
+            "`smtp://user:password@host:587?starttls=true`, or `smtps://…:465` (TLS from the "
+            "start); options `timeout=` (s) and `cafile=` (a private CA). Sent by the workers "
+            "only", shown="— (write `.eml` files to `instance/outbox/`)"),
+    Setting("CR_MAIL_FROM", "mail_from", _check_mail_from,
+            lambda earlier: f"consent-replay <no-reply@{urlsplit(earlier['public_url']).hostname}>",
+            "the From of every e-mail", shown="`consent-replay <no-reply@HOST of CR_PUBLIC_URL>`"),
+    Setting("CR_MAIL_RETRIES", "mail_retries", _parse_int, "8",
+            "retries of a message the mail server refuses for now; then it is recorded as failed "
+            "(admins see it on Users & teams)", minimum=0, maximum=50),
+    Setting("CR_MAIL_RETRY_S", "mail_retry_s", _parse_int, "30",
+            "the first retry's delay, doubled each time (at most an hour)",
+            minimum=1, maximum=3600),
 )  # fmt: skip
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -352,6 +411,19 @@ class Settings:
     log_level: str
     ratelimit_storage_url: str
     trusted_proxies: int
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    # None: the embedded default, each message an .eml file in instance/outbox/.
+    smtp_url: str | None = field(default=None, repr=False)
+    mail_from: str = "consent-replay <no-reply@localhost>"
+    mail_retries: int = 8
+    mail_retry_s: int = 30
+
+    @property
+    def session_cookie_name(self) -> str:
+        # Under https the __Host- prefix: the browser then accepts it only Secure, for Path=/
+        # and without a Domain, so no sibling host can set or overwrite it.
+        return "__Host-cr_session" if self.secure_cookies else "cr_session"
 
     @property
     def embedded(self) -> bool:
@@ -368,7 +440,9 @@ class Settings:
             "SESSION_COOKIE_HTTPONLY": True,
             "SESSION_COOKIE_SAMESITE": "Lax",
             "SESSION_COOKIE_SECURE": self.secure_cookies,
-            "SESSION_COOKIE_NAME": "cr_session",
+            "SESSION_COOKIE_NAME": self.session_cookie_name,
+            "SESSION_COOKIE_PATH": "/",
+            "SESSION_COOKIE_DOMAIN": None,
             "PREFERRED_URL_SCHEME": "https" if self.secure_cookies else "http",
             "MAX_FORM_MEMORY_SIZE": 64 * 1024,
             "WTF_CSRF_TIME_LIMIT": None,

@@ -177,7 +177,13 @@ def init_app(app: Flask) -> None:
         if status == 416 and getattr(error, "length", None) is not None:
             headers["Content-Range"] = f"bytes */{error.length}"  # type: ignore[attr-defined]
         if status == 429:
-            message = "Too many requests. Wait a moment and try again."
+            limit = getattr(error, "limit", None)
+            custom = getattr(limit, "error_message", None)
+            message = (
+                custom
+                if isinstance(custom, str)
+                else ("Too many requests. Wait a moment and try again.")
+            )
         if isinstance(error, CSRFError):
             # A refused CSRF check is not a malformed request: give clients a code to act on.
             code = "csrf_failed"

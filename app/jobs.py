@@ -25,6 +25,7 @@ PROCESS_SHARE = "worker.tasks.process_share"
 PROBE_RECORDING = "worker.tasks.probe_recording"
 DELETE_OBJECTS = "worker.tasks.delete_objects"
 DELETE_RECORDING_OBJECTS = "worker.tasks.delete_recording_objects"
+SEND_MAIL = "worker.tasks.send_mail"
 
 MEDIA_QUEUE = "media"
 IO_QUEUE = "io"

@@ -1,5 +1,5 @@
 """The parts every entry point shares: settings, database, object store, keyring, KEK
-provider, key cache.
+provider, key cache, mail transport.
 
 The web app, the Celery worker and the CLI each build one :class:`Runtime` from the same
 settings and pass its parts to the domain services, which know nothing of Flask or Celery.
@@ -15,6 +15,7 @@ import crypto
 from app.config import Settings
 from app.db import Database
 from app.jobs import Jobs, NoJobs
+from app.mailer import Mailer, create_mailer
 from app.storage import ObjectStore, create_store
 
 
@@ -26,6 +27,7 @@ class Runtime:
     keyring: crypto.FileKeyring  # the receipt-signing keys (and the embedded default's KEKs)
     kek: crypto.KekProvider  # wraps and unwraps the data keys
     key_cache: crypto.DataKeyCache
+    mailer: Mailer  # only the worker sends (app.services.mail)
     jobs: Jobs = field(default_factory=NoJobs)
 
     @classmethod
@@ -38,6 +40,7 @@ class Runtime:
             keyring=keyring,
             kek=create_kek_provider(settings, keyring),
             key_cache=crypto.DataKeyCache(ttl_seconds=60),
+            mailer=create_mailer(settings),
         )
 
 

@@ -20,7 +20,8 @@ import uuid
 
 from sqlalchemy import func, select
 
-from app.models import Recording, Share
+from app.models import Recording, Share, User
+from app.services import users
 
 # --- 1. no capture without the employee's action -----------------------------------------------
 
@@ -38,6 +39,7 @@ def test_scheduled_jobs_only_clean_up(rt, make_person, client, make_recording):
         "worker.tasks.resume_stalled_shares",
         "worker.tasks.sweep_scratch",
         "worker.tasks.reconcile_store",
+        "worker.tasks.purge_expired_credentials",
     }
     make_recording(make_person("employee"))
     with rt.db.session() as session:
@@ -135,18 +137,21 @@ def test_only_named_coaches_see_a_share(client, make_person, make_recording, mak
 # --- 5. running is not watching -------------------------------------------------------------
 
 
-def test_admin_cannot_grant_itself_access(client, make_person, make_recording, make_share):
+def test_admin_cannot_grant_itself_access(client, make_person, make_recording, make_share, rt):
     employee, coach, admin = make_person("employee"), make_person("coach"), make_person("admin")
     recording = make_recording(employee, title="Invariant check")
     share = make_share(employee, recording, coach, purpose="Tone", expires_in_days=2)
-    # An admin can make accounts, but no role change or token makes a share visible to them.
+    # An admin can make accounts, but gets no credential for them (issue 12), and an account
+    # made after the share — even once its owner holds a token — sees nothing of it.
     made = client.post(
         "/api/v1/admin/users",
         json={"login": f"x-{uuid.uuid4().hex[:6]}", "name": "Sneaky", "role": "coach"},
         headers=admin.headers,
     )
-    assert made.status_code == 201
-    sneaky = {"Authorization": f"Bearer {made.get_json()['token']}"}
+    assert made.status_code == 201 and "token" not in made.get_json()
+    with rt.db.session() as session:
+        token = users.issue_token(session, session.get(User, uuid.UUID(made.get_json()["id"])))
+    sneaky = {"Authorization": f"Bearer {token}"}
     assert client.get(f"/api/v1/shares/{share['id']}", headers=sneaky).status_code == 404
     assert client.get(f"/media/shares/{share['id']}/video", headers=sneaky).status_code == 404
     assert client.get(f"/api/v1/shares/{share['id']}", headers=admin.headers).status_code == 403

@@ -31,6 +31,10 @@ def _schedule(settings: Settings) -> dict:
             "schedule": float(settings.stall_check_s),
         },
         "sweep-scratch": {"task": "worker.tasks.sweep_scratch", "schedule": 600.0},
+        "purge-expired-credentials": {
+            "task": "worker.tasks.purge_expired_credentials",
+            "schedule": 600.0,
+        },
         "reconcile-store": {
             "task": "worker.tasks.reconcile_store",
             "schedule": timedelta(hours=1),

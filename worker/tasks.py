@@ -18,9 +18,10 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import OperationalError
 
 from app import jobs
+from app.mailer import MailError
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
-from app.services import shredding
+from app.services import account_links, mail, sessions, shredding, users
 from app.storage import StorageError
 from worker import pipeline
 
@@ -97,6 +98,42 @@ def delete_recording_objects(self, recording_id: str) -> str:
     except TRANSIENT:
         raise self.retry(countdown=_backoff(min(self.request.retries, 6))) from None
     return "deleted"
+
+
+@shared_task(bind=True, name=jobs.SEND_MAIL, max_retries=None)
+def send_mail(self, mail_id: str) -> str:
+    """Send one owed e-mail; retried with backoff while the mail server fails, then recorded
+    as failed (admins see a count and a list). Never touched by a request: nobody waits."""
+    rt = runtime(self)
+    mid = uuid.UUID(mail_id)
+    try:
+        return mail.deliver(rt, mid, attempt=self.request.retries + 1)
+    except MailError as exc:
+        if exc.permanent or self.request.retries >= rt.settings.mail_retries:
+            log.warning("mail %s failed for good (%s)", mail_id, exc.kind)
+            mail.record_failure(rt, mid, exc)
+            return "failed"
+        countdown = min(rt.settings.mail_retry_s * 2**self.request.retries, 3600)
+        log.warning("mail %s: %s; retrying in %d s", mail_id, exc.kind, countdown)
+        raise self.retry(countdown=countdown) from None
+    except TRANSIENT:
+        raise self.retry(countdown=_backoff(min(self.request.retries, 6))) from None
+
+
+@shared_task(bind=True, name="worker.tasks.purge_expired_credentials")
+def purge_expired_credentials(self) -> int:
+    """Sessions past their idle or absolute lifetime, expired upload credentials and old links
+    go (each is refused when used anyway; this keeps the tables small)."""
+    rt = runtime(self)
+    lifetimes = sessions.Lifetimes.of(
+        rt.settings.session_idle_minutes, rt.settings.session_max_hours
+    )
+    with rt.db.session() as session:
+        return (
+            sessions.purge_expired(session, lifetimes)
+            + users.purge_expired_credentials(session)
+            + account_links.purge(session)
+        )
 
 
 @shared_task(bind=True, name="worker.tasks.expire_shares")

@@ -1,6 +1,8 @@
 """``/api/v1/admin`` and ``/api/v1/oversight``: running and overseeing, never watching.
 
-Nothing here returns a recording, a share, a title, a comment or who shared or declined.
+Nothing here returns a recording, a share, a title, a comment or who shared or declined — and
+nothing returns a credential, a session or a link that acts as someone else (SPEC §2.5): an
+admin can only have a single-use link sent to the person's own e-mail address.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, Team
-from app.services import keys, oversight, policy, users
+from app.services import keys, mail, oversight, policy, users
 from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
@@ -44,6 +46,11 @@ class AdminUserSchema(ma.Schema):
     active = ma.fields.Boolean(required=True)
     team = ma.fields.Nested(TeamSchema, allow_none=True)
     created_at = ma.fields.AwareDateTime()
+    email = ma.fields.String(allow_none=True)
+    enrolled = ma.fields.Boolean(
+        required=True,
+        metadata={"description": "has held a credential; from then on only they set the e-mail"},
+    )
 
 
 class AdminUserListSchema(ma.Schema):
@@ -54,21 +61,49 @@ class UserCreateSchema(Strict):
     login = ma.fields.String(required=True, validate=validate.Length(min=2, max=63))
     name = ma.fields.String(required=True, validate=validate.Length(min=1, max=200))
     role = ma.fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
-    password = ma.fields.String(load_default=None, validate=validate.Length(min=12, max=1024))
     team_id = ma.fields.UUID(load_default=None)
+    email = ma.fields.String(load_default=None, validate=validate.Length(max=254))
+    send_enrolment_link = ma.fields.Boolean(
+        load_default=True,
+        metadata={"description": "with an e-mail address: send the enrolment link at once"},
+    )
 
 
 class UserUpdateSchema(Strict):
     active = ma.fields.Boolean()
     team_id = ma.fields.UUID(allow_none=True)
+    email = ma.fields.String(
+        allow_none=True,
+        validate=validate.Length(max=254),
+        metadata={"description": "only before the person first signs in"},
+    )
 
 
 class CreatedUserSchema(AdminUserSchema):
-    token = ma.fields.String(required=True, metadata={"description": "shown once"})
+    enrolment_link_sent = ma.fields.Boolean(required=True)
 
 
-class TokenSchema(ma.Schema):
-    token = ma.fields.String(required=True, metadata={"description": "shown once"})
+class LinkSentSchema(ma.Schema):
+    kind = ma.fields.String(required=True, metadata={"description": "enrolment or reset"})
+    email = ma.fields.String(required=True, metadata={"description": "where it goes"})
+    queued = ma.fields.Boolean(required=True)
+
+
+class MailFailureSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    kind = ma.fields.String(required=True)
+    user_id = ma.fields.UUID(allow_none=True)
+    login = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    failed_at = ma.fields.AwareDateTime(allow_none=True)
+    attempts = ma.fields.Integer(required=True)
+    error = ma.fields.String(allow_none=True)
+
+
+class MailOverviewSchema(ma.Schema):
+    queued = ma.fields.Integer(required=True)
+    failed = ma.fields.Integer(required=True)
+    failures = ma.fields.List(ma.fields.Nested(MailFailureSchema), required=True)
 
 
 class TeamCreateSchema(Strict):
@@ -116,6 +151,7 @@ class WeekSchema(ma.Schema):
     shares_revoked = ma.fields.Integer(allow_none=True)
     shares_expired = ma.fields.Integer(allow_none=True)
     plays = ma.fields.Integer(allow_none=True)
+    account_resets = ma.fields.Integer(allow_none=True)
 
 
 class SummarySchema(ma.Schema):
@@ -149,6 +185,8 @@ def _present_user(user) -> dict:
         "active": user.active,
         "created_at": user.created_at,
         "team": {"id": user.team.id, "name": user.team.name} if user.team else None,
+        "email": user.email,
+        "enrolled": user.enrolled_at is not None,
     }
 
 
@@ -174,7 +212,8 @@ def list_users():
 @admin.arguments(UserCreateSchema)
 @admin.response(201, CreatedUserSchema)
 def create_user(args):
-    """Create a user; answers the API token once."""
+    """Create a user. No credential is answered: with an e-mail address the person gets an
+    enrolment link there; without one, the operator's CLI prints one."""
     session, actor = db_session(), current_user()
     team = _team(session, args["team_id"])
     user = users.create_user(
@@ -182,13 +221,15 @@ def create_user(args):
         login=args["login"],
         name=args["name"],
         role=args["role"],
-        password=args["password"],
         team_id=team.id if team else None,
+        email=args["email"],
         actor_id=actor.id,
     )
-    token = users.issue_token(session, user, label="admin")
+    sent = bool(user.email and args["send_enrolment_link"])
+    if sent:
+        mail.queue(session, runtime(), user, "enrolment", actor_id=actor.id)
     session.commit()
-    return {**_present_user(user), "token": token}, 201
+    return {**_present_user(user), "enrolment_link_sent": sent}, 201
 
 
 @admin.route("/users/<string:user_id>", methods=["PATCH"])
@@ -196,7 +237,8 @@ def create_user(args):
 @admin.arguments(UserUpdateSchema)
 @admin.response(200, AdminUserSchema)
 def update_user(args, user_id: str):
-    """Deactivate or reactivate a user, or move them to a team."""
+    """Deactivate or reactivate a user, move them to a team, or set the e-mail address of
+    someone who has not signed in yet."""
     session, actor = db_session(), current_user()
     user = users.get_user_by_text_id(session, user_id)
     if "active" in args:
@@ -206,20 +248,53 @@ def update_user(args, user_id: str):
     if "team_id" in args:
         team = _team(session, args["team_id"])
         user.team_id = team.id if team else None
+    if "email" in args:
+        users.set_email(session, user, args["email"], actor_id=actor.id, by_admin=True)
     session.commit()
     return _present_user(user)
 
 
-@admin.route("/users/<string:user_id>/token", methods=["POST"])
+@admin.route("/users/<string:user_id>/enrolment-link", methods=["POST"])
 @require(Role.ADMIN)
-@admin.response(201, TokenSchema)
-def reset_token(user_id: str):
-    """Revoke all of a user's API tokens and issue a new one (shown once)."""
+@admin.response(202, LinkSentSchema)
+@admin.alt_response(409, description="No e-mail address, deactivated, or already enrolled")
+def send_enrolment_link(user_id: str):
+    """E-mail the person a single-use link to set their password or make a token. Nothing
+    comes back: the link goes only to their own address."""
     session, actor = db_session(), current_user()
     user = users.get_user_by_text_id(session, user_id)
-    token = users.reset_tokens(session, user, actor_id=actor.id)
+    if user.enrolled_at is not None:
+        raise Conflict(
+            f"{user.name} has signed in before; send a reset link instead.",
+            code="already_enrolled",
+        )
+    mail.queue(session, runtime(), user, "enrolment", actor_id=actor.id)
     session.commit()
-    return {"token": token}, 201
+    return {"kind": "enrolment", "email": user.email, "queued": True}, 202
+
+
+@admin.route("/users/<string:user_id>/reset", methods=["POST"])
+@require(Role.ADMIN)
+@admin.response(202, LinkSentSchema)
+@admin.alt_response(409, description="No e-mail address, or deactivated")
+def reset_user(user_id: str):
+    """Reset an account: every session and API token of the person ends at once, and a
+    single-use link to choose a new password goes to their own e-mail address. The person
+    sees it at their next sign-in and in their security log; oversight counts resets."""
+    session, actor = db_session(), current_user()
+    user = users.get_user_by_text_id(session, user_id)
+    mail.queue(session, runtime(), user, "reset", actor_id=actor.id)
+    users.reset(session, user, actor_id=actor.id)
+    session.commit()
+    return {"kind": "reset", "email": user.email, "queued": True}, 202
+
+
+@admin.route("/mail", methods=["GET"])
+@require(Role.ADMIN)
+@admin.response(200, MailOverviewSchema)
+def mail_overview():
+    """E-mail waiting and failed (after every retry): counts, and the failures without content."""
+    return mail.overview(db_session())
 
 
 @admin.route("/teams", methods=["GET"])

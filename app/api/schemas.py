@@ -26,6 +26,15 @@ class MeSchema(ma.Schema):
     name = ma.fields.String(required=True)
     role = ma.fields.String(required=True)
     login = ma.fields.String()
+    email = ma.fields.String(allow_none=True)
+    email_notifications = ma.fields.Boolean(
+        metadata={"description": "whether the person wants e-mail notifications"}
+    )
+    team = ma.fields.String(allow_none=True)
+    has_password = ma.fields.Boolean()
+    csrf_token = ma.fields.String(
+        metadata={"description": "with the session cookie only: the CSRF token for changes"}
+    )
 
 
 class PersonSchema(ma.Schema):
@@ -195,8 +204,20 @@ class HeartbeatSchema(Strict):
     watched_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=120))
 
 
+class CoachSchema(PersonSchema):
+    login = ma.fields.String(required=True)
+    team = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    new_account = ma.fields.Boolean(
+        required=True, metadata={"description": "created in the last 14 days"}
+    )
+    name_shared = ma.fields.Boolean(
+        required=True, metadata={"description": "another coach has the same name"}
+    )
+
+
 class CoachListSchema(ma.Schema):
-    coaches = ma.fields.List(ma.fields.Nested(PersonSchema), required=True)
+    coaches = ma.fields.List(ma.fields.Nested(CoachSchema), required=True)
 
 
 class PolicySchema(ma.Schema):

@@ -170,13 +170,8 @@ def heartbeat(args, share_id: str, view_id: str):
 @require(Role.EMPLOYEE)
 @blp.response(200, CoachListSchema)
 def list_coaches():
-    """The coaches an employee can choose from."""
-    session = db_session()
-    return {
-        "coaches": [
-            {"id": c.id, "name": c.name} for c in users.list_users(session, Role.COACH) if c.active
-        ]
-    }
+    """The coaches an employee can choose from, told apart: login, team, new accounts marked."""
+    return {"coaches": users.coach_choices(db_session())}
 
 
 @blp.route("/policy", methods=["GET"])

@@ -7,8 +7,10 @@ from flask_wtf.csrf import generate_csrf
 
 from app.auth import current_user, db_session, sign_in, sign_out
 from app.extensions import limiter
+from app.links import safe_next
 from app.models import Role
-from app.services import users
+from app.services import account_links, users
+from app.services.errors import DomainError
 
 pages = Blueprint("pages", __name__)
 
@@ -18,13 +20,24 @@ HOME_BY_ROLE = {
     Role.ADMIN: "admin_pages.users",
     Role.REPRESENTATIVE: "admin_pages.oversight",
 }
+PER_ADDRESS = "10 per minute; 50 per hour"
+PER_ACCOUNT = "5 per minute; 20 per hour"
+ADDRESS_LIMITED = (
+    "Too many sign-in attempts from your network address. Wait a minute and try again."
+)
+ACCOUNT_LIMITED = (
+    "Too many failed sign-ins for this account. Wait a few minutes and try again; if you have "
+    "forgotten your password, ask an admin to send you a reset link."
+)
 
 
-def _safe_next(target: str | None) -> str | None:
-    # Only same-site paths: an open redirect would turn sign-in into a phishing aid.
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
+def _login_key() -> str:
+    # Per account: a guesser spreading attempts over many addresses still hits this one.
+    return "account:" + (request.form.get("login") or "").strip().lower()[:120]
+
+
+def _failed(response) -> bool:
+    return response.status_code == 401
 
 
 @pages.route("/")
@@ -36,7 +49,14 @@ def index():
 
 
 @pages.route("/login", methods=["GET", "POST"])
-@limiter.limit("10 per minute; 50 per hour", methods=["POST"])
+@limiter.limit(PER_ADDRESS, methods=["POST"], error_message=ADDRESS_LIMITED)
+@limiter.limit(
+    PER_ACCOUNT,
+    methods=["POST"],
+    key_func=_login_key,
+    deduct_when=_failed,
+    error_message=ACCOUNT_LIMITED,
+)
 def login():
     error = None
     if request.method == "POST":
@@ -45,9 +65,12 @@ def login():
         session = db_session()
         user = users.authenticate_password(session, login_name, password)
         if user is not None:
-            session.commit()
+            reset_waiting = users.record_sign_in(session, user, "password")
             sign_in(user)
-            return redirect(_safe_next(request.args.get("next")) or url_for("pages.index"))
+            session.commit()
+            if reset_waiting:  # shown before anything else (finding 1 of issue 12)
+                return redirect(url_for("account_pages.account"))
+            return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
         error = "That login and password do not match."
     return render_template("login.html", error=error), (401 if error else 200)
 
@@ -58,10 +81,50 @@ def logout():
     return redirect(url_for("pages.login"))
 
 
+def _link_form(error: str | None = None, secret: str = "", status: int = 200):
+    response = render_template("account/link.html", error=error, secret=secret)
+    return response, status, {"Cache-Control": "no-store"}
+
+
+@pages.route(account_links.LINK_PATH, methods=["GET", "POST"])
+@limiter.limit(PER_ADDRESS, methods=["POST"], error_message=ADDRESS_LIMITED)
+def account_link():
+    """Where an enrolment or reset link leads: choose a password and/or make an API token."""
+    if request.method == "GET":
+        return _link_form()
+    secret = (request.form.get("token") or "")[:200]
+    password = (request.form.get("password") or "")[:1024]
+    make_token = request.form.get("make_token") == "on"
+    if password != (request.form.get("password_confirm") or "")[:1024]:
+        return _link_form("The two passwords differ.", secret, 400)
+    if not password and not make_token:
+        return _link_form("Choose a password, or make an API token, or both.", secret, 400)
+    try:
+        if password:
+            users.validate_password(password)  # before the link is used up by a typo
+        session = db_session()
+        user, _kind = account_links.redeem(session, secret)
+        if password:
+            users.set_password(session, user, password, actor_id=user.id)
+        token = None
+        if make_token:
+            label = (request.form.get("token_label") or "").strip()[:120] or "first token"
+            token = users.create_token(session, user, label, actor_id=user.id)[1]
+        users.record_sign_in(session, user, "link")
+        reset_at = users.take_reset_notice(user)
+        sign_in(user)
+        session.commit()
+    except DomainError as exc:
+        return _link_form(exc.message, secret if exc.code == "weak_password" else "", 400)
+    page = render_template("account/link_done.html", token=token, reset_at=reset_at, user=user)
+    return page, 200, {"Cache-Control": "no-store"}
+
+
 def init_app(app: Flask) -> None:
-    from app.pages import admin, coach, employee
+    from app.pages import account, admin, coach, employee
 
     app.register_blueprint(pages)
+    app.register_blueprint(account.bp)
     app.register_blueprint(employee.bp)
     app.register_blueprint(coach.bp)
     app.register_blueprint(admin.bp)

@@ -22,6 +22,9 @@ FIGURES = {
     "share.revoked": "shares_revoked",
     "share.expired": "shares_expired",
     "media.play": "plays",
+    # Account resets by an admin or the operator (issue 12): each one ended someone's
+    # sessions and tokens, so representatives see how often it happens.
+    "user.reset": "account_resets",
 }
 
 

@@ -29,7 +29,10 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from app.models import ApiToken, User
+from app.services import users
 from tests.conftest import Person, create_person, wait_for
 from tests.media_helpers import opt_in, small_files, upload_recording
 
@@ -45,7 +48,7 @@ ROLE_OF = {
     "representative": "representative",
 }
 SIDE = {"employee": "a", "coach": "a", "other_employee": "b", "other_coach": "b"}
-PAGE_BLUEPRINTS = ("pages.", "employee_pages.", "admin_pages.", "coach_pages.")
+PAGE_BLUEPRINTS = ("pages.", "employee_pages.", "admin_pages.", "coach_pages.", "account_pages.")
 
 # Routes anyone may call, signed in or not. Anything else must carry a ``require`` decorator.
 PUBLIC = {
@@ -53,6 +56,7 @@ PUBLIC = {
     "pages.index",
     "pages.login",
     "pages.logout",
+    "pages.account_link",
     "ops.healthz",
     "ops.readyz",
     "ops.metrics",
@@ -64,6 +68,16 @@ E, C, A, R = "employee", "coach", "admin", "representative"
 EVERYONE = {E, C, A, R}
 EXPECTED_ROLES: dict[str, set[str]] = {
     "me.get_me": EVERYONE,
+    "me.update_me": EVERYONE,
+    "me.list_tokens": EVERYONE,
+    "me.create_token": EVERYONE,
+    "me.revoke_token": EVERYONE,
+    "me.change_password": EVERYONE,
+    "me.list_sessions": EVERYONE,
+    "me.end_sessions": EVERYONE,
+    "me.security_log": EVERYONE,
+    "me.upload_credential": {E},
+    "account_pages.account": EVERYONE,
     "shares.get_policy": EVERYONE,
     "recordings.upload": {E},
     "recordings.list_recordings": {E},
@@ -85,7 +99,9 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "admin.list_users": {A},
     "admin.create_user": {A},
     "admin.update_user": {A},
-    "admin.reset_token": {A},
+    "admin.send_enrolment_link": {A},
+    "admin.reset_user": {A},
+    "admin.mail_overview": {A},
     "admin.list_teams": {A},
     "admin.create_team": {A},
     "admin.get_policy": {A},
@@ -108,6 +124,9 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},
 }
+# Only the person in their browser (the session cookie) may do these: the walk's bearer
+# tokens must get 403 "session_required" even where the role allows it.
+SESSION_ONLY = {"me.create_token", "me.change_password", "me.upload_credential"}
 # Authorised by the grant, not the role (any signed-in user may ask, only owner and grantees
 # get an answer): for other roles a refusal is 404 as well as 403 — never content.
 GRANT_CHECKED = {"media.media"}
@@ -116,7 +135,9 @@ DESTRUCTIVE = {
     "recordings.delete_recording",
     "shares.revoke_share",
     "admin.update_user",
-    "admin.reset_token",
+    "admin.send_enrolment_link",
+    "admin.reset_user",
+    "me.revoke_token",
 }
 VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
@@ -144,6 +165,7 @@ class Side:
     comment: str
     views: dict[str, str] = field(default_factory=dict)  # actor → own view id on the share
     spare_recording: dict | None = None  # small, for throwaway shares
+    employee_token_id: str = ""  # the employee's API token's id (someone else's, to others)
 
     @property
     def needles(self) -> list[str]:
@@ -224,7 +246,10 @@ def world(stack_app, rt, worker, samples) -> World:
             assert view.status_code == 201, view.get_json()
             side.views[actor] = view.get_json()["id"]
         side.spare_recording = upload(client, side.employee, samples, "spare", full=False)
-    return World(people=people, sides=sides, client=client, samples=samples)
+    world = World(people=people, sides=sides, client=client, samples=samples)
+    for side in sides.values():
+        side.employee_token_id = token_id_of(world, side.employee)
+    return world
 
 
 # --- building the calls -----------------------------------------------------------------------
@@ -257,10 +282,37 @@ def throwaway(world: World, endpoint: str, actor: str) -> dict[str, str]:
             client, side.employee, side.spare_recording["id"], side.coach, "throwaway"
         )
         return {"share_id": share["id"]}
-    person = create_person(
-        world.client.application.extensions["consent_replay"], "employee", name="Throwaway"
-    )
+    rt = world.client.application.extensions["consent_replay"]
+    if endpoint == "me.revoke_token":
+        with rt.db.session() as session:
+            user = session.get(User, world.people[actor].id)
+            row, _token = users.create_token(session, user, "throwaway")
+            return {"token_id": str(row.id)}
+    if endpoint in ("admin.send_enrolment_link", "admin.reset_user"):
+        # Someone with an address of their own; for the enrolment link, not yet enrolled.
+        with rt.db.session() as session:
+            user = users.create_user(
+                session,
+                login=f"tw-{uuid.uuid4().hex[:8]}",
+                name="Throwaway",
+                role="employee",
+                email=f"throwaway-{uuid.uuid4().hex[:6]}@example.org",
+            )
+            if endpoint == "admin.reset_user":
+                users.issue_token(session, user, "throwaway")
+            return {"user_id": str(user.id)}
+    person = create_person(rt, "employee", name="Throwaway")
     return {"user_id": str(person.id)}
+
+
+def token_id_of(world: World, person: Person) -> str:
+    rt = world.client.application.extensions["consent_replay"]
+    with rt.db.session() as session:
+        return str(
+            session.scalar(
+                select(ApiToken.id).where(ApiToken.token_hash == users.hash_token(person.token))
+            )
+        )
 
 
 def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
@@ -271,6 +323,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
             "share_id": str(uuid.uuid4()),
             "view_id": str(uuid.uuid4()),
             "user_id": str(uuid.uuid4()),
+            "token_id": str(uuid.uuid4()),
         }
     if kind == "own":
         side = world.side_of(actor)
@@ -288,6 +341,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
         "recording_id": side.recording["id"],
         "share_id": side.share["id"],
         "view_id": side.views[viewer],
+        "token_id": side.employee_token_id,
     }
 
 
@@ -318,6 +372,9 @@ def body_for(world: World, endpoint: str, actor: str) -> dict[str, Any]:
             "role": "employee",
         },
         "admin.update_user": {"active": True},
+        "me.update_me": {"email_notifications": True},
+        "me.create_token": {"label": "matrix"},
+        "me.change_password": {"new_password": "a matrix password that is long"},
         "admin.create_team": {"name": f"Matrix team {uuid.uuid4().hex[:6]}"},
         "admin.update_policy": {"draft_lifetime_hours": 72},
     }
@@ -364,8 +421,8 @@ def walk(app, world: World) -> list[Call]:
             continue
         roles = roles_for(app, rule.endpoint)
         methods = sorted(rule.methods - {"HEAD", "OPTIONS"})
-        if rule.endpoint == "pages.login":
-            methods = ["GET"]  # POST is rate limited and tested in test_auth
+        if rule.endpoint in ("pages.login", "pages.account_link"):
+            methods = ["GET"]  # POST is rate limited and tested in test_auth / test_account
         extras = [
             dict(zip(choice_names, combo, strict=True))
             for choice_names in [[n for n in rule.arguments if n in VALUES]]
@@ -474,6 +531,9 @@ def test_roles_and_ownership(stack_app, calls):
             ok, want = call.status in allowed, "/".join(map(str, sorted(allowed)))
         elif call.kind in ("foreign", "random", "foreign-a", "foreign-b"):
             ok, want = call.status == 404, "404"
+        elif call.endpoint in SESSION_ONLY:
+            ok = call.status == 403 and b'"session_required"' in call.body
+            want = "403 session_required (a bearer token)"
         else:
             ok, want = call.status < 400, "success"
         if not ok:
@@ -703,13 +763,15 @@ def test_csrf_guards_admin_actions(stack_app, rt):
         csrf,
         {201},
     )
+    with rt.db.session() as session:
+        session.get(User, target.id).email = f"target-{uuid.uuid4().hex[:6]}@example.org"
+    _refused_then_accepted(
+        lambda h: web.post(f"/api/v1/admin/users/{target.id}/reset", headers=h), csrf, {202}
+    )
     _refused_then_accepted(
         lambda h: web.patch(f"/api/v1/admin/users/{target.id}", json={"active": False}, headers=h),
         csrf,
         {200},
-    )
-    _refused_then_accepted(
-        lambda h: web.post(f"/api/v1/admin/users/{target.id}/token", headers=h), csrf, {201}
     )
     _refused_then_accepted(
         lambda h: web.post(
@@ -725,6 +787,41 @@ def test_csrf_guards_admin_actions(stack_app, rt):
     )
     assert web.get("/api/v1/admin/policy").get_json()["version"] == policy_before + 1
     _refused_then_accepted(lambda h: web.post("/api/v1/admin/keys/rotate", headers=h), csrf, {200})
+
+
+def test_csrf_guards_the_account(stack_app, rt):
+    web, person, csrf = signed_in(stack_app, rt, "employee")
+    _refused_then_accepted(
+        lambda h: web.post("/api/v1/me/tokens", json={"label": "csrf"}, headers=h), csrf, {201}
+    )
+    _refused_then_accepted(
+        lambda h: web.patch("/api/v1/me", json={"email_notifications": False}, headers=h),
+        csrf,
+        {200},
+    )
+    _refused_then_accepted(
+        lambda h: web.post("/api/v1/me/upload-credentials", headers=h), csrf, {201}
+    )
+    tokens = web.get("/api/v1/me/tokens").get_json()["tokens"]
+    made = next(t for t in tokens if t["label"] == "csrf")
+    _refused_then_accepted(
+        lambda h: web.delete(f"/api/v1/me/tokens/{made['id']}", headers=h), csrf, {200}
+    )
+    _refused_then_accepted(
+        lambda h: web.post(
+            "/api/v1/me/password",
+            json={"current_password": PASSWORD, "new_password": PASSWORD + " again"},
+            headers=h,
+        ),
+        csrf,
+        {200},
+    )
+    # The password change gave this browser a new session (and so a new CSRF token).
+    home = web.get("/account").get_data(as_text=True)
+    fresh = re.search(r'<meta name="csrf-token" content="([^"]+)"', home).group(1)
+    _refused_then_accepted(lambda h: web.delete("/api/v1/me/sessions", headers=h), fresh, {200})
+    assert web.get("/api/v1/me").status_code == 401
+    assert person.id
 
 
 def test_cookie_upload_with_the_csrf_header_is_accepted(stack_app, rt, world):

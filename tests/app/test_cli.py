@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import uuid
 
 import pytest
+from sqlalchemy import select
 
+from app.models import User
 from app.services import users
 from crypto import FileKeyring
-from tests.conftest import ROOT
+from tests.app.browsing import PASSWORD, browser, csrf_of, signed_in_browser
+from tests.conftest import ROOT, create_person
 
 CLI = str(ROOT / ".venv" / "bin" / "consent-replay")
 
@@ -148,3 +152,64 @@ def test_keys_rotate_and_retire_are_audited_with_no_actor(tmp_path):
         ("keys.rotated", None, {"new_version": 2, "rewrapped": 0}),
         ("keys.retired", None, {"destroyed": [1]}),
     ]
+
+
+def _link_secret(output: str) -> str:
+    found = re.findall(r"http\S+/account/link#(crl_[A-Za-z0-9_-]+)", output)
+    assert len(found) == 1, output
+    return found[0]
+
+
+def _use_link(app, secret: str, **form):
+    web = browser(app)
+    page = web.get("/account/link").get_data(as_text=True)
+    return web, web.post(
+        "/account/link", data={"csrf_token": csrf_of(page), "token": secret, **form}
+    )
+
+
+def test_users_create_with_link_prints_an_enrolment_link_once(stack_env, stack_app, rt):
+    suffix = uuid.uuid4().hex[:8]
+    result = run_cli(
+        stack_env, "users", "create", "--role", "employee", "--name", f"Link Person {suffix}",
+        "--email", f"link-{suffix}@example.org", "--link",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert users.TOKEN_PREFIX not in result.stdout  # a link instead of a token
+    secret = _link_secret(result.stdout)
+    with rt.db.session() as session:
+        user = session.scalar(select(User).where(User.login == f"link.person.{suffix}"))
+        assert user.email == f"link-{suffix}@example.org" and user.enrolled_at is None
+    web, done = _use_link(stack_app, secret, make_token="on")
+    assert done.status_code == 200
+    assert web.get("/api/v1/me").get_json()["login"] == f"link.person.{suffix}"
+
+
+def test_users_reset_ends_everything_and_prints_a_reset_link(stack_env, stack_app, rt):
+    person = create_person(rt, "coach", password=PASSWORD)
+    web, _ = signed_in_browser(stack_app, person)
+    result = run_cli(stack_env, "users", "reset", person.login)
+    assert result.returncode == 0, result.stderr
+    assert "every session and API token of theirs has ended" in result.stdout
+    assert web.get("/api/v1/me").status_code == 401
+    assert stack_app.test_client().get("/api/v1/me", headers=person.headers).status_code == 401
+    secret = _link_secret(result.stdout)
+    fresh = "chosen after the reset"
+    new_web, done = _use_link(stack_app, secret, password=fresh, password_confirm=fresh)
+    assert done.status_code == 200 and "Your account was reset" in done.get_data(as_text=True)
+    events = new_web.get("/api/v1/me/security-log").get_json()["events"]
+    assert next(e for e in events if e["action"] == "user.reset")["by"] == "the operator"
+    unknown = run_cli(stack_env, "users", "reset", f"nobody-{uuid.uuid4().hex[:6]}")
+    assert unknown.returncode != 0 and "No such user" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
+
+
+def test_users_set_email(stack_env, rt):
+    person = create_person(rt, "employee")
+    address = f"set-{uuid.uuid4().hex[:6]}@example.org"
+    result = run_cli(stack_env, "users", "set-email", person.login, address)
+    assert result.returncode == 0, result.stderr
+    with rt.db.session() as session:
+        assert session.get(User, person.id).email == address
+    bad = run_cli(stack_env, "users", "set-email", person.login, "not-an-address")
+    assert bad.returncode != 0 and "not an e-mail address" in bad.stderr

@@ -158,7 +158,47 @@ BAD_VALUES = [
     ),
     ("CR_PKCS11_PIN_FILE", {**HSM, "CR_PKCS11_PIN_FILE": "/nonexistent/pin"}),
     ("CR_PKCS11_PIN_FILE", {**HSM, "CR_PKCS11_PIN_FILE": "/dev/null"}),
+    ("CR_SESSION_IDLE_MINUTES", {"CR_SESSION_IDLE_MINUTES": "1"}),
+    ("CR_SESSION_IDLE_MINUTES", {"CR_SESSION_IDLE_MINUTES": "an hour"}),
+    ("CR_SESSION_MAX_HOURS", {"CR_SESSION_MAX_HOURS": "0"}),
+    ("CR_SESSION_MAX_HOURS", {"CR_SESSION_MAX_HOURS": "100000"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "http://mail.example.org"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "smtp://"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "smtp://mail.example.org:twentyfive"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "smtp://mail.example.org?starttls=perhaps"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "smtp://mail.example.org?tls=yes"}),
+    ("CR_SMTP_URL", {"CR_SMTP_URL": "smtps://mail.example.org?cafile=/nonexistent/ca.pem"}),
+    ("CR_MAIL_FROM", {"CR_MAIL_FROM": "not an address"}),
+    ("CR_MAIL_FROM", {"CR_MAIL_FROM": "a@b.example\r\nBcc: x@evil.example"}),
+    ("CR_MAIL_RETRIES", {"CR_MAIL_RETRIES": "-1"}),
+    ("CR_MAIL_RETRY_S", {"CR_MAIL_RETRY_S": "0"}),
 ]
+
+
+def test_mail_and_session_settings(tmp_path):
+    settings = load_settings(
+        {
+            "CR_INSTANCE_DIR": str(tmp_path),
+            "CR_SMTP_URL": "smtp://relay:p%40ss@mail.example.org:587?starttls=true&timeout=9",
+            "CR_MAIL_FROM": "Coaching <coaching@example.org>",
+            "CR_SESSION_IDLE_MINUTES": "30",
+            "CR_SESSION_MAX_HOURS": "8",
+        }
+    )
+    assert settings.smtp_url.startswith("smtp://relay:")
+    assert "p%40ss" not in repr(settings)  # the mail password is never shown
+    assert settings.mail_from == "Coaching <coaching@example.org>"
+    assert (settings.session_idle_minutes, settings.session_max_hours) == (30, 8)
+    defaults = load_settings({"CR_INSTANCE_DIR": str(tmp_path / "d")})
+    assert defaults.smtp_url is None  # the embedded default writes .eml files
+    assert defaults.mail_from == "consent-replay <no-reply@127.0.0.1>"
+    assert (defaults.session_idle_minutes, defaults.session_max_hours) == (60, 12)
+    assert defaults.session_cookie_name == "cr_session"
+    https = load_settings(
+        {"CR_INSTANCE_DIR": str(tmp_path / "h"), "CR_PUBLIC_URL": "https://coaching.example.org"}
+    )
+    assert https.session_cookie_name == "__Host-cr_session"
+    assert https.mail_from == "consent-replay <no-reply@coaching.example.org>"
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,9 @@ TABLES = {
     "media_objects",
     "share_grantees",
     "view_sessions",
+    "web_sessions",
+    "account_links",
+    "outgoing_mail",
 }
 
 

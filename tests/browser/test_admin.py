@@ -10,6 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
+from app.models import User
 from tests.browser.conftest import screenshot, sign_in
 
 pytestmark = pytest.mark.browser
@@ -56,7 +57,7 @@ def activity(live_server, make_person, samples):
 
 
 def test_admin_runs_the_system_and_the_representative_oversees_it(
-    page, live_server, make_person, activity
+    page, live_server, make_person, activity, rt
 ):
     admin = make_person("admin", password=PASSWORD)
     representative = make_person("representative", password=PASSWORD)
@@ -66,31 +67,28 @@ def test_admin_runs_the_system_and_the_representative_oversees_it(
     assert page.url.endswith("/admin/users")
     expect(page.locator("#user-rows tr[data-user-id]").first).to_be_visible()
 
-    # A team, then a person in it with a password; the token is shown once.
+    # A team, then a person in it with an e-mail address: an enrolment link goes there, and the
+    # admin sees no token, no password field and no link (issue 12, finding 1).
     team = f"Team North {uuid.uuid4().hex[:4]}"
     page.locator("#new-team-name").fill(team)
     page.get_by_role("button", name="Add team").click()
     expect(page.locator("#team-list")).to_contain_text(team)
     name = f"New Coach {uuid.uuid4().hex[:4]}"
     login = f"nc-{uuid.uuid4().hex[:6]}"
+    address = f"{login}@example.org"
+    expect(page.locator("#new-password")).to_have_count(0)
     page.locator("#new-name").fill(name)
     page.locator("#new-login").fill(login)
     page.locator("#new-role").select_option("coach")
     page.locator("#new-team").select_option(label=team)
-    page.locator("#new-password").fill("a long enough password")
+    page.locator("#new-email").fill(address)
     page.get_by_role("button", name="Create").click()
-    token_dialog = page.locator("#token-dialog")
-    expect(token_dialog).to_be_visible()
-    expect(token_dialog).to_contain_text(f"For {name}.")
-    first_token = page.locator("#token-value").input_value()
-    assert me_status(live_server, first_token) == 200
-    screenshot(page, "admin-token-once")
-    page.get_by_role("button", name="I have copied it").click()
-    expect(token_dialog).to_be_hidden()
-    assert page.locator("#token-value").input_value() == ""
-
+    expect(page.locator(".toast").last).to_contain_text(f"on its way to {address}")
     row = page.locator("#user-rows tr", has_text=login)
     expect(row).to_contain_text(name)
+    expect(row).to_contain_text(address)
+    expect(row).to_contain_text("Not signed in yet")
+    expect(row.get_by_role("button", name="Send enrolment link")).to_be_visible()
     expect(row.get_by_role("combobox")).to_have_value(
         next(
             t["id"]
@@ -104,29 +102,53 @@ def test_admin_runs_the_system_and_the_representative_oversees_it(
         if u["login"] == login
     )
     assert created["role"] == "coach" and created["team"]["name"] == team
+    assert created["email"] == address and created["enrolled"] is False
+    assert "cr_" not in page.content() and "/account/link" not in page.content()
 
-    # Deactivate: confirmed, shown, and the token stops working.
+    # Someone without an address: the answer says to ask the operator, and sends nothing.
+    nomail = make_person("employee", name=f"No Mail {uuid.uuid4().hex[:4]}")
+    page.reload()
+    nomail_row = page.locator("#user-rows tr", has_text=nomail.login)
+    nomail_row.get_by_role("button", name="Reset…").click()
+    page.locator("dialog.confirm-dialog").get_by_role(
+        "button", name="Reset and send the link"
+    ).click()
+    expect(page.locator("#users-error")).to_contain_text(
+        f"consent-replay users reset {nomail.login}"
+    )
+    assert me_status(live_server, nomail.token) == 200  # nothing was ended
+
+    # Reset someone who has signed in: their token stops working at once.
+    member = make_person("employee", name=f"Reset Me {uuid.uuid4().hex[:4]}")
+    with rt.db.session() as session:
+        session.get(User, member.id).email = f"{member.login}@example.org"
+    page.reload()
+    member_row = page.locator("#user-rows tr", has_text=member.login)
+    member_row.get_by_role("button", name="Reset…").click()
+    expect(page.locator("dialog.confirm-dialog")).to_contain_text("you do not see it")
+    page.locator("dialog.confirm-dialog").get_by_role(
+        "button", name="Reset and send the link"
+    ).click()
+    expect(page.locator(".toast").last).to_contain_text("a reset link is on its way")
+    assert me_status(live_server, member.token) == 401
+
+    # Deactivate: confirmed, shown; reactivate.
     row.get_by_role("button", name="Deactivate").click()
     page.locator("dialog.confirm-dialog").get_by_role("button", name="Deactivate").click()
     expect(row).to_contain_text("Deactivated")
-    assert me_status(live_server, first_token) == 401
     page.locator("#user-filter").fill(login)
     expect(page.locator("#user-rows tr[data-user-id]")).to_have_count(1)
     page.locator("#user-filter").fill("")
-
-    # Reactivate and reset the token: the new one works, the old one never again.
     row.get_by_role("button", name="Reactivate").click()
     expect(row).to_contain_text("Active")
-    row.get_by_role("button", name="New token").click()
-    page.locator("dialog.confirm-dialog").get_by_role("button", name="Issue new token").click()
-    expect(token_dialog).to_be_visible()
-    second_token = page.locator("#token-value").input_value()
-    assert second_token and second_token != first_token
-    assert me_status(live_server, second_token) == 200
-    assert me_status(live_server, first_token) == 401
-    page.get_by_role("button", name="I have copied it").click()
-    page.evaluate("window.scrollTo(0, 0)")
+    page.evaluate("window.scrollTo(0, 0); document.getElementById('toasts')?.remove()")
+    page.set_viewport_size({"width": 1280, "height": 900})
     screenshot(page, "admin-users")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "admin-users-390")
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the users page is {width} px wide at 390 px"
+    page.set_viewport_size({"width": 1366, "height": 900})
     for secret in secrets:
         assert secret not in page.content()
 

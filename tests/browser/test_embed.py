@@ -1,5 +1,6 @@
-"""The embeddable opt-in button: the example host page sends the call with the agent's token,
-the draft is created, and the share dialog opens for it in a new tab."""
+"""The embeddable opt-in button: the example host page holds no token; on the click it gets a
+short-lived upload-only credential from the agent's signed-in session, sends the call, and the
+share dialog opens for the new draft in a new tab (finding 8 of issue 12)."""
 
 from __future__ import annotations
 
@@ -29,29 +30,48 @@ def test_embedded_button_sends_the_call_and_opens_the_share_dialog(
     button.click()
     expect(status).to_contain_text("Pick the call's screen video or audio first.")
 
-    # A wrong token is refused by the API, and said so on the host page.
-    page.locator("#demo-token").fill("cr_not-a-real-token")
+    # No token anywhere in the host page.
+    assert "cr_" not in page.content()
+    expect(page.locator("#demo-token")).to_have_count(0)
+
+    # Without a signed-in session there is no credential: said so, and nothing is sent.
     page.locator("#demo-audio").set_input_files(str(samples.call_wav))
-    button.click()
-    expect(status).to_contain_text("The API token is not valid.")
+    cookies = page.context.cookies()
+    page.context.clear_cookies()
+    with page.context.expect_page() as sign_in_tab:
+        button.click()
+    expect(status).to_contain_text("Sign in to consent-replay in this browser first")
     expect(status).to_have_class("cr-optin-status error")
-    for _ in range(50):  # the tab opened on the click is closed again
-        if len(page.context.pages) == 1:
-            break
-        page.wait_for_timeout(100)
-    assert len(page.context.pages) == 1
+    sign_in_tab.value.close()  # it showed the sign-in page; the agent could sign in there
+    page.context.add_cookies(cookies)
 
     title = f"Softphone call {uuid.uuid4().hex[:6]}"
-    page.locator("#demo-token").fill(employee.token)
     page.locator("#demo-screen").set_input_files(str(samples.screen_webm))
     page.locator("#demo-audio").set_input_files(str(samples.call_wav))
     page.locator("#demo-title").fill(title)
     page.locator("#demo-informed").check()
     screenshot(page, "embed-example")
+    credentials = []
+    page.on(
+        "response",
+        lambda r: (
+            credentials.append(r) if r.url.endswith("/api/v1/me/upload-credentials") else None
+        ),
+    )
     with page.context.expect_page() as opened:
         button.click()
     tab = opened.value
     expect(status).to_contain_text("Sent as a private draft", timeout=30_000)
+    assert [r.status for r in credentials] == [201]
+    made = credentials[0].json()
+    assert made["scope"] == "upload"
+    # The credential that sent the call can do nothing else, not even list the draft.
+    listed = requests.get(
+        f"{live_server.url}/api/v1/recordings",
+        headers={"Authorization": f"Bearer {made['credential']}"},
+        timeout=10,
+    )
+    assert listed.status_code == 403 and listed.json()["error"]["code"] == "insufficient_scope"
 
     listing = requests.get(
         f"{live_server.url}/api/v1/recordings", headers=employee.headers, timeout=10
@@ -67,6 +87,11 @@ def test_embedded_button_sends_the_call_and_opens_the_share_dialog(
     expect(tab.locator("#share-recording-title")).to_have_text(title)
     expect(tab.locator(f"#rec-{recording['id']}")).to_be_visible()
     expect(tab.get_by_label(coach.name)).not_to_be_checked()  # no pre-selected coach
+    # The coach is told apart: login and team, and a recently made account is marked.
+    choice = tab.locator("#coach-list label", has_text=coach.login)
+    expect(choice).to_contain_text(coach.name)
+    expect(choice).to_contain_text(f"{coach.login} · no team")
+    expect(choice.locator(".badge.new-account")).to_have_text("new account")
     expect(tab.locator("#share-customer")).not_to_be_checked()
     tab.wait_for_timeout(300)  # let the preview frame paint for the screenshot
     screenshot(tab, "embed-share-dialog")

@@ -106,7 +106,8 @@ def test_opt_in_receipt_progress_and_revoke(page, live_server, make_person, samp
     page.get_by_role("button", name="Confirm and share").click()
 
     expect(page.locator("#share-done")).to_be_visible()
-    expect(page.locator("#done-coaches")).to_have_text(coach.name)
+    # Named with the login, so a look-alike account could not pass as this coach.
+    expect(page.locator("#done-coaches")).to_have_text(f"{coach.name} ({coach.login})")
     with page.expect_download() as download_info:
         page.get_by_role("button", name="Download receipt (.jwt)").click()
     download = download_info.value

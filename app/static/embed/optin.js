@@ -2,7 +2,11 @@
  * and open the share dialog for it. The agent still decides there: nothing is shared by
  * sending. See docs/EMBED.md.
  *
- *   <script src="https://consent-replay.example/static/embed/optin.js" data-token="…"></script>
+ * No API token belongs in the host page: on each click the script asks the agent's signed-in
+ * consent-replay session (same browser, same origin) for a short-lived credential that can only
+ * upload a private draft of theirs — not read, list, share or revoke anything.
+ *
+ *   <script src="https://consent-replay.example/static/embed/optin.js"></script>
  *   <button data-consent-replay-optin data-screen-input="#screen" data-audio-input="#audio">
  *     Share this call for coaching</button>
  *
@@ -20,9 +24,10 @@
   const script = document.currentScript;
   const origin = script && script.src ? new URL(script.src, location.href).origin : location.origin;
   const defaults = {
-    token: script && script.dataset.token ? script.dataset.token : "",
     openIn: (script && script.dataset.open) || "tab", // "tab" or "none"
   };
+  const SIGN_IN_FIRST =
+    "Sign in to consent-replay in this browser first (the new tab shows the sign-in page), then press the button again.";
 
   function pick(selector) {
     return selector ? document.querySelector(selector) : null;
@@ -42,15 +47,41 @@
     return input.value;
   }
 
+  async function json(response) {
+    const type = response.headers.get("Content-Type") || "";
+    return type.includes("application/json") ? response.json() : null;
+  }
+
+  /** A short-lived upload-only credential from the agent's signed-in session. */
+  async function credential() {
+    const get = { credentials: "same-origin", headers: { Accept: "application/json" } };
+    const me = await fetch(`${origin}/api/v1/me`, get);
+    const who = await json(me);
+    if (me.status === 401 || !who || !who.csrf_token) {
+      const error = new Error(SIGN_IN_FIRST);
+      error.signIn = true; // the tab opened for the share dialog shows the sign-in page: keep it
+      throw error;
+    }
+    const made = await fetch(`${origin}/api/v1/me/upload-credentials`, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": who.csrf_token },
+    });
+    const body = await json(made);
+    if (made.status !== 201 || !body || !body.credential) {
+      throw new Error(body && body.error ? body.error.message : `No upload credential (HTTP ${made.status}).`);
+    }
+    return body.credential;
+  }
+
   /** Upload the call: resolves with the new draft recording (JSON). */
-  function send(options) {
+  async function send(options) {
     const opts = options || {};
-    const token = (opts.token || defaults.token || "").trim();
+    if (opts.token) {
+      throw new Error("The button no longer takes an API token (it would sit in the host page). Remove it, revoke it on your account page, and sign in to consent-replay in this browser instead.");
+    }
+    const bearer = opts.credential || (await credential());
     return new Promise((resolve, reject) => {
-      if (!token) {
-        reject(new Error("No API token: set data-token on the script tag or pass { token }."));
-        return;
-      }
       if (!opts.screen && !opts.audio) {
         reject(new Error("Nothing to send: give the call's screen video and/or its audio."));
         return;
@@ -64,7 +95,7 @@
 
       const xhr = new XMLHttpRequest();
       xhr.open("POST", `${origin}/api/v1/recordings`);
-      xhr.setRequestHeader("Authorization", `Bearer ${token}`);
+      xhr.setRequestHeader("Authorization", `Bearer ${bearer}`);
       xhr.setRequestHeader("Accept", "application/json");
       xhr.responseType = "json";
       if (typeof opts.onProgress === "function") {
@@ -121,7 +152,7 @@
       recording.shareUrl = shareUrl(recording.id);
       return recording;
     } catch (error) {
-      if (win && !win.closed) win.close();
+      if (win && !win.closed && !error.signIn) win.close();
       throw error;
     }
   }
@@ -153,8 +184,8 @@
   }
 
   /** Wire a button: data-screen-input / data-audio-input / data-title-input /
-   *  data-informed-input / data-channel-input / data-token-input are CSS selectors of
-   *  inputs on the host page; button.consentReplayFiles = {screen, audio} also works. */
+   *  data-informed-input / data-channel-input are CSS selectors of inputs on the host
+   *  page; button.consentReplayFiles = {screen, audio} also works. */
   function bind(button) {
     if (button.dataset.crBound) return;
     button.dataset.crBound = "1";
@@ -168,7 +199,6 @@
         title: given.title || valueFrom(button.dataset.titleInput),
         customerInformed: given.customerInformed ?? valueFrom(button.dataset.informedInput),
         agentChannel: given.agentChannel || valueFrom(button.dataset.channelInput),
-        token: valueFrom(button.dataset.tokenInput) || given.token,
         onProgress: (percent) => say(status, `Sending the call… ${percent}%`),
       };
       if (!options.screen && !options.audio) {
@@ -197,7 +227,7 @@
     document.querySelectorAll("[data-consent-replay-optin]").forEach(bind);
   }
 
-  window.ConsentReplayOptIn = { send, open, optIn, bind, bindAll, origin };
+  window.ConsentReplayOptIn = { send, open, optIn, bind, bindAll, credential, origin };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", bindAll);
   else bindAll();
 })();

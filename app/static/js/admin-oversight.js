@@ -8,6 +8,9 @@ const FIGURES = [
   ["shares_expired", "expired", "Expired"],
   ["plays", "plays", "Plays"],
 ];
+// In the table only: account resets by an admin or the operator (each ended someone's
+// sessions and tokens), counted like the rest.
+const COLUMNS = [...FIGURES, ["account_resets", "resets", "Account resets"]];
 let below = 5;
 
 function shown(value) {
@@ -54,7 +57,7 @@ async function loadFigures() {
         "tr",
         {},
         el("td", { text: new Date(`${week.week_start}T00:00:00Z`).toLocaleDateString(undefined, { dateStyle: "medium", timeZone: "UTC" }) }),
-        ...FIGURES.map(([key]) => {
+        ...COLUMNS.map(([key]) => {
           const value = week[key];
           const suppressed = value === null || value === undefined;
           return el("td", {

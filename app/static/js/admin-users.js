@@ -1,6 +1,8 @@
-// Users & teams: list, create (the token is shown once), deactivate/reactivate, reset token,
-// move to a team; create teams. No content and no per-person activity is ever shown here.
-import { $, api, confirmDialog, el, showError, toast } from "./kit.js";
+// Users & teams: list, create, deactivate/reactivate, move to a team; create teams; send an
+// enrolment link or reset an account (the link goes to the person's own e-mail — an admin
+// never sees a token, a password or a link); set the e-mail of someone not yet signed in.
+// No content and no per-person activity is ever shown here.
+import { $, api, confirmDialog, el, showError, timeEl, toast } from "./kit.js";
 
 let users = [];
 let teams = [];
@@ -17,17 +19,33 @@ function teamSelect(user) {
   return select;
 }
 
+function button(text, action, extra) {
+  return el("button", { type: "button", class: "button small", text, "data-action": action, ...(extra || {}) });
+}
+
+function linkButton(user) {
+  if (!user.active) return null;
+  return user.enrolled ? button("Reset…", "reset") : button("Send enrolment link", "enrol");
+}
+
+function emailCell(user) {
+  const address = user.email
+    ? el("span", { class: "email", text: user.email })
+    : el("span", { class: "email muted", text: "no e-mail" });
+  if (user.enrolled) return address;
+  return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: "edit", "data-action": "email", "aria-label": `E-mail of ${user.name}` }));
+}
+
 function row(user) {
   const isMe = me && me.id === user.id;
-  const toggle = el("button", {
-    type: "button",
+  const toggle = button(user.active ? "Deactivate" : "Reactivate", user.active ? "deactivate" : "reactivate", {
     class: `button small ${user.active ? "danger-outline" : ""}`,
-    text: user.active ? "Deactivate" : "Reactivate",
-    "data-action": user.active ? "deactivate" : "reactivate",
     disabled: isMe,
     title: isMe ? "You cannot deactivate yourself" : "",
   });
-  const token = el("button", { type: "button", class: "button small", text: "New token", "data-action": "token" });
+  const status = user.active
+    ? el("span", { class: "badge ok", text: "Active" })
+    : el("span", { class: "badge deleted", text: "Deactivated" });
   return el(
     "tr",
     { "data-user-id": user.id, class: user.active ? "" : "inactive" },
@@ -37,22 +55,21 @@ function row(user) {
       el("strong", { text: user.name }),
       isMe ? el("span", { class: "muted small", text: " (you)" }) : null,
       el("span", { class: "login mono", text: user.login }),
+      emailCell(user),
     ),
     el("td", {}, el("span", { class: `role-pill ${user.role}`, text: user.role })),
     el("td", {}, teamSelect(user)),
-    el("td", {}, el("span", { class: `badge ${user.active ? "ok" : "deleted"}`, text: user.active ? "Active" : "Deactivated" })),
-    el("td", { class: "right nowrap" }, token, " ", toggle),
+    el("td", {}, status, user.enrolled ? null : el("span", { class: "badge pending", text: "Not signed in yet" })),
+    el("td", { class: "right" }, el("div", { class: "actions" }, linkButton(user), toggle)),
   );
 }
 
 function render() {
   const query = $("user-filter").value.trim().toLowerCase();
   const role = $("role-filter").value;
-  const shown = users.filter(
-    (user) =>
-      (!role || user.role === role) &&
-      (!query || user.name.toLowerCase().includes(query) || user.login.toLowerCase().includes(query)),
-  );
+  const matches = (user) =>
+    [user.name, user.login, user.email || ""].some((text) => text.toLowerCase().includes(query));
+  const shown = users.filter((user) => (!role || user.role === role) && (!query || matches(user)));
   const body = $("user-rows");
   body.replaceChildren(...shown.map(row));
   if (!shown.length) body.append(el("tr", {}, el("td", { colSpan: 5, class: "muted", text: "Nobody matches." })));
@@ -69,6 +86,20 @@ function renderTeams() {
   select.value = chosen;
 }
 
+async function loadMail() {
+  const body = await api("GET", "/api/v1/admin/mail");
+  $("mail-summary").textContent = body.failed
+    ? `${body.failed} message${body.failed === 1 ? "" : "s"} could not be sent after every retry${body.queued ? `; ${body.queued} waiting` : ""}. Check the mail server (CR_SMTP_URL), then send the link again.`
+    : body.queued
+      ? `${body.queued} message${body.queued === 1 ? "" : "s"} waiting to be sent. Nothing has failed.`
+      : "Nothing waiting, nothing failed.";
+  $("mail-failures").replaceChildren(
+    ...body.failures.map((f) =>
+      el("li", {}, el("span", { class: "mono", text: f.login || "—" }), ` · ${f.kind} link · `, timeEl(f.failed_at), el("span", { class: "muted small", text: ` · ${f.attempts} attempts · ${f.error || ""}` })),
+    ),
+  );
+}
+
 async function load() {
   const [userBody, teamBody, meBody] = await Promise.all([
     api("GET", "/api/v1/admin/users"),
@@ -80,68 +111,96 @@ async function load() {
   me = meBody;
   renderTeams();
   render();
+  loadMail().catch((error) => {
+    $("mail-summary").textContent = error.message;
+  });
 }
-
-function showToken(name, token) {
-  $("token-for").textContent = `For ${name}.`;
-  $("token-value").value = token;
-  const dialog = $("token-dialog");
-  dialog.showModal();
-  $("token-value").select();
-}
-$("token-copy").addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText($("token-value").value);
-    toast("Copied.");
-  } catch (error) {
-    $("token-value").select();
-    toast("Select the token and copy it (Ctrl+C).");
-  }
-});
-$("token-close").addEventListener("click", () => {
-  $("token-value").value = "";
-  $("token-dialog").close();
-});
-$("token-dialog").addEventListener("close", () => {
-  $("token-value").value = "";
-});
 
 function replaceUser(updated) {
   users = users.map((user) => (user.id === updated.id ? updated : user));
   render();
 }
 
-$("user-rows").addEventListener("click", async (event) => {
-  const button = event.target.closest("button[data-action]");
-  if (!button) return;
-  const id = button.closest("tr").dataset.userId;
-  const user = users.find((u) => u.id === id);
+// --- the e-mail dialog (only for people who have not signed in yet) -------------------------
+
+let editing = null;
+function openEmail(user) {
+  editing = user;
+  $("email-for").textContent = `For ${user.name} (${user.login}).`;
+  $("email-value").value = user.email || "";
+  showError($("email-error"), "");
+  $("email-dialog").showModal();
+  $("email-value").focus();
+}
+$("email-cancel").addEventListener("click", () => $("email-dialog").close());
+$("email-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
   try {
-    if (button.dataset.action === "deactivate") {
-      const ok = await confirmDialog({
-        title: `Deactivate ${user.name}?`,
-        body: "They are signed out and their API tokens stop working. Their own recordings and shares are not touched; you can reactivate them later.",
-        confirmLabel: "Deactivate",
-        danger: true,
-      });
-      if (!ok) return;
-      replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: false }));
-      toast(`${user.name} is deactivated.`);
-    } else if (button.dataset.action === "reactivate") {
-      replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: true }));
-      toast(`${user.name} is active again.`);
-    } else if (button.dataset.action === "token") {
-      const ok = await confirmDialog({
-        title: `New API token for ${user.name}?`,
-        body: "Every earlier token of this person stops working at once. The new one is shown once.",
-        confirmLabel: "Issue new token",
-      });
-      if (!ok) return;
-      const body = await api("POST", `/api/v1/admin/users/${id}/token`);
-      showToken(user.name, body.token);
-    }
+    replaceUser(await api("PATCH", `/api/v1/admin/users/${editing.id}`, { email: $("email-value").value.trim() || null }));
+    $("email-dialog").close();
+    toast("E-mail address saved.");
   } catch (error) {
-    toast(error.message, "error");
+    showError($("email-error"), error.message);
+  }
+});
+
+// --- row actions ----------------------------------------------------------------------------
+
+async function sendEnrolment(user) {
+  const sent = await api("POST", `/api/v1/admin/users/${user.id}/enrolment-link`);
+  toast(`An enrolment link is on its way to ${sent.email}.`);
+}
+
+async function reset(user) {
+  const ok = await confirmDialog({
+    title: `Reset ${user.name}'s account?`,
+    body: [
+      "Every session and API token of theirs ends at once. A single-use link to choose a new password goes to their own e-mail address; you do not see it.",
+      "They are told at their next sign-in and in their security log, and resets are counted in oversight.",
+    ],
+    confirmLabel: "Reset and send the link",
+    danger: true,
+  });
+  if (!ok) return;
+  const sent = await api("POST", `/api/v1/admin/users/${user.id}/reset`);
+  toast(`${user.name} is signed out everywhere; a reset link is on its way to ${sent.email}.`);
+}
+
+async function deactivate(user, id) {
+  const ok = await confirmDialog({
+    title: `Deactivate ${user.name}?`,
+    body: "They are signed out and their API tokens stop working. Their own recordings and shares are not touched; you can reactivate them later.",
+    confirmLabel: "Deactivate",
+    danger: true,
+  });
+  if (!ok) return;
+  replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: false }));
+  toast(`${user.name} is deactivated.`);
+}
+
+const ACTIONS = {
+  deactivate: (user, id) => deactivate(user, id),
+  reactivate: async (user, id) => {
+    replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: true }));
+    toast(`${user.name} is active again.`);
+  },
+  enrol: (user) => sendEnrolment(user),
+  reset: (user) => reset(user),
+  email: async (user) => openEmail(user),
+};
+
+$("user-rows").addEventListener("click", async (event) => {
+  const target = event.target.closest("button[data-action]");
+  if (!target || !ACTIONS[target.dataset.action]) return;
+  const id = target.closest("tr").dataset.userId;
+  const user = users.find((u) => u.id === id);
+  showError($("users-error"), "");
+  try {
+    await ACTIONS[target.dataset.action](user, id);
+    loadMail().catch(() => {});
+  } catch (error) {
+    // Long answers (no e-mail address: ask the operator) belong above the table, not a toast.
+    showError($("users-error"), error.message);
   }
 });
 
@@ -170,25 +229,28 @@ $("user-form").addEventListener("submit", async (event) => {
     role: $("new-role").value,
   };
   const team = $("new-team").value;
-  const password = $("new-password").value;
+  const email = $("new-email").value.trim();
   if (team) body.team_id = team;
-  if (password) body.password = password;
+  if (email) body.email = email;
   let problem = "";
   if (!body.name) problem = "Give the person's name.";
   else if (body.login.length < 2) problem = "The login needs at least 2 characters.";
-  else if (password && password.length < 12) problem = "A password needs at least 12 characters (or leave it empty).";
   if (problem) {
     showError(errorBox, problem);
     return;
   }
   try {
-    const created = await api("POST", "/api/v1/admin/users", body);
-    const { token, ...user } = created;
+    const { enrolment_link_sent: sent, ...user } = await api("POST", "/api/v1/admin/users", body);
     users.push(user);
     users.sort((a, b) => a.name.localeCompare(b.name));
     render();
     event.target.reset();
-    showToken(user.name, token);
+    toast(
+      sent
+        ? `${user.name} is created; an enrolment link is on its way to ${user.email}.`
+        : `${user.name} is created. Without an e-mail address, the operator's consent-replay users reset ${user.login} prints their link.`,
+    );
+    loadMail().catch(() => {});
   } catch (error) {
     showError(errorBox, error.message);
   }

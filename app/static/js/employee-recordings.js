@@ -155,9 +155,26 @@ function renderCoaches(coaches) {
     host.append(el("p", { class: "muted small", text: "No coaches are set up yet. Ask an admin to add one." }));
     return;
   }
+  // Told apart by login and team, so an account made with a known coach's name cannot pass
+  // as that coach; a recently made account, and a name two coaches share, are marked.
   coaches.forEach((coach) => {
-    const box = el("input", { type: "checkbox", name: "coach_ids", value: coach.id });
-    host.append(el("label", { class: "check coach" }, box, el("span", { text: coach.name })));
+    const box = el("input", { type: "checkbox", name: "coach_ids", value: coach.id, "data-name": coach.name, "data-login": coach.login });
+    const who = [coach.login, coach.team || "no team"].join(" · ");
+    host.append(
+      el(
+        "label",
+        { class: `check coach${coach.new_account ? " is-new" : ""}` },
+        box,
+        el(
+          "span",
+          { class: "coach-who" },
+          el("span", { class: "coach-name", text: coach.name }),
+          coach.new_account ? el("span", { class: "badge new-account", text: "new account", title: "Made in the last 14 days" }) : null,
+          coach.name_shared ? el("span", { class: "badge same-name", text: "same name as another coach" }) : null,
+          el("span", { class: "coach-meta mono", text: who }),
+        ),
+      ),
+    );
   });
 }
 
@@ -392,7 +409,8 @@ function onTime() {
 function chosenCoaches() {
   return [...document.querySelectorAll('#coach-list input[name="coach_ids"]:checked')].map((box) => ({
     id: box.value,
-    name: box.parentElement.textContent.trim(),
+    name: box.dataset.name,
+    login: box.dataset.login,
   }));
 }
 
@@ -442,7 +460,7 @@ function showDone(share, coaches) {
   [video, audio].forEach((media) => media.pause());
   form.hidden = true;
   done.hidden = false;
-  $("done-coaches").textContent = coaches.map((coach) => coach.name).join(", ");
+  $("done-coaches").textContent = coaches.map((coach) => `${coach.name} (${coach.login})`).join(", ");
   let claims = "";
   try {
     claims = JSON.stringify(decodeJwt(share.receipt).claims, null, 2);

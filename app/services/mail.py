@@ -1,0 +1,182 @@
+"""E-mail to a person: what it says (a link, never content), queued and sent by the worker.
+
+A request only records that a message is owed (``outgoing_mail``: to whom, what kind) and
+sends the row's id to the worker after the commit. The worker makes what the message needs
+(for an account link: a fresh single-use secret, stored only as its hash), composes it and
+hands it to the transport of ``CR_SMTP_URL`` (``app.mailer``), retrying with backoff; after the
+last retry the row is marked failed, where an admin sees it (a count and a list without
+content). Nothing secret passes through the broker or sits in the database in the clear.
+
+A message holds a link and no content: no title, purpose, comment, or the name of anyone else.
+"""
+
+from __future__ import annotations
+
+import uuid
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from app import jobs
+from app.db import after_commit
+from app.mailer import MailError
+from app.models import AccountLink, OutgoingMail, User, utcnow
+from app.services import account_links, audit
+from app.services.errors import Conflict
+
+if TYPE_CHECKING:
+    from app.runtime import Runtime
+
+ACCOUNT_KINDS = account_links.KINDS
+SUBJECTS = {
+    "enrolment": "Set up your consent-replay account",
+    "reset": "Your consent-replay account was reset",
+}
+BODIES = {
+    "enrolment": (
+        "Hello,\n\n"
+        "An account on consent-replay was made for you. Open this link to choose your password "
+        "or make an API token:\n\n{link}\n\n"
+        "The link works once, for {hours} hours. If you did not expect this message, ignore it."
+    ),
+    "reset": (
+        "Hello,\n\n"
+        "Your consent-replay account was reset: every session and API token of yours has ended. "
+        "Open this link to choose a new password or make a new API token:\n\n{link}\n\n"
+        "The link works once, for {hours} hours. If you did not ask for this, tell your "
+        "representative; your account page lists who reset it and when."
+    ),
+}
+
+
+def compose(kind: str, link: str, *, to: str, sender: str) -> EmailMessage:
+    """The message for ``kind``: a subject, a link and when it ends — nothing else."""
+    message = EmailMessage()
+    message["Subject"] = SUBJECTS[kind]
+    message["From"] = sender
+    message["To"] = to
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(
+        BODIES[kind].format(link=link, hours=account_links.hours_valid(kind)) + "\n"
+    )
+    return message
+
+
+def no_address_message(user: User) -> str:
+    return (
+        f"{user.name} has no e-mail address, so no link can reach them. Add their address "
+        "(possible until they first sign in), or ask the operator to run "
+        f"`consent-replay users reset {user.login}` on the server and hand the link over "
+        "in person."
+    )
+
+
+def queue(
+    session: Session, rt: Runtime, user: User, kind: str, *, actor_id: uuid.UUID | None
+) -> OutgoingMail:
+    """Owe ``user`` a message of ``kind``; the worker sends it after the commit."""
+    if not user.email:
+        raise Conflict(no_address_message(user), code="no_email")
+    if not user.active:
+        raise Conflict(f"{user.name} is deactivated; reactivate them first.", code="inactive")
+    row = OutgoingMail(user_id=user.id, kind=kind, status="queued")
+    session.add(row)
+    session.flush()
+    if kind in ACCOUNT_KINDS:
+        audit.append(
+            session,
+            "user.link_sent",
+            actor_id=actor_id,
+            detail={"user": str(user.id), "kind": kind},
+        )
+    mail_id = str(row.id)
+    after_commit(session, lambda: rt.jobs.send(jobs.SEND_MAIL, mail_id))
+    return row
+
+
+def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | None:
+    """Make the message (and its link) in one transaction; None if there is nothing to send."""
+    with rt.db.session() as session:
+        row = session.get(OutgoingMail, mail_id)
+        if row is None or row.status != "queued":
+            return None
+        row.attempts = attempt
+        user = row.user
+        if not user.active or not user.email:
+            _fail(session, row, "no_recipient")
+            return None
+        secret = account_links.issue(session, user, row.kind)
+        link = account_links.url(rt.settings.public_url, secret)
+        return compose(row.kind, link, to=user.email, sender=rt.settings.mail_from)
+
+
+def deliver(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> str:
+    """Send one owed message. Raises :class:`MailError` when the transport refused it."""
+    message = _prepare(rt, mail_id, attempt)
+    if message is None:
+        return "skipped"
+    rt.mailer.send(message)
+    with rt.db.session() as session:
+        row = session.get(OutgoingMail, mail_id)
+        if row is not None:
+            row.status, row.sent_at, row.error = "sent", utcnow(), None
+    return "sent"
+
+
+def _fail(session: Session, row: OutgoingMail, kind: str) -> None:
+    row.status, row.failed_at, row.error = "failed", utcnow(), kind[:120]
+    if row.kind in ACCOUNT_KINDS:
+        # A link nobody received must not stay usable.
+        session.execute(
+            delete(AccountLink).where(
+                AccountLink.user_id == row.user_id, AccountLink.used_at.is_(None)
+            )
+        )
+
+
+def record_failure(rt: Runtime, mail_id: uuid.UUID, error: MailError | str) -> None:
+    kind = error.kind if isinstance(error, MailError) else error
+    with rt.db.session() as session:
+        row = session.get(OutgoingMail, mail_id)
+        if row is not None and row.status == "queued":
+            _fail(session, row, kind)
+
+
+def overview(session: Session, limit: int = 50) -> dict[str, Any]:
+    """For admins: how many messages wait or failed, and which failed — without content.
+    Account messages (which an admin started) name the person; any other kind does not."""
+    counts = dict(
+        session.execute(
+            select(OutgoingMail.status, func.count())
+            .where(OutgoingMail.status.in_(["queued", "failed"]))
+            .group_by(OutgoingMail.status)
+        ).all()
+    )
+    failed = session.scalars(
+        select(OutgoingMail)
+        .where(OutgoingMail.status == "failed")
+        .order_by(OutgoingMail.failed_at.desc())
+        .limit(limit)
+    )
+    return {
+        "queued": int(counts.get("queued", 0)),
+        "failed": int(counts.get("failed", 0)),
+        "failures": [
+            {
+                "id": row.id,
+                "kind": row.kind if row.kind in ACCOUNT_KINDS else "notification",
+                "user_id": row.user_id if row.kind in ACCOUNT_KINDS else None,
+                "login": row.user.login if row.kind in ACCOUNT_KINDS else None,
+                "created_at": row.created_at,
+                "failed_at": row.failed_at,
+                "attempts": row.attempts,
+                "error": row.error,
+            }
+            for row in failed
+        ],
+    }
