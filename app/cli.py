@@ -75,7 +75,7 @@ def migrate(revision: str) -> None:
     from app import migrate as migrations
 
     settings = _settings()
-    migrations.upgrade(settings.database_url, revision)
+    migrations.upgrade(settings.database_url, revision, settings=settings)
     click.echo(f"database at revision {migrations.current(settings.database_url)}")
 
 
@@ -266,7 +266,7 @@ def up(host: str, port: int, demo: bool) -> None:
     from app import migrate as migrations
 
     settings = _settings()
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings=settings)
     logins = []
     if demo:
         with app_context() as rt:

@@ -257,7 +257,7 @@ def app_for(env: dict[str, str]):
     from app.config import load_settings
 
     settings = load_settings(env)
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings=settings)
     app = create_app(settings)
     app.config["TESTING"] = True
     try:

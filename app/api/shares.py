@@ -34,7 +34,7 @@ blp = Blueprint(
 def present(session, rt, share, user) -> dict:
     """A share as the API answers it: the domain's view plus media links when it plays."""
     data = shares.present(session, rt, share, user)
-    if data["playable"]:
+    if data.get("playable"):
         data["media"] = share_media_links(share.id)
     return data
 

@@ -133,6 +133,8 @@ def end_share(
     share.job_lease_until = None
     share.title_sealed = None
     share.note_sealed = None
+    share.purpose_sealed = None
+    share.receipt_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, share.key_id)
     session.execute(delete(Comment).where(Comment.share_id == share.id))
     audit.append(
@@ -162,6 +164,7 @@ def delete_recording(
     recording.status = RecordingStatus.DELETED
     recording.deleted_at = now
     recording.title_sealed = None
+    recording.media_sha256_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, recording.key_id)
     audit.append(
         session,
