@@ -47,6 +47,22 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024*
 _SIZE_UNITS |= {"g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4}
 
 
+_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _parse_count(name: str, raw: str) -> int:
+    """A large positive count with an optional decimal suffix: 200G, 5e11, 200_000_000_000."""
+    text = raw.strip().lower().replace("_", "")
+    unit = text[-1:] if text[-1:] in "kmgt" and text[-1:] else ""
+    try:
+        value = int(float(text[: len(text) - len(unit)]) * _COUNT_UNITS[unit])
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name}={raw!r} is not a number (examples: 200G, 5e11)") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
 def _parse_size(name: str, raw: str) -> int:
     text = raw.strip().lower().replace("_", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
@@ -142,6 +158,7 @@ class Settings:
     max_width: int
     max_height: int
     max_fps: int
+    max_total_pixels: int
     ffmpeg_timeout_s: int
     job_time_limit_s: int
     visibility_timeout_s: int
@@ -151,6 +168,7 @@ class Settings:
     log_level: str
     ratelimit_storage_url: str
     trusted_proxies: int
+    metrics_token: str | None = field(default=None, repr=False)
 
     @property
     def embedded(self) -> bool:
@@ -284,6 +302,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if urlsplit(public_url).scheme not in {"http", "https"} or not urlsplit(public_url).netloc:
         raise ConfigError(f"CR_PUBLIC_URL={public_url!r} must be an http(s) URL")
 
+    metrics_token = get("CR_METRICS_TOKEN")
+    if metrics_token is not None and (
+        len(metrics_token) < 24 or any(c.isspace() for c in metrics_token)
+    ):
+        raise ConfigError("CR_METRICS_TOKEN must be at least 24 characters, without spaces")
+
     log_level = (get("CR_LOG_LEVEL", "INFO") or "INFO").upper()
     if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError(f"CR_LOG_LEVEL={log_level!r} must be DEBUG, INFO, WARNING or ERROR")
@@ -333,6 +357,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         max_width=typed("CR_MAX_WIDTH", "7680", lambda n, r: _parse_int(n, r, 16, 16384)),
         max_height=typed("CR_MAX_HEIGHT", "4320", lambda n, r: _parse_int(n, r, 16, 16384)),
         max_fps=typed("CR_MAX_FPS", "120", lambda n, r: _parse_int(n, r, 1, 1000)),
+        # width × height × frames per second × seconds: what decoding a video costs.
+        max_total_pixels=typed("CR_MAX_TOTAL_PIXELS", "200G", _parse_count),
         ffmpeg_timeout_s=typed(
             "CR_FFMPEG_TIMEOUT_S", "3000", lambda n, r: _parse_int(n, r, minimum=5)
         ),
@@ -348,4 +374,5 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "CR_RATELIMIT_STORAGE_URL", get("CR_RATELIMIT_STORAGE_URL", "memory://") or "memory://"
         ),
         trusted_proxies=typed("CR_TRUSTED_PROXIES", "0", lambda n, r: _parse_int(n, r, 0, 5)),
+        metrics_token=metrics_token,
     )

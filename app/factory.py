@@ -9,12 +9,13 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, auth, errors, jobs, metrics, pages
+from app import api, auth, errors, jobs, metrics, pages, request_limits
 from app.config import Settings, load_settings
 from app.errors import request_id
 from app.extensions import limiter
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.services import revocations
 
 # Strict CSP: no inline script or style anywhere, so an injected tag cannot run.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -49,13 +50,19 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     runtime = Runtime.from_settings(settings)
     app.extensions["consent_replay"] = runtime
+    # Each web process learns of every ended share before its next media write (NOTIFY on
+    # PostgreSQL, and a bounded poll of the shares it streams).
+    listener = revocations.Listener(runtime.ended, runtime.db)
+    listener.start()
+    app.extensions["revocations"] = listener
     celery = jobs.connect(settings, runtime)
     # Task bodies called directly in this process (tests, the CLI) use this app's runtime.
     celery.set_default()
     app.extensions["celery"] = celery
 
     errors.init_app(app)
-    metrics.init_app(app)
+    request_limits.init_app(app)
+    metrics.init_app(app, settings)
     auth.init_app(app)
     limiter.init_app(app)
     api.init_app(app)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.api import admin, export, recordings, shares, streaming
+from app.api import admin, export, receipts, recordings, shares, streaming
 from app.api.blueprint import Blueprint
 from app.api.schemas import MeSchema
 from app.auth import current_user, require
@@ -19,4 +19,12 @@ def get_me():
     return {"id": user.id, "name": user.name, "role": user.role.value, "login": user.login}
 
 
-blueprints = [me, recordings.blp, shares.blp, streaming.blp, export.blp, *admin.blueprints]
+blueprints = [
+    me,
+    recordings.blp,
+    shares.blp,
+    streaming.blp,
+    export.blp,
+    *receipts.blueprints,
+    *admin.blueprints,
+]

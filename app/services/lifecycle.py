@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 import crypto
 from app.models import Comment, Recording, RecordingStatus, Share, ShareStatus, utcnow
-from app.services import audit, keys
+from app.services import audit, keys, revocations
 
 
 class TransitionRefused(Exception):
@@ -137,6 +137,7 @@ def end_share(
     share.receipt_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, share.key_id)
     session.execute(delete(Comment).where(Comment.share_id == share.id))
+    revocations.announce(session, share.id)  # every web process learns of it on commit
     audit.append(
         session,
         transition.action,

@@ -14,7 +14,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import ApiToken, Role, Team, User, utcnow
-from app.services import audit
+from app.services import audit, text
 from app.services.errors import Conflict, InvalidRequest, NotFound
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
@@ -51,7 +51,7 @@ def create_user(
             "A login is 2-63 lowercase letters, digits, dots, dashes or underscores.",
             code="invalid_login",
         )
-    name = name.strip()
+    name = text.check("name", name.strip())
     if not name or len(name) > 200:
         raise InvalidRequest("A name has 1-200 characters.", code="invalid_name")
     try:
@@ -162,7 +162,7 @@ def list_users(session: Session, role: Role | None = None) -> list[User]:
 
 
 def create_team(session: Session, name: str, *, actor_id: uuid.UUID | None = None) -> Team:
-    name = name.strip()
+    name = text.check("name", name.strip())
     if not name or len(name) > 200:
         raise InvalidRequest("A team name has 1-200 characters.", code="invalid_name")
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
