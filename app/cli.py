@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -421,8 +422,20 @@ def _load_jwks(source: str | None) -> dict:
     metavar="FILE|URL",
     help="Where the public keys are (default: this deployment's keyring).",
 )
-def receipts_verify(token: str, jwks_source: str | None) -> None:
-    """Verify a receipt or certificate offline and print its claims."""
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask the issuer whether the consent still holds (a receipt verifies offline "
+    "until its end date even after it was withdrawn).",
+)
+@click.option(
+    "--server",
+    metavar="URL",
+    help="With --online: the service to ask (default: the receipt's issuer, its iss claim).",
+)
+def receipts_verify(token: str, jwks_source: str | None, online: bool, server: str | None) -> None:
+    """Verify a receipt or certificate offline and print its claims; --online also asks the
+    issuer for the receipt's current status."""
     import jwt
 
     import crypto
@@ -454,6 +467,41 @@ def receipts_verify(token: str, jwks_source: str | None) -> None:
     kind = "consent receipt" if typ == crypto.RECEIPT_TYP else "deletion certificate"
     click.echo(f"valid {kind}, signed by key {header.get('kid')}")
     click.echo(json.dumps(claims, indent=2, sort_keys=True))
+    if online:
+        if typ != crypto.RECEIPT_TYP:
+            raise click.ClickException("--online checks consent receipts, not certificates")
+        _print_online_status(token, server or str(claims.get("iss") or ""))
+
+
+def _print_online_status(token: str, server: str) -> None:
+    """POST the receipt to the issuer's /api/v1/receipts/status and say what it answers."""
+    if not server.startswith(("http://", "https://")):
+        raise click.ClickException("no issuer URL to ask: give --server URL")
+    request = urllib.request.Request(  # noqa: S310 - the receipt's issuer or the user's URL
+        f"{server.rstrip('/')}/api/v1/receipts/status",
+        data=json.dumps({"receipt": token}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            answer = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise click.ClickException(f"the issuer refused the question: {message}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot reach the issuer at {server}: {exc}") from None
+    status = answer.get("status")
+    if status == "active":
+        click.echo(f"online: consent is active (checked {answer.get('checked_at')})")
+        return
+    raise click.ClickException(
+        f"online: the signature is valid, but this consent has ended: {status}"
+        + (f" at {answer['ended_at']}" if answer.get("ended_at") else "")
+    )
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -96,6 +96,9 @@ def _security_headers(app: Flask, settings: Settings) -> None:
         if settings.secure_cookies:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         headers.setdefault("X-Request-Id", request_id())
-        if request.path.startswith("/api/") and "Cache-Control" not in headers:
+        # The API and every page carry personal data (at the least, who is signed in): kept
+        # out of shared caches and the back-button cache after sign-out.
+        personal = request.path.startswith("/api/") or response.mimetype == "text/html"
+        if personal and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         return response

@@ -3,7 +3,7 @@
 Every request except the streamed upload (which has its own limits: the policy's upload
 size, parsed as a stream and sealed as it arrives) carries at most :data:`BODY_LIMIT`
 bytes. A declared ``Content-Length`` above it is answered 413 before a byte of the body is
-read; a chunked body is cut at the limit (werkzeug raises 413 as soon as it is crossed). A
+read; a chunked body is read up to the limit and no further, and answered 413 if it reaches it. A
 JSON body is then checked for nesting deeper than :data:`MAX_JSON_DEPTH` before any parser
 recurses into it (Python's would raise RecursionError: a 500), and answered 400.
 """
@@ -47,7 +47,14 @@ def init_app(app: Flask) -> None:
                 f"The request body is {length:,} bytes; the limit is {BODY_LIMIT // 1024} KiB.",
                 code="payload_too_large",
             )
-        request.max_content_length = BODY_LIMIT  # a chunked body stops here too (413)
+        request.max_content_length = BODY_LIMIT
+        # A chunked body is read up to the limit, no further: reaching it is a 413.
+        chunked = length is None and request.headers.get("Transfer-Encoding")
+        if chunked and len(request.get_data(cache=True)) >= BODY_LIMIT:
+            raise PayloadTooLarge(
+                f"The request body is larger than {BODY_LIMIT // 1024} KiB.",
+                code="payload_too_large",
+            )
         writes = request.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes and request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
             raise InvalidRequest(

@@ -48,7 +48,7 @@ def update_policy(
         consent_text=(
             old.consent_text
             if consent_text is None
-            else text.check("consent_text", consent_text.strip(), multiline=True)
+            else text.check("consent_text", consent_text, multiline=True)
         ),
         changed_by=actor_id,
     )

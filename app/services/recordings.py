@@ -34,7 +34,7 @@ def _parse_bool(name: str, raw: str | None) -> bool:
 
 
 def validate_fields(fields: dict[str, str]) -> dict[str, Any]:
-    title = text.check("title", (fields.get("title") or "").strip())
+    title = text.check("title", fields.get("title") or "")
     if len(title) > 200:
         raise InvalidRequest("The title can have at most 200 characters.", code="invalid_field")
     channel = (fields.get("agent_channel") or "left").strip().lower()

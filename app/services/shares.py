@@ -80,7 +80,7 @@ def create_share(
         )
     current = policy.current_policy(session)
 
-    purpose = text.check("purpose", request.purpose.strip(), multiline=True)
+    purpose = text.check("purpose", request.purpose, multiline=True)
     if not purpose:
         raise InvalidRequest("Say what the coaching is for (purpose).", code="purpose_required")
     if len(purpose) > MAX_PURPOSE:
@@ -113,7 +113,7 @@ def create_share(
         )
     trim = _validate_trim(recording, request.trim_start_s, request.trim_end_s)
     _check_jobs_in_flight(session, owner)
-    note = text.check("note", (request.note or "").strip(), multiline=True)
+    note = text.check("note", request.note or "", multiline=True)
     if len(note) > MAX_NOTE:
         raise InvalidRequest(
             f"The note can have at most {MAX_NOTE} characters.", code="note_too_long"
@@ -396,7 +396,7 @@ def add_comment(
 ) -> dict[str, Any]:
     if has_ended(share):
         raise Gone(ENDED_MESSAGE, code="share_ended")
-    body = text.check("comment", body.strip(), multiline=True)
+    body = text.check("comment", body, multiline=True)
     if not body:
         raise InvalidRequest("A comment needs some text.", code="comment_empty")
     if len(body) > MAX_COMMENT:

@@ -8,9 +8,9 @@ Refused, with a message naming the field and the character:
 - text-direction controls: embeddings and overrides (U+202A–U+202E), isolates
   (U+2066–U+2069), the marks U+200E, U+200F and U+061C, and the deprecated format characters
   U+206A–U+206F — they make a receipt or a name read differently from what it says;
-- line and paragraph separators (U+2028, U+2029) where one line is expected, the byte-order
-  mark (U+FEFF), interlinear annotation marks (U+FFF9–U+FFFB) and lone surrogates (which
-  cannot even be stored).
+- the line and paragraph separators U+2028 and U+2029 (a line break is U+000A), the
+  byte-order mark (U+FEFF), interlinear annotation marks (U+FFF9–U+FFFB) and lone surrogates
+  (which cannot even be stored).
 
 Joiners (U+200C, U+200D) and everything else Unicode assigns stay allowed: names and
 comments are written in every script, with emoji.
@@ -29,8 +29,7 @@ _DIRECTION = {
     0x200F,
     0x061C,
 }
-_OTHER = {0xFEFF, 0xFFF9, 0xFFFA, 0xFFFB}
-_SEPARATORS = {0x2028, 0x2029}
+_OTHER = {0xFEFF, 0xFFF9, 0xFFFA, 0xFFFB, 0x2028, 0x2029}
 _MULTILINE_CONTROLS = {"\n", "\t", "\r"}
 
 
@@ -41,14 +40,14 @@ def _refused(char: str, multiline: bool) -> bool:
     category = unicodedata.category(char)
     if category == "Cc":
         return not (multiline and char in _MULTILINE_CONTROLS)
-    if category == "Cs":
-        return True
-    return code in _SEPARATORS and not multiline
+    return category == "Cs"
 
 
 def check(field: str, value: str, *, multiline: bool = False) -> str:
-    """``value`` unchanged if every character is allowed; InvalidRequest naming the field
-    (code ``invalid_characters``) otherwise."""
+    """``value`` without surrounding spaces, tabs and line breaks, if every other character
+    is allowed; InvalidRequest naming the field (code ``invalid_characters``) otherwise. (Not
+    ``str.strip()``: it would quietly drop some controls, such as U+0085, at the ends.)"""
+    value = value.strip(" \t\r\n")
     for position, char in enumerate(value):
         if _refused(char, multiline):
             code = f"U+{ord(char):04X}"

@@ -51,7 +51,7 @@ def create_user(
             "A login is 2-63 lowercase letters, digits, dots, dashes or underscores.",
             code="invalid_login",
         )
-    name = text.check("name", name.strip())
+    name = text.check("name", name)
     if not name or len(name) > 200:
         raise InvalidRequest("A name has 1-200 characters.", code="invalid_name")
     try:
@@ -162,7 +162,7 @@ def list_users(session: Session, role: Role | None = None) -> list[User]:
 
 
 def create_team(session: Session, name: str, *, actor_id: uuid.UUID | None = None) -> Team:
-    name = text.check("name", name.strip())
+    name = text.check("name", name)
     if not name or len(name) > 200:
         raise InvalidRequest("A team name has 1-200 characters.", code="invalid_name")
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
