@@ -51,9 +51,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     runtime = Runtime.from_settings(settings)
     app.extensions["consent_replay"] = runtime
     # Each web process learns of every ended share before its next media write (NOTIFY on
-    # PostgreSQL, and a bounded poll of the shares it streams).
+    # PostgreSQL, and a bounded poll of the shares it streams); the listener starts with the
+    # process's first media response.
     listener = revocations.Listener(runtime.ended, runtime.db)
-    listener.start()
+    runtime.ended.on_first_watch = listener.start
     app.extensions["revocations"] = listener
     celery = jobs.connect(settings, runtime)
     # Task bodies called directly in this process (tests, the CLI) use this app's runtime.

@@ -5,9 +5,9 @@ without that setting it answers nobody. And what it counts cannot tell anyone wh
 (SPEC §2.7): uploads, opt-ins, deletions and revocations are not counted apart. Every request
 to an endpoint that touches someone's recordings or shares (the ``PERSONAL`` blueprints, and
 any endpoint not known to be operational) is counted under one label, ``personal``, with its
-status class only — no method, no exact status — so that an observer of counter deltas learns
-"someone did something", never "a draft was made and not shared" nor "a share was withdrawn".
-There is no revocation counter and no upload-bytes counter.
+status class only — no method, no exact status, no timing — so that an observer of counter
+deltas learns "someone did something", never "a draft was made and not shared" nor "a share was
+withdrawn". There is no revocation counter and no upload-bytes counter.
 """
 
 from __future__ import annotations
@@ -79,6 +79,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         labels = label_of(endpoint, request.method, response.status_code)
         REQUESTS.labels(*labels).inc()
         started = g.get("request_started")
-        if started is not None:
+        # No timing of personal requests: how long one took tells a share (signing, sealing)
+        # or a revoke (shredding) from a read.
+        if started is not None and labels[0] != PERSONAL:
             LATENCY.labels(labels[0]).observe(time.perf_counter() - started)
         return response

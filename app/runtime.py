@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import crypto
@@ -36,6 +36,9 @@ class EndedShares:
         self._ended: dict[uuid.UUID, float] = {}
         self._watched: Counter[uuid.UUID] = Counter()
         self._retain_s = retain_s
+        # Called on the first watch: the web factory starts its listener there, so that a
+        # process that never streams (the CLI, a test app) runs no listener thread.
+        self.on_first_watch: Callable[[], None] | None = None
 
     def mark(self, share_ids: Iterable[uuid.UUID]) -> None:
         now = time.monotonic()
@@ -54,6 +57,9 @@ class EndedShares:
     def watch(self, share_id: uuid.UUID) -> None:
         with self._lock:
             self._watched[share_id] += 1
+            start, self.on_first_watch = self.on_first_watch, None
+        if start is not None:
+            start()
 
     def unwatch(self, share_id: uuid.UUID) -> None:
         with self._lock:
