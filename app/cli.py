@@ -182,19 +182,23 @@ def demo_command() -> None:
 # --- running ----------------------------------------------------------------------------------
 
 
-def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _gunicorn_argv(
+    host: str, port: int, workers: int, threads: int, *, slow_clients: bool = False
+) -> list[str]:
+    """gunicorn's threaded worker (production, behind a buffering reverse proxy), or with
+    ``slow_clients`` its asyncio worker in front of the app (``app.asgi``: the embedded
+    default, which faces its clients directly)."""
+    worker = ["--worker-class", "asgi"] if slow_clients else ["--worker-class", "gthread"]
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--bind",
         f"{host}:{port}",
-        "--worker-class",
-        "gthread",
+        *worker,
         "--workers",
         str(workers),
-        "--threads",
-        str(threads),
+        *([] if slow_clients else ["--threads", str(threads)]),
         "--timeout",
         "120",
         "--graceful-timeout",
@@ -202,7 +206,7 @@ def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str
         "--access-logfile",
         "-",
         "--no-control-socket",
-        "app.wsgi:app",
+        "app.asgi:app" if slow_clients else "app.wsgi:app",
     ]
 
 
@@ -274,7 +278,7 @@ def up(host: str, port: int, demo: bool) -> None:
             logins = ensure_demo(rt)
     env = {**os.environ, "CR_INSTANCE_DIR": str(settings.instance_dir)}
     children = [
-        subprocess.Popen(_gunicorn_argv(host, port, 1, 16), env=env),
+        subprocess.Popen(_gunicorn_argv(host, port, 1, 16, slow_clients=True), env=env),
         subprocess.Popen(_worker_argv(2, None, True), env=env),
     ]
     stopping = False

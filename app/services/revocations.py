@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
@@ -102,7 +103,7 @@ class Listener:
         db: Database,
         *,
         interval_s: float = POLL_INTERVAL_S,
-        connect: Callable[[], object] | None = None,
+        connect: Callable[[], Any] | None = None,
     ) -> None:
         self._ended = ended
         self._db = db
@@ -127,7 +128,7 @@ class Listener:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def _connect_postgresql(self) -> object:
+    def _connect_postgresql(self) -> Any:
         import psycopg
 
         url = self._db.engine.url.set(drivername="postgresql")
@@ -160,7 +161,7 @@ class Listener:
         if connection is not None:
             _close(connection)
 
-    def _receive(self, connection) -> None:
+    def _receive(self, connection: Any) -> None:
         ids = []
         for notify in connection.notifies(timeout=self._interval_s):
             try:
@@ -185,7 +186,7 @@ class Listener:
             self._ended.mark(ended)
 
 
-def _close(connection) -> None:
+def _close(connection: Any) -> None:
     try:
         connection.close()
     except Exception:
