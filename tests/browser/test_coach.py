@@ -181,8 +181,10 @@ def test_shared_with_me_lists_the_shares(page, shared):
     assert "Explaining the invoice clearly" in watch.inner_text()
     assert "ends in 14 days" in watch.inner_text() or "ends in 13 days" in watch.inner_text()
     assert watch.locator(".badge").inner_text() == "Ready"
+    # An ended share says only that it ended: not whose, what for, nor that it was withdrawn.
     ended = page.locator(f"tr[data-share-id='{shared['ended']}']")
-    assert "Withdrawn" in ended.inner_text()
+    assert "Ended" in ended.inner_text() and "Withdrawn" not in ended.inner_text()
+    assert "Handling an upset customer" not in page.content()
     assert ended.locator("a").count() == 0
     screenshot(page, "coach-shared-with-me")
     watch.locator("a.play-link").click()
@@ -336,9 +338,10 @@ def test_withdrawal_stops_the_player_within_seconds(page, shared, live_server):
     notice.wait_for(state="visible", timeout=8000)
     stopped_after = time.time() - started
     assert stopped_after < 7, f"the player kept going for {stopped_after:.1f} s"
+    # The coach is told that it ended, not that the employee withdrew it.
     assert (
         page.locator("#ended-title").inner_text()
-        == f"{EMPLOYEE_NAME} withdrew consent for this recording. It has been deleted."
+        == "This share has ended. The recording is no longer available to you."
     )
     state = page.evaluate(
         """() => { const v = document.getElementById('video');
@@ -377,7 +380,7 @@ def test_reaching_the_end_date_stops_the_player_too(page, shared, rt):
         session.get(Share, uuid.UUID(shared["expire"])).expires_at = utcnow()
     page.locator("#ended-notice").wait_for(state="visible", timeout=8000)
     assert page.locator("#ended-title").inner_text() == (
-        "This share reached its end date. The recording has been deleted."
+        "This share has ended. The recording is no longer available to you."
     )
     assert page.evaluate(f"{VIDEO}.src") == ""
     assert page.evaluate(f"{VIDEO}.paused")
