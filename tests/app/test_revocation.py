@@ -566,6 +566,7 @@ def test_a_paused_reader_gets_nothing_written_after_the_revoke(
         sock.close()
     written_after = after - at_revoke
     record_line = (received, in_flight, at_revoke, after, written_after)
+    print("paused reader: received, in flight, at revoke, after, written after:", record_line)
     # The kernel's share is bounded (a small send buffer on media responses) and measured…
     assert at_revoke <= 512 * 1024, record_line
     # … and beyond it the server wrote at most the remainder of the write in hand.
