@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,7 +76,7 @@ def migrate(revision: str) -> None:
     from app import migrate as migrations
 
     settings = _settings()
-    migrations.upgrade(settings.database_url, revision)
+    migrations.upgrade(settings.database_url, revision, settings=settings)
     click.echo(f"database at revision {migrations.current(settings.database_url)}")
 
 
@@ -264,19 +265,23 @@ def demo_command() -> None:
 # --- running ----------------------------------------------------------------------------------
 
 
-def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
+def _gunicorn_argv(
+    host: str, port: int, workers: int, threads: int, *, slow_clients: bool = False
+) -> list[str]:
+    """gunicorn's threaded worker (production, behind a buffering reverse proxy), or with
+    ``slow_clients`` its asyncio worker in front of the app (``app.asgi``: the embedded
+    default, which faces its clients directly)."""
+    worker = ["--worker-class", "asgi"] if slow_clients else ["--worker-class", "gthread"]
     return [
         sys.executable,
         "-m",
         "gunicorn",
         "--bind",
         f"{host}:{port}",
-        "--worker-class",
-        "gthread",
+        *worker,
         "--workers",
         str(workers),
-        "--threads",
-        str(threads),
+        *([] if slow_clients else ["--threads", str(threads)]),
         "--timeout",
         "120",
         "--graceful-timeout",
@@ -284,7 +289,7 @@ def _gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str
         "--access-logfile",
         "-",
         "--no-control-socket",
-        "app.wsgi:app",
+        "app.asgi:app" if slow_clients else "app.wsgi:app",
     ]
 
 
@@ -349,14 +354,14 @@ def up(host: str, port: int, demo: bool) -> None:
     from app import migrate as migrations
 
     settings = _settings()
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings=settings)
     logins = []
     if demo:
         with app_context() as rt:
             logins = ensure_demo(rt)
     env = {**os.environ, "CR_INSTANCE_DIR": str(settings.instance_dir)}
     children = [
-        subprocess.Popen(_gunicorn_argv(host, port, 1, 16), env=env),
+        subprocess.Popen(_gunicorn_argv(host, port, 1, 16, slow_clients=True), env=env),
         subprocess.Popen(_worker_argv(2, None, True), env=env),
     ]
     stopping = False
@@ -496,8 +501,20 @@ def _load_jwks(source: str | None) -> dict:
     metavar="FILE|URL",
     help="Where the public keys are (default: this deployment's keyring).",
 )
-def receipts_verify(token: str, jwks_source: str | None) -> None:
-    """Verify a receipt or certificate offline and print its claims."""
+@click.option(
+    "--online",
+    is_flag=True,
+    help="Also ask the issuer whether the consent still holds (a receipt verifies offline "
+    "until its end date even after it was withdrawn).",
+)
+@click.option(
+    "--server",
+    metavar="URL",
+    help="With --online: the service to ask (default: the receipt's issuer, its iss claim).",
+)
+def receipts_verify(token: str, jwks_source: str | None, online: bool, server: str | None) -> None:
+    """Verify a receipt or certificate offline and print its claims; --online also asks the
+    issuer for the receipt's current status."""
     import jwt
 
     import crypto
@@ -529,6 +546,41 @@ def receipts_verify(token: str, jwks_source: str | None) -> None:
     kind = "consent receipt" if typ == crypto.RECEIPT_TYP else "deletion certificate"
     click.echo(f"valid {kind}, signed by key {header.get('kid')}")
     click.echo(json.dumps(claims, indent=2, sort_keys=True))
+    if online:
+        if typ != crypto.RECEIPT_TYP:
+            raise click.ClickException("--online checks consent receipts, not certificates")
+        _print_online_status(token, server or str(claims.get("iss") or ""))
+
+
+def _print_online_status(token: str, server: str) -> None:
+    """POST the receipt to the issuer's /api/v1/receipts/status and say what it answers."""
+    if not server.startswith(("http://", "https://")):
+        raise click.ClickException("no issuer URL to ask: give --server URL")
+    request = urllib.request.Request(  # noqa: S310 - the receipt's issuer or the user's URL
+        f"{server.rstrip('/')}/api/v1/receipts/status",
+        data=json.dumps({"receipt": token}).encode(),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            answer = json.load(response)
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = f"HTTP {exc.code}"
+        raise click.ClickException(f"the issuer refused the question: {message}") from None
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"cannot reach the issuer at {server}: {exc}") from None
+    status = answer.get("status")
+    if status == "active":
+        click.echo(f"online: consent is active (checked {answer.get('checked_at')})")
+        return
+    raise click.ClickException(
+        f"online: the signature is valid, but this consent has ended: {status}"
+        + (f" at {answer['ended_at']}" if answer.get("ended_at") else "")
+    )
 
 
 # --- audit ------------------------------------------------------------------------------------

@@ -50,6 +50,22 @@ _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "kib": 1024, "m": 1024**2, "mib": 1024*
 _SIZE_UNITS |= {"g": 1024**3, "gib": 1024**3, "t": 1024**4, "tib": 1024**4}
 
 
+_COUNT_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _parse_count(name: str, raw: str) -> int:
+    """A large positive count with an optional decimal suffix: 200G, 5e11, 200_000_000_000."""
+    text = raw.strip().lower().replace("_", "")
+    unit = text[-1:] if text[-1:] in "kmgt" and text[-1:] else ""
+    try:
+        value = int(float(text[: len(text) - len(unit)]) * _COUNT_UNITS[unit])
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{name}={raw!r} is not a number (examples: 200G, 5e11)") from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive")
+    return value
+
+
 def _parse_size(name: str, raw: str) -> int:
     text = raw.strip().lower().replace("_", "")
     number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
@@ -201,6 +217,12 @@ def _check_public_url(name: str, raw: str) -> str:
     return url
 
 
+def _check_metrics_token(name: str, raw: str) -> str:
+    if len(raw) < 24 or any(c.isspace() for c in raw):
+        raise ConfigError(f"{name} must be at least 24 characters, without spaces")
+    return raw
+
+
 def _check_secret_key(name: str, raw: str) -> str:
     if len(raw) < 32:
         raise ConfigError(f"{name} must be at least 32 characters")  # never echo a secret
@@ -317,6 +339,10 @@ SETTINGS: tuple[Setting, ...] = (
             "tallest accepted input video, in pixels", minimum=16, maximum=16384),
     Setting("CR_MAX_FPS", "max_fps", _parse_int, "120",
             "highest accepted input frame rate", minimum=1, maximum=1000),
+    Setting("CR_MAX_TOTAL_PIXELS", "max_total_pixels", _parse_count, "200G",
+            "most work one video may ask for: width × height × frames per second × seconds "
+            "(200G is about 1 h 43 min of 1920×1080 at 15 fps); checked when the draft is "
+            "probed and again in the share job"),
     Setting("CR_FFMPEG_TIMEOUT_S", "ffmpeg_timeout_s", _parse_int, "3000",
             "an ffmpeg run is killed after this many seconds", minimum=5),
     Setting("CR_JOB_TIME_LIMIT_S", "job_time_limit_s", _parse_int, "3600",
@@ -338,6 +364,9 @@ SETTINGS: tuple[Setting, ...] = (
             "number of reverse proxies whose `X-Forwarded-*` to trust", minimum=0, maximum=5),
     Setting("CR_RATELIMIT_STORAGE_URL", "ratelimit_storage_url", _check_ratelimit_url,
             "memory://", "e.g. `redis://…` to share sign-in rate limits across web processes"),
+    Setting("CR_METRICS_TOKEN", "metrics_token", _check_metrics_token, None,
+            "bearer token Prometheus sends to scrape `/metrics` (at least 24 characters); "
+            "without it `/metrics` answers nobody", shown="— (metrics off)"),
     Setting("CR_LOG_LEVEL", "log_level",
             _one_of({v: v for v in ("DEBUG", "INFO", "WARNING", "ERROR")},
                     "DEBUG, INFO, WARNING or ERROR", fold=str.upper), "INFO",
@@ -402,6 +431,7 @@ class Settings:
     max_width: int
     max_height: int
     max_fps: int
+    max_total_pixels: int
     ffmpeg_timeout_s: int
     job_time_limit_s: int
     visibility_timeout_s: int
@@ -411,6 +441,7 @@ class Settings:
     log_level: str
     ratelimit_storage_url: str
     trusted_proxies: int
+    metrics_token: str | None = field(default=None, repr=False)
     session_idle_minutes: int = 60
     session_max_hours: int = 12
     # None: the embedded default, each message an .eml file in instance/outbox/.

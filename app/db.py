@@ -7,12 +7,15 @@ rolled-back request starts nothing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,6 +29,7 @@ class Database:
         kwargs: dict[str, Any] = {"echo": echo, "future": True}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+            private_sqlite_file(url)
         else:
             kwargs.update(pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800)
         self.engine: Engine = create_engine(url, **kwargs)
@@ -54,6 +58,19 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def private_sqlite_file(url: str) -> None:
+    """Create the database file readable by this user only (0600) before SQLite does (with the
+    umask's 0644); its -wal and -shm files take the same mode."""
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

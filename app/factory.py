@@ -9,12 +9,13 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, auth, errors, jobs, metrics, pages
+from app import api, auth, errors, jobs, metrics, pages, request_limits
 from app.config import Settings, load_settings
 from app.errors import request_id
 from app.extensions import limiter
 from app.logs import configure_logging
 from app.runtime import Runtime
+from app.services import revocations
 
 # Strict CSP: no inline script or style anywhere, so an injected tag cannot run.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -49,13 +50,20 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     runtime = Runtime.from_settings(settings)
     app.extensions["consent_replay"] = runtime
+    # Each web process learns of every ended share before its next media write (NOTIFY on
+    # PostgreSQL, and a bounded poll of the shares it streams); the listener starts with the
+    # process's first media response.
+    listener = revocations.Listener(runtime.ended, runtime.db)
+    runtime.ended.on_first_watch = listener.start
+    app.extensions["revocations"] = listener
     celery = jobs.connect(settings, runtime)
     # Task bodies called directly in this process (tests, the CLI) use this app's runtime.
     celery.set_default()
     app.extensions["celery"] = celery
 
     errors.init_app(app)
-    metrics.init_app(app)
+    request_limits.init_app(app)
+    metrics.init_app(app, settings)
     auth.init_app(app)
     limiter.init_app(app)
     api.init_app(app)
@@ -89,6 +97,9 @@ def _security_headers(app: Flask, settings: Settings) -> None:
         if settings.secure_cookies:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         headers.setdefault("X-Request-Id", request_id())
-        if request.path.startswith("/api/") and "Cache-Control" not in headers:
+        # The API and every page carry personal data (at the least, who is signed in): kept
+        # out of shared caches and the back-button cache after sign-out.
+        personal = request.path.startswith("/api/") or response.mimetype == "text/html"
+        if personal and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         return response

@@ -1,8 +1,9 @@
 """The data model (SPEC §3–4).
 
-Content never lives here in the clear: titles, notes and comments are sealed under the key of
-their recording or share, and the data keys themselves are stored only wrapped, each in its own
-row of ``data_keys`` so that shredding is a real DELETE.
+Content never lives here in the clear: titles, purposes, notes, comments, receipts and the
+media's hashes are sealed under the key of their recording or share, and the data keys
+themselves are stored only wrapped, each in its own row of ``data_keys`` so that shredding is
+a real DELETE.
 """
 
 from __future__ import annotations
@@ -255,8 +256,9 @@ class Recording(Base):
     title_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     agent_channel: Mapped[str] = mapped_column(String(8), default="left")
     customer_informed: Mapped[bool] = mapped_column(Boolean, default=False)
-    # SHA-256 of each submitted file, by part ("screen", "audio"), for the consent receipt.
-    media_sha256: Mapped[dict] = mapped_column(JSON)
+    # SHA-256 of each submitted file, by part ("screen", "audio"), for the consent receipt:
+    # JSON sealed under the recording's key, so deleting the recording shreds it too.
+    media_sha256_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     # What ffprobe found, filled in by the worker after upload.
     probe_status: Mapped[str] = mapped_column(String(12), default="pending")
@@ -294,14 +296,16 @@ class Share(Base):
     )
     progress: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str | None] = mapped_column(Text)
-    purpose: Mapped[str] = mapped_column(Text)
+    # The purpose and the signed receipt (which repeats it, with the media's hashes) are the
+    # employee's words: sealed under the share's key, so that ending the share shreds them.
+    purpose_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     note_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     title_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     trim_start_s: Mapped[float | None] = mapped_column(Float)
     trim_end_s: Mapped[float | None] = mapped_column(Float)
     include_customer_audio: Mapped[bool] = mapped_column(Boolean, default=False)
     policy_version: Mapped[int] = mapped_column(Integer)
-    receipt: Mapped[str] = mapped_column(Text)
+    receipt_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     certificate: Mapped[str | None] = mapped_column(Text)
     duration_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -9,6 +9,11 @@ Celery app (``app.jobs.JobsCelery.runtime``).
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import crypto
@@ -17,6 +22,55 @@ from app.db import Database
 from app.jobs import Jobs, NoJobs
 from app.mailer import Mailer, create_mailer
 from app.storage import ObjectStore, create_store
+
+# How long a mark is kept for a share nobody here streams: longer than any gap between a
+# stream's authorisation and its first write. Watched shares are marked again by every poll.
+ENDED_RETAIN_S = 120.0
+
+
+class EndedShares:
+    """The shares this process knows have ended, and those it is streaming: a small
+    thread-safe set, fed by ``app.services.revocations`` and asked before every media write."""
+
+    def __init__(self, retain_s: float = ENDED_RETAIN_S) -> None:
+        self._lock = threading.Lock()
+        self._ended: dict[uuid.UUID, float] = {}
+        self._watched: Counter[uuid.UUID] = Counter()
+        self._retain_s = retain_s
+        # Called on the first watch: the web factory starts its listener there, so that a
+        # process that never streams (the CLI, a test app) runs no listener thread.
+        self.on_first_watch: Callable[[], None] | None = None
+
+    def mark(self, share_ids: Iterable[uuid.UUID]) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for share_id in share_ids:
+                self._ended[share_id] = now
+            if len(self._ended) > 1024:
+                cutoff = now - self._retain_s
+                for share_id in [s for s, at in self._ended.items() if at < cutoff]:
+                    if share_id not in self._watched:
+                        del self._ended[share_id]
+
+    def is_ended(self, share_id: uuid.UUID) -> bool:
+        return share_id in self._ended  # a dict lookup: no lock needed to read
+
+    def watch(self, share_id: uuid.UUID) -> None:
+        with self._lock:
+            self._watched[share_id] += 1
+            start, self.on_first_watch = self.on_first_watch, None
+        if start is not None:
+            start()
+
+    def unwatch(self, share_id: uuid.UUID) -> None:
+        with self._lock:
+            self._watched[share_id] -= 1
+            if self._watched[share_id] <= 0:
+                del self._watched[share_id]
+
+    def watched(self) -> list[uuid.UUID]:
+        with self._lock:
+            return list(self._watched)
 
 
 @dataclass
@@ -29,6 +83,7 @@ class Runtime:
     key_cache: crypto.DataKeyCache
     mailer: Mailer  # only the worker sends (app.services.mail)
     jobs: Jobs = field(default_factory=NoJobs)
+    ended: EndedShares = field(default_factory=EndedShares)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

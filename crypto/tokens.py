@@ -38,14 +38,17 @@ Deletion certificate, ``typ: deletion+jwt``::
     absence_check   how their absence was confirmed, e.g.
                     {"method": "stat", "checked_at": "...", "all_absent": true}
 
-verify() pins the algorithm to EdDSA, requires the header ``typ`` to match, finds the key by
+verify() accepts only the canonical spelling of a token (unpadded base64url, no stray bits),
+pins the algorithm to EdDSA, requires the header ``typ`` to match, finds the key by
 ``kid`` and requires ``exp``, ``iat`` and the listed claims.  Every refusal is a TokenError
 whose ``reason`` says why (see TokenError).
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -160,17 +163,42 @@ def verify(
     required: Sequence[str],
     audience: str | Sequence[str] | None = None,
     leeway: float = 0,
+    check_expiry: bool = True,
 ) -> dict[str, Any]:
-    """The claims of a valid token; TokenError (with a reason) otherwise."""
+    """The claims of a valid token; TokenError (with a reason) otherwise.
+
+    ``check_expiry=False`` still requires ``exp`` but accepts a past one: for asking the
+    issuer about a receipt whose share has ended (its signature is checked all the same)."""
+    _check_canonical(token)
     header = _checked_header(token, typ)
     key = _find_key(jwks, header.get("kid"))
-    claims = _decode(token, key, audience=audience, leeway=leeway)
+    claims = _decode(token, key, audience=audience, leeway=leeway, check_expiry=check_expiry)
     for claim in required:
         if claim not in claims:
             raise TokenError(
                 "missing_claim", f"the token lacks the required claim {claim!r}", claim=claim
             )
     return claims
+
+
+_BASE64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def _check_canonical(token: str) -> None:
+    """Three segments of unpadded base64url, each the one encoding of its bytes: no ``=``
+    padding, no other alphabet, no set bits after the last byte (PyJWT's decoder would
+    accept all three, so one signed token would have many spellings)."""
+    if not isinstance(token, str):
+        raise TokenError("malformed", "the token is not text")
+    segments = token.split(".")
+    if len(segments) != 3:
+        raise TokenError("malformed", "a JWT has three parts separated by dots")
+    for name, segment in zip(("header", "payload", "signature"), segments, strict=True):
+        if not _BASE64URL.match(segment) or len(segment) % 4 == 1:
+            raise TokenError("malformed", f"the {name} is not unpadded base64url")
+        decoded = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+        if base64.urlsafe_b64encode(decoded).rstrip(b"=").decode() != segment:
+            raise TokenError("malformed", f"the {name} is not canonical base64url")
 
 
 def _checked_header(token: str, typ: str) -> dict[str, Any]:
@@ -191,7 +219,12 @@ def _checked_header(token: str, typ: str) -> dict[str, Any]:
 
 
 def _decode(
-    token: str, key: Any, *, audience: str | Sequence[str] | None, leeway: float
+    token: str,
+    key: Any,
+    *,
+    audience: str | Sequence[str] | None,
+    leeway: float,
+    check_expiry: bool = True,
 ) -> dict[str, Any]:
     """Signature and times checked by PyJWT, each failure named."""
     # PyJWT's "require" treats a claim that is present but null as missing; a receipt's
@@ -207,7 +240,7 @@ def _decode(
             options={
                 "require": require,
                 "verify_signature": True,
-                "verify_exp": True,
+                "verify_exp": check_expiry,
                 "verify_iat": True,
                 "verify_nbf": True,
                 "verify_aud": audience is not None,

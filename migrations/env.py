@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
+from app.db import private_sqlite_file
 from app.models import Base
 
 config = context.config
@@ -44,6 +45,8 @@ def run_migrations_online() -> None:
     if connection is not None:
         _run(connection, url)
         return
+    if url.startswith("sqlite"):
+        private_sqlite_file(url)  # 0600, not the umask's 0644
     engine = create_engine(url, poolclass=pool.NullPool)
     with engine.connect() as connection:
         _run(connection, url)

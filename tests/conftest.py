@@ -30,6 +30,7 @@ PG_ADMIN = os.environ.get("CR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/te
 REDIS_BASE = os.environ.get("CR_TEST_REDIS", "redis://127.0.0.1:6379")
 REDIS_DB = int(os.environ.get("CR_TEST_REDIS_DB", "11"))
 S3_ACCESS, S3_SECRET = "test-access-key", "test-secret-key-not-a-real-one"
+METRICS_TOKEN = f"metrics-{uuid.uuid4().hex}"
 
 
 def free_port() -> int:
@@ -221,6 +222,7 @@ def stack_environment(
         "CR_STORE": "local",
         # Queues of its own, so concurrent test runs on one Redis never take each other's jobs.
         "CR_QUEUE_PREFIX": f"t{uuid.uuid4().hex[:8]}-",
+        "CR_METRICS_TOKEN": METRICS_TOKEN,
     }
     if s3 is not None:
         env.update(
@@ -257,12 +259,13 @@ def app_for(env: dict[str, str]):
     from app.config import load_settings
 
     settings = load_settings(env)
-    migrations.upgrade(settings.database_url)
+    migrations.upgrade(settings.database_url, settings=settings)
     app = create_app(settings)
     app.config["TESTING"] = True
     try:
         yield app
     finally:
+        app.extensions["revocations"].stop()
         app.extensions["consent_replay"].db.dispose()
 
 

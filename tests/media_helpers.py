@@ -194,7 +194,24 @@ def start_shares(
     recording_fields: dict[str, Any] | None = None,
     **share_args: Any,
 ) -> list[Pending]:
-    """Upload one recording and opt it in ``count`` times (each share is its own job)."""
+    """Upload one recording and opt it in ``count`` times (each share is its own job). One
+    employee may have only MAX_PROCESSING_PER_USER shares in preparation: beyond that, each
+    group of that many is another employee's (unless ``owner`` is given)."""
+    from app.services.shares import MAX_PROCESSING_PER_USER
+
+    if count > MAX_PROCESSING_PER_USER and owner is None:
+        out: list[Pending] = []
+        for first in range(0, count, MAX_PROCESSING_PER_USER):
+            out += start_shares(
+                client,
+                rt,
+                files=files,
+                count=min(MAX_PROCESSING_PER_USER, count - first),
+                coaches=coaches,
+                recording_fields=recording_fields,
+                **share_args,
+            )
+        return out
     owner = owner or create_person(rt, "employee")
     coaches = coaches or [create_person(rt, "coach")]
     recording = upload_recording(client, owner, files, **(recording_fields or {}))

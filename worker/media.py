@@ -86,6 +86,9 @@ class Limits:
     max_height: int
     max_fps: float
     timeout_s: float
+    # width × height × frame rate × seconds: the work decoding the video takes, which no single
+    # limit above bounds (60 s of 7680×4320 at 120 fps is within each of them).
+    max_total_pixels: float = float("inf")
 
 
 @dataclass
@@ -305,6 +308,23 @@ def check_limits(p: Probe, part: str, limits: Limits) -> None:
         raise MediaRejected(
             f"The {part} video runs at {p.fps:.0f} frames per second; the limit is "
             f"{limits.max_fps:.0f}."
+        )
+    _check_total_pixels(p, part, limits)
+
+
+def _check_total_pixels(p: Probe, part: str, limits: Limits) -> None:
+    if not (p.width and p.height and p.fps and p.duration_s):
+        return
+    total = p.width * p.height * p.fps * p.duration_s
+    if total > limits.max_total_pixels:
+        per_hour_1080p15 = 1920 * 1080 * 15 * 3600
+        raise MediaRejected(
+            f"The {part} video is too much to process: {p.width}×{p.height} at "
+            f"{p.fps:.0f} frames per second for {p.duration_s:.0f} s is "
+            f"{total / 1e9:,.0f} billion pixels; the limit is "
+            f"{limits.max_total_pixels / 1e9:,.0f} billion (about "
+            f"{limits.max_total_pixels / per_hour_1080p15 * 60:.0f} minutes of 1920×1080 at 15 "
+            "frames per second). Record a shorter part, or at a lower resolution or frame rate."
         )
 
 

@@ -517,6 +517,7 @@ def _limits(rt: Runtime) -> media.Limits:
         max_height=rt.settings.max_height,
         max_fps=rt.settings.max_fps,
         timeout_s=rt.settings.ffmpeg_timeout_s,
+        max_total_pixels=rt.settings.max_total_pixels,
     )
 
 

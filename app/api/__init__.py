@@ -31,6 +31,11 @@ def init_app(app: Flask) -> Api:
                 "securitySchemes": {
                     "bearer": {"type": "http", "scheme": "bearer"},
                     "cookie": {"type": "apiKey", "in": "cookie", "name": "cr_session"},
+                    "metricsToken": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "the value of CR_METRICS_TOKEN (for /metrics only)",
+                    },
                 }
             },
         },

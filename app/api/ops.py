@@ -8,9 +8,9 @@ import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 
-from flask import Response, current_app, jsonify
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from flask import current_app, jsonify
 
+from app import metrics as app_metrics
 from app.api.blueprint import Blueprint
 from app.context import runtime
 
@@ -100,10 +100,18 @@ def readyz():
 
 
 @ops.route("/metrics")
-@ops.doc(security=[], responses={200: {"description": "Prometheus text format"}})
+@ops.doc(
+    security=[{"metricsToken": []}],
+    responses={
+        200: {"description": "Prometheus text format"},
+        401: {"description": "No or a wrong CR_METRICS_TOKEN bearer token"},
+        403: {"description": "Metrics are off (CR_METRICS_TOKEN is not set)"},
+    },
+)
 def metrics():
-    """Prometheus metrics of this web process."""
-    return Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
+    """Prometheus metrics of this web process, for the bearer of ``CR_METRICS_TOKEN``. No
+    counter tells uploads, opt-ins, deletions or revocations apart."""
+    return app_metrics.scrape(runtime().settings)
 
 
 @ops.route("/.well-known/jwks.json")

@@ -14,7 +14,6 @@ from app.api.schemas import (
 )
 from app.auth import current_user, db_session, require
 from app.context import runtime
-from app.metrics import UPLOAD_BYTES
 from app.models import Role
 from app.services import ingest, policy, recordings
 
@@ -49,7 +48,6 @@ def upload():
         request.content_length,
         store=rt.store,
         max_bytes=limit,
-        on_bytes=UPLOAD_BYTES.inc,
     )
     try:
         recording = recordings.create_recording(session, rt, current_user(), result)

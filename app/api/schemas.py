@@ -57,7 +57,9 @@ class RecordingSchema(ma.Schema):
     customer_informed = ma.fields.Boolean()
     probe_status = ma.fields.String()
     probe_error = ma.fields.String(allow_none=True)
-    media_sha256 = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String())
+    media_sha256 = ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.String(), allow_none=True
+    )
     parts = ma.fields.List(ma.fields.String())
     share_ids = ma.fields.List(ma.fields.UUID())
     certificate = ma.fields.String(allow_none=True)
@@ -119,25 +121,38 @@ class MediaLinksSchema(ma.Schema):
 
 
 class ShareSchema(ma.Schema):
+    """A share. To a coach, a share that has ended is only ``{"id", "status": "ended"}``."""
+
     id = ma.fields.UUID(required=True)
-    recording_id = ma.fields.UUID(required=True)
-    status = ma.fields.String(required=True)
-    progress = ma.fields.Integer(required=True)
+    recording_id = ma.fields.UUID()
+    status = ma.fields.String(
+        required=True,
+        metadata={
+            "description": "processing, ready, failed, revoked or expired; to a coach, "
+            "ended (without saying which)",
+        },
+    )
+    progress = ma.fields.Integer()
     error = ma.fields.String(allow_none=True)
-    coach_ids = ma.fields.List(ma.fields.UUID(), required=True)
+    coach_ids = ma.fields.List(ma.fields.UUID())
     coaches = ma.fields.List(ma.fields.Nested(PersonSchema))
     employee = ma.fields.Nested(PersonSchema)
-    purpose = ma.fields.String(required=True)
+    purpose = ma.fields.String(
+        allow_none=True, metadata={"description": "null once the share has ended (shredded)"}
+    )
     title = ma.fields.String(allow_none=True)
     note = ma.fields.String(allow_none=True)
     created_at = ma.fields.AwareDateTime()
-    expires_at = ma.fields.AwareDateTime(required=True)
+    expires_at = ma.fields.AwareDateTime()
     ended_at = ma.fields.AwareDateTime(allow_none=True)
     duration_s = ma.fields.Float(allow_none=True)
     trim = ma.fields.Nested(TrimSchema, allow_none=True)
     include_customer_audio = ma.fields.Boolean()
     media = ma.fields.Nested(MediaLinksSchema)
-    receipt = ma.fields.String(metadata={"description": "signed consent receipt (JWT)"})
+    receipt = ma.fields.String(
+        allow_none=True,
+        metadata={"description": "signed consent receipt (JWT), to its owner, while it lasts"},
+    )
     certificate = ma.fields.String(allow_none=True)
 
 

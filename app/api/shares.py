@@ -22,9 +22,8 @@ from app.api.schemas import (
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.links import share_media_links
-from app.metrics import REVOKES
 from app.models import Role
-from app.services import policy, shares, shredding, users, viewing
+from app.services import policy, revocations, shares, shredding, users, viewing
 
 blp = Blueprint(
     "shares", __name__, url_prefix="/api/v1", description="Shares: the opt-in and its withdrawal"
@@ -34,7 +33,7 @@ blp = Blueprint(
 def present(session, rt, share, user) -> dict:
     """A share as the API answers it: the domain's view plus media links when it plays."""
     data = shares.present(session, rt, share, user)
-    if data["playable"]:
+    if data.get("playable"):
         data["media"] = share_media_links(share.id)
     return data
 
@@ -91,12 +90,13 @@ def get_share(share_id: str):
 @blp.response(200, RevocationSchema)
 def revoke_share(share_id: str):
     """Withdraw consent: access stops at once, the key is destroyed, a certificate returned."""
-    started = time.perf_counter()
     rt, session, user = runtime(), db_session(), current_user()
     share = shares.get_for_owner(session, user, share_id)
     session.rollback()
+    ending = time.monotonic()
     outcome = shredding.end_share(rt, share.id, reason="revoked", actor_id=user.id)
-    REVOKES.observe(time.perf_counter() - started)
+    # Answer only once every web process has stopped serving it (at once with NOTIFY).
+    revocations.settle(rt.db, ending)
     return {
         "id": outcome.share_id,
         "status": outcome.status.value,

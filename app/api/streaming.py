@@ -8,7 +8,9 @@ This module speaks HTTP: Range, If-Range, ETag and the response headers.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import uuid
 from collections.abc import Callable, Iterator
 
@@ -24,10 +26,12 @@ from app.errors import HttpError
 from app.metrics import MEDIA_BYTES
 from app.models import MediaObject, Recording, RecordingStatus, Role
 from app.runtime import Runtime
-from app.services import keys, playback, recordings, shares, viewing
+from app.services import keys, playback, recordings, revocations, shares, viewing
 from app.services.errors import NotFound
 
 log = logging.getLogger(__name__)
+# The send buffer of a media response's socket (the kernel doubles it): a few writes' worth.
+MEDIA_SEND_BUFFER = 64 * 1024
 
 blp = Blueprint(
     "media",
@@ -137,14 +141,35 @@ def media(share_id: str, kind: str):
         session.commit()
 
     state = playback.ShareState(rt, share.id)
+    guard = revocations.Guard(rt.ended, share.id, share.expires_at)
 
     def done(sent: int) -> None:
+        guard.close()
         state.close()
         viewing.add_bytes(rt.db, view_id, sent)
 
-    return stream_object(
-        rt, obj, dek, share.key_id, still_allowed=state, on_range=record, on_done=done
+    _small_send_buffer()
+    response = stream_object(
+        rt,
+        obj,
+        dek,
+        share.key_id,
+        still_allowed=state,
+        may_write=guard,
+        on_range=record,
+        on_done=done,
     )
+    response.call_on_close(guard.close)
+    return response
+
+
+def _small_send_buffer() -> None:
+    """Keep what the kernel holds for a slow reader small: what is in the socket's buffer when
+    a revoke commits still reaches the client, so it is bounded (Linux doubles the value)."""
+    sock = request.environ.get("gunicorn.socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, MEDIA_SEND_BUFFER)
 
 
 def stream_object(
@@ -154,6 +179,7 @@ def stream_object(
     key_id: uuid.UUID,
     *,
     still_allowed: Callable[[], bool],
+    may_write: Callable[[], bool] | None = None,
     on_range: Callable[[int, int], None] | None = None,
     on_done: Callable[[int], None] | None = None,
     content_type: str | None = None,
@@ -165,7 +191,7 @@ def stream_object(
     """
     content_type = content_type or obj.content_type
     ranges = content_type != "application/json"
-    stream = playback.MediaStream(rt, obj, dek, key_id, still_allowed)
+    stream = playback.MediaStream(rt, obj, dek, key_id, still_allowed, may_write)
     etag = stream.etag
     if request.if_none_match and request.if_none_match.contains(etag.strip('"')):
         stream.close()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.api import account, admin, export, recordings, shares, streaming
+from app.api import account, admin, export, receipts, recordings, shares, streaming
 
 blueprints = [
     account.me,
@@ -10,5 +10,6 @@ blueprints = [
     shares.blp,
     streaming.blp,
     export.blp,
+    *receipts.blueprints,
     *admin.blueprints,
 ]

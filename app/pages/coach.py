@@ -19,12 +19,13 @@ from app.links import share_media_links
 from app.models import Role, utcnow
 from app.pages.formatting import clock
 from app.services import shares
-from app.services.errors import NotFound
+from app.services.errors import Gone, NotFound
 
 bp = Blueprint("coach_pages", __name__)
 
 ENDED = ("revoked", "expired")
 NOT_FOUND_MESSAGE = "There is no recording here that has been shared with you."
+ENDED_MESSAGE = "This share has ended. The recording is no longer available to you."
 
 
 def _plural(value: int, unit: str) -> str:
@@ -64,6 +65,9 @@ def duration_label(seconds: float | None) -> str:
 
 def _decorate(item: dict[str, Any]) -> dict[str, Any]:
     """Add what the templates show but the API does not carry (display strings, flags)."""
+    if item["status"] == shares.ENDED:
+        # All a coach may know of a share that ended: that it did.
+        return {**item, "ended": True, "display_status": shares.ENDED, "playable": False}
     now = utcnow()
     status = item["status"]
     expires_at = item["expires_at"]
@@ -127,6 +131,10 @@ def playback(share_id: str):
         return _private(
             render_template("error.html", status=404, code="not_found", message=NOT_FOUND_MESSAGE),
             404,
+        )
+    except Gone as gone:
+        return _private(
+            render_template("error.html", status=410, code=gone.code, message=ENDED_MESSAGE), 410
         )
     item = _decorate(shares.present(session, rt, share, user))
     if item["playable"]:

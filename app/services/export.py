@@ -38,7 +38,8 @@ me.json                          your account
 recordings/<id>/recording.json   each recording: title, length, checksums, deletion certificate
 recordings/<id>/<part>.<ext>     the media you uploaded, as you uploaded it (if not deleted)
 shares/<id>/share.json           each share: coaches, purpose, dates, status
-shares/<id>/receipt.jwt          the signed consent receipt (verify with jwks.json)
+shares/<id>/receipt.jwt          the signed consent receipt, while the share lasts (verify
+                                 with jwks.json; it is shredded with the share)
 shares/<id>/certificate.jwt      the signed deletion certificate, when the share ended
 shares/<id>/access-log.json      every access: who watched, when, for how long
 shares/<id>/comments.json        the coaching comments (while the share is active)
@@ -127,8 +128,10 @@ def export_archive(rt: Runtime, owner_id: uuid.UUID) -> Iterator[bytes]:
         for share in session.scalars(select(Share).where(Share.owner_id == owner.id)):
             base = f"shares/{share.id}"
             archive.writestr(f"{base}/share.json", _json(shares.present(session, rt, share, owner)))
-            archive.writestr(f"{base}/receipt.jwt", share.receipt)
-            archive.writestr(f"{base}/receipt.json", _json(_claims(share.receipt)))
+            receipt = shares.receipt_of(session, rt, share)
+            if receipt:  # kept while the share lives; shredded with it
+                archive.writestr(f"{base}/receipt.jwt", receipt)
+                archive.writestr(f"{base}/receipt.json", _json(_claims(receipt)))
             if share.certificate:
                 archive.writestr(f"{base}/certificate.jwt", share.certificate)
                 archive.writestr(f"{base}/certificate.json", _json(_claims(share.certificate)))

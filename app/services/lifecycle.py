@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 import crypto
 from app.models import Comment, Recording, RecordingStatus, Share, ShareStatus, utcnow
-from app.services import audit, keys
+from app.services import audit, keys, revocations
 
 
 class TransitionRefused(Exception):
@@ -133,8 +133,11 @@ def end_share(
     share.job_lease_until = None
     share.title_sealed = None
     share.note_sealed = None
+    share.purpose_sealed = None
+    share.receipt_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, share.key_id)
     session.execute(delete(Comment).where(Comment.share_id == share.id))
+    revocations.announce(session, share.id)  # every web process learns of it on commit
     audit.append(
         session,
         transition.action,
@@ -162,6 +165,7 @@ def delete_recording(
     recording.status = RecordingStatus.DELETED
     recording.deleted_at = now
     recording.title_sealed = None
+    recording.media_sha256_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, recording.key_id)
     audit.append(
         session,

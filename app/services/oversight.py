@@ -75,4 +75,13 @@ def policy_history(session: Session) -> list[dict[str, Any]]:
 
 
 def verify_audit(session: Session) -> dict[str, Any]:
-    return audit.verify_chain(session).as_dict()
+    """The verdict on the audit chain, and nothing that moves with activity: no count of
+    events, no head hash (watched over time, either would show when anyone does anything —
+    SPEC §2.7). ``consent-replay audit verify`` shows both to an operator."""
+    verdict = audit.verify_chain(session)
+    return {
+        "ok": verdict.ok,
+        "broken_seq": verdict.broken_seq,
+        "reason": verdict.reason,
+        "checked_at": utcnow(),
+    }

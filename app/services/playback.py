@@ -3,8 +3,10 @@
 Only the chunks a range covers are fetched from the store (one streaming read of the whole
 span, the next batch of ciphertext read ahead) and decrypted, a batch at a time; before each
 batch after the first, ``still_allowed`` is asked again: once consent has ended, no further
-batch is decrypted or sent, whatever any process has cached. A chunk that fails
-authentication ends the stream; it is never served as data.
+batch is decrypted or sent, whatever any process has cached. The batches go out in writes of
+at most :data:`WRITE_SIZE`, each after ``may_write`` (an in-process set of ended shares, see
+``app.services.revocations``) allowed it. A chunk that fails authentication ends the stream;
+it is never served as data.
 
 The web edge (``app.api.streaming``) turns a :class:`MediaStream` into an HTTP response: it
 parses Range and If-Range, and sends the headers.
@@ -12,6 +14,7 @@ parses Range and If-Range, and sends the headers.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import uuid
@@ -34,6 +37,10 @@ log = logging.getLogger(__name__)
 CHUNK = crypto.chunked.CHUNK_SIZE  # 16 KiB of plaintext per encrypted chunk
 FIRST_BATCH_CHUNKS = 16  # 256 KiB: a quick first byte for the player
 BATCH_CHUNKS = 128  # 2 MiB per fetch, decrypt and state check afterwards
+# The most one write to the client carries. Before each write the stream asks whether it may
+# still send (an in-process set lookup): after a revoke has committed, at most the write
+# already handed to the socket goes out.
+WRITE_SIZE = 64 * 1024
 # Read-ahead of the next batch of ciphertext, one task per streaming response at a time.
 READ_AHEAD = BATCH_CHUNKS * crypto.chunked.CHUNK_CIPHERTEXT_SIZE
 SHARE_KINDS = {
@@ -275,9 +282,11 @@ class MediaStream:
         dek: bytes,
         key_id: uuid.UUID,
         still_allowed: Callable[[], bool],
+        may_write: Callable[[], bool] | None = None,
     ) -> None:
         self.obj = obj
         self._still_allowed = still_allowed
+        self._may_write = may_write or (lambda: True)
         self._source = StoreRangeSource(rt.store, obj.name, obj.stored_size)
         try:
             self._reader = crypto.RandomAccessReader(
@@ -332,12 +341,14 @@ class MediaStream:
     ) -> Iterator[bytes]:
         sent = 0
         try:
-            if first:
-                sent += len(first)
-                yield first
-            for batch in rest:
-                sent += len(batch)
-                yield batch
+            for batch in itertools.chain((first,), rest):
+                for offset in range(0, len(batch), WRITE_SIZE):
+                    if not self._may_write():
+                        log.info("access ended mid-stream; stopping before the next write")
+                        return
+                    piece = batch[offset : offset + WRITE_SIZE]
+                    sent += len(piece)
+                    yield piece
         except crypto.DecryptionError:
             log.error("integrity check failed in %s; response cut short", self.obj.id)
         except StorageError as exc:

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models import Policy
-from app.services import audit
+from app.services import audit, text
 from app.services.errors import InvalidRequest
 
 MAX_SHARE_DAYS_CEILING = 365
@@ -45,7 +45,11 @@ def update_policy(
             old.draft_lifetime_hours if draft_lifetime_hours is None else draft_lifetime_hours
         ),
         max_upload_bytes=old.max_upload_bytes if max_upload_bytes is None else max_upload_bytes,
-        consent_text=old.consent_text if consent_text is None else consent_text.strip(),
+        consent_text=(
+            old.consent_text
+            if consent_text is None
+            else text.check("consent_text", consent_text, multiline=True)
+        ),
         changed_by=actor_id,
     )
     if not 1 <= new.max_share_days <= MAX_SHARE_DAYS_CEILING:

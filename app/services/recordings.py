@@ -14,10 +14,10 @@ from app import jobs
 from app.db import after_commit
 from app.models import MediaObject, Recording, RecordingStatus, Share, User, utcnow
 from app.runtime import Runtime
-from app.services import audit, keys, policy, shredding
+from app.services import audit, keys, policy, shredding, text
 from app.services.errors import InvalidRequest, NotFound, PayloadTooLarge
 from app.services.ingest import IngestResult
-from app.services.sealing import open_text, seal_text
+from app.services.sealing import open_json, open_text, seal_json, seal_text
 
 AGENT_CHANNELS = ("left", "right", "mono")
 
@@ -34,7 +34,7 @@ def _parse_bool(name: str, raw: str | None) -> bool:
 
 
 def validate_fields(fields: dict[str, str]) -> dict[str, Any]:
-    title = (fields.get("title") or "").strip()
+    title = text.check("title", fields.get("title") or "")
     if len(title) > 200:
         raise InvalidRequest("The title can have at most 200 characters.", code="invalid_field")
     channel = (fields.get("agent_channel") or "left").strip().lower()
@@ -69,7 +69,13 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
         ),
         agent_channel=fields["agent_channel"],
         customer_informed=fields["customer_informed"],
-        media_sha256={p.field: p.plaintext_sha256 for p in upload.parts},
+        media_sha256_sealed=seal_json(
+            upload.dek,
+            upload.key_id,
+            "media_sha256",
+            upload.recording_id,
+            {p.field: p.plaintext_sha256 for p in upload.parts},
+        ),
         size_bytes=upload.total_size,
         created_at=now,
         expires_at=now + timedelta(hours=current.draft_lifetime_hours),
@@ -135,6 +141,20 @@ def title_of(session: Session, rt: Runtime, recording: Recording) -> str | None:
         return None
 
 
+def media_sha256_of(session: Session, rt: Runtime, recording: Recording) -> dict[str, str] | None:
+    """The SHA-256 of each uploaded part, while the recording lives (sealed under its key)."""
+    if recording.media_sha256_sealed is None:
+        return None
+    try:
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, recording.key_id)
+        hashes = open_json(
+            dek, recording.key_id, "media_sha256", recording.id, recording.media_sha256_sealed
+        )
+    except (keys.KeyDestroyed, crypto.DecryptionError):
+        return None
+    return dict(hashes)
+
+
 def present(session: Session, rt: Runtime, recording: Recording) -> dict[str, Any]:
     active_shares = [s for s in recording.shares if s.status.active]
     return {
@@ -152,7 +172,7 @@ def present(session: Session, rt: Runtime, recording: Recording) -> dict[str, An
         "customer_informed": recording.customer_informed,
         "probe_status": recording.probe_status,
         "probe_error": recording.probe_error,
-        "media_sha256": recording.media_sha256,
+        "media_sha256": media_sha256_of(session, rt, recording),
         "parts": sorted(o.kind for o in recording.objects),
         "share_ids": [s.id for s in active_shares],
         "certificate": recording.certificate,

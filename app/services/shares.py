@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 import crypto
@@ -27,14 +27,21 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys, policy, recordings
-from app.services.errors import Gone, InvalidRequest, NotFound, Unprocessable
+from app.services import audit, keys, policy, recordings, text
+from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
 from app.services.sealing import open_text, seal_text
 
 MAX_COACHES = 10
 MAX_PURPOSE = 500
 MAX_NOTE = 2000
 MAX_COMMENT = 2000
+# Share jobs one employee may have waiting or running at once: one person cannot fill every
+# worker (each job is an ffmpeg run of up to the job time limit).
+MAX_PROCESSING_PER_USER = 3
+# What a grantee learns of a share that has ended: that it ended. Not who, what, why, nor
+# whether it was withdrawn or ran out (that would tell them the employee withdrew).
+ENDED = "ended"
+ENDED_MESSAGE = "This share has ended."
 
 
 @dataclass
@@ -73,7 +80,7 @@ def create_share(
         )
     current = policy.current_policy(session)
 
-    purpose = request.purpose.strip()
+    purpose = text.check("purpose", request.purpose, multiline=True)
     if not purpose:
         raise InvalidRequest("Say what the coaching is for (purpose).", code="purpose_required")
     if len(purpose) > MAX_PURPOSE:
@@ -105,7 +112,8 @@ def create_share(
             code="customer_not_informed",
         )
     trim = _validate_trim(recording, request.trim_start_s, request.trim_end_s)
-    note = (request.note or "").strip()
+    _check_jobs_in_flight(session, owner)
+    note = text.check("note", request.note or "", multiline=True)
     if len(note) > MAX_NOTE:
         raise InvalidRequest(
             f"The note can have at most {MAX_NOTE} characters.", code="note_too_long"
@@ -132,7 +140,7 @@ def create_share(
             "scope": ["view", "comment"],
             "channels": channels,
             "trim": trim,
-            "media_sha256": recording.media_sha256,
+            "media_sha256": recordings.media_sha256_of(session, rt, recording),
             "policy": {"id": "consent-text", "version": current.version},
             "revocation_url": f"{rt.settings.public_url}/api/v1/shares/{share_id}/revoke",
             "key_id": str(key_id),
@@ -145,14 +153,14 @@ def create_share(
         owner_id=owner.id,
         key_id=key_id,
         progress=0,
-        purpose=purpose,
+        purpose_sealed=seal_text(dek, key_id, "purpose", share_id, purpose),
         note_sealed=seal_text(dek, key_id, "note", share_id, note) if note else None,
         title_sealed=seal_text(dek, key_id, "title", share_id, title),
         trim_start_s=trim["start_s"] if trim else None,
         trim_end_s=trim["end_s"] if trim else None,
         include_customer_audio=request.include_customer_audio,
         policy_version=current.version,
-        receipt=receipt,
+        receipt_sealed=seal_text(dek, key_id, "receipt", share_id, receipt),
         created_at=now,
         expires_at=expires_at,
         grantees=[ShareGrantee(coach_id=c) for c in coach_ids],
@@ -174,6 +182,23 @@ def create_share(
     sid = str(share.id)
     after_commit(session, lambda: rt.jobs.send(jobs.PROCESS_SHARE, sid))
     return share
+
+
+def _check_jobs_in_flight(session: Session, owner: User) -> None:
+    """At most MAX_PROCESSING_PER_USER shares of one employee being prepared at once. The
+    owner's row is locked so that two opt-ins at the same moment are counted in turn."""
+    session.execute(select(User.id).where(User.id == owner.id).with_for_update())
+    processing = session.scalar(
+        select(func.count())
+        .select_from(Share)
+        .where(Share.owner_id == owner.id, Share.status == ShareStatus.PROCESSING)
+    )
+    if (processing or 0) >= MAX_PROCESSING_PER_USER:
+        raise RateLimited(
+            f"You already have {MAX_PROCESSING_PER_USER} shares being prepared. Wait until one "
+            "of them is ready, then share this one.",
+            code="too_many_jobs",
+        )
 
 
 def _validate_trim(
@@ -219,7 +244,13 @@ def get_for_owner(
 
 
 def get_for_viewer(session: Session, user: User, share_id: uuid.UUID | str) -> Share:
-    """A share its owner or one of its coaches may see; anyone else gets 404."""
+    """A share its owner or one of its coaches may see; anyone else gets 404.
+
+    The one check of every share endpoint (the share, comments, views, heartbeats, media, the
+    playback page): a grantee asking about a share that has ended — revoked, expired, or past
+    its end date before any sweep has marked it — gets 410 ``share_ended`` and nothing else.
+    The owner keeps seeing their own share (its status, its certificate).
+    """
     sid = _uuid(share_id, "share")
     share = session.scalar(
         select(Share).where(
@@ -232,7 +263,14 @@ def get_for_viewer(session: Session, user: User, share_id: uuid.UUID | str) -> S
     )
     if share is None:
         raise NotFound("share")
+    if share.owner_id != user.id and has_ended(share):
+        raise Gone(ENDED_MESSAGE, code="share_ended")
     return share
+
+
+def has_ended(share: Share) -> bool:
+    """Revoked, expired, or past its end date (checked now, not by the expiry sweep)."""
+    return not share.status.active or share.expires_at <= utcnow()
 
 
 def is_viewable(share: Share) -> bool:
@@ -240,10 +278,8 @@ def is_viewable(share: Share) -> bool:
 
 
 def require_viewable(share: Share) -> None:
-    if share.status in (ShareStatus.REVOKED, ShareStatus.EXPIRED) or share.expires_at <= utcnow():
-        raise Gone(
-            "This share has ended: the employee withdrew it or it expired.", code="share_ended"
-        )
+    if has_ended(share):
+        raise Gone(ENDED_MESSAGE, code="share_ended")
     if share.status is not ShareStatus.READY:
         raise Unprocessable("This share is not ready to play yet.", code="share_not_ready")
 
@@ -262,31 +298,42 @@ def share_dek(session: Session, rt: Runtime, share: Share) -> bytes:
     try:
         return keys.load_data_key(session, rt.kek, rt.key_cache, share.key_id)
     except keys.KeyDestroyed:
-        raise Gone("This share has ended.", code="share_ended") from None
+        raise Gone(ENDED_MESSAGE, code="share_ended") from None
+
+
+def _sealed_field(session: Session, rt: Runtime, share: Share, field: str) -> str | None:
+    sealed = getattr(share, f"{field}_sealed")
+    if sealed is None or not share.status.active:
+        return None
+    try:
+        dek = share_dek(session, rt, share)
+        return open_text(dek, share.key_id, field, share.id, sealed)
+    except (Gone, crypto.DecryptionError):
+        return None
 
 
 def title_of(session: Session, rt: Runtime, share: Share) -> str | None:
-    if share.title_sealed is None or not share.status.active:
-        return None
-    try:
-        dek = share_dek(session, rt, share)
-        return open_text(dek, share.key_id, "title", share.id, share.title_sealed)
-    except (Gone, crypto.DecryptionError):
-        return None
+    return _sealed_field(session, rt, share, "title")
 
 
 def note_of(session: Session, rt: Runtime, share: Share) -> str | None:
-    if share.note_sealed is None or not share.status.active:
-        return None
-    try:
-        dek = share_dek(session, rt, share)
-        return open_text(dek, share.key_id, "note", share.id, share.note_sealed)
-    except (Gone, crypto.DecryptionError):
-        return None
+    return _sealed_field(session, rt, share, "note")
+
+
+def purpose_of(session: Session, rt: Runtime, share: Share) -> str | None:
+    """The purpose while the share lives; None once it is shredded."""
+    return _sealed_field(session, rt, share, "purpose")
+
+
+def receipt_of(session: Session, rt: Runtime, share: Share) -> str | None:
+    """The signed consent receipt while the share lives (its owner holds their copy)."""
+    return _sealed_field(session, rt, share, "receipt")
 
 
 def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[str, Any]:
     is_owner = share.owner_id == viewer.id
+    if not is_owner and has_ended(share):
+        return {"id": share.id, "status": ENDED}
     data: dict[str, Any] = {
         "id": share.id,
         "recording_id": share.recording_id,
@@ -296,7 +343,7 @@ def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[s
         "coach_ids": share.coach_ids,
         "coaches": [{"id": g.coach.id, "name": g.coach.name} for g in share.grantees],
         "employee": {"id": share.owner.id, "name": share.owner.name},
-        "purpose": share.purpose,
+        "purpose": purpose_of(session, rt, share),
         "title": title_of(session, rt, share),
         "note": note_of(session, rt, share),
         "created_at": share.created_at,
@@ -312,7 +359,7 @@ def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[s
         "playable": is_viewable(share),
     }
     if is_owner:
-        data["receipt"] = share.receipt
+        data["receipt"] = receipt_of(session, rt, share)
         data["certificate"] = share.certificate
     return data
 
@@ -347,9 +394,9 @@ def list_comments(session: Session, rt: Runtime, share: Share) -> list[dict[str,
 def add_comment(
     session: Session, rt: Runtime, share: Share, author: User, at_s: float, body: str
 ) -> dict[str, Any]:
-    if not share.status.active or share.expires_at <= utcnow():
-        raise Gone("This share has ended.", code="share_ended")
-    body = body.strip()
+    if has_ended(share):
+        raise Gone(ENDED_MESSAGE, code="share_ended")
+    body = text.check("comment", body, multiline=True)
     if not body:
         raise InvalidRequest("A comment needs some text.", code="comment_empty")
     if len(body) > MAX_COMMENT:

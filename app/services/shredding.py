@@ -123,7 +123,9 @@ def end_share(
     if earlier is not None:
         # Outside the row lock: the first ending needs it to store its certificate.
         return earlier if earlier.certificate is not None else _await_certificate(rt, earlier)
-    # The key row is gone and committed; evict again in case a reader cached it meanwhile.
+    # Committed: streams in this process stop before their next write (the others learn of it
+    # by NOTIFY or their poll). The key row is gone; evict again in case a reader cached it.
+    rt.ended.mark([share_id])
     rt.key_cache.evict(str(key_id))
     stored = _delete_and_certify(
         rt, share_id, names, owner_id, key_id, recording_id, destroyed_at=now, reason=reason

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import AccountLink, ApiToken, AuditEvent, Role, Team, User, utcnow
-from app.services import audit, sessions
+from app.services import audit, sessions, text
 from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
@@ -97,7 +97,7 @@ def create_user(
     actor_id: uuid.UUID | None = None,
 ) -> User:
     login = _check_login(login)
-    name = name.strip()
+    name = text.check("name", name)
     if not name or len(name) > 200:
         raise InvalidRequest("A name has 1-200 characters.", code="invalid_name")
     role = _check_role(role)
@@ -461,7 +461,7 @@ def coach_choices(session: Session) -> list[dict[str, Any]]:
 
 
 def create_team(session: Session, name: str, *, actor_id: uuid.UUID | None = None) -> Team:
-    name = name.strip()
+    name = text.check("name", name)
     if not name or len(name) > 200:
         raise InvalidRequest("A team name has 1-200 characters.", code="invalid_name")
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:

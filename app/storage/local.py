@@ -35,12 +35,25 @@ class _FileRange:
         self._handle.close()
 
 
+def _private_dirs(path: Path) -> None:
+    """Create ``path`` and any missing parent as 0700 (``mkdir(parents=True)`` would give the
+    parents the umask's mode)."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+        folder.chmod(0o700)
+
+
 class LocalStore:
     kind = "local"
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_dirs(self.root)
 
     def _path(self, name: str) -> Path:
         # Names are built from ids by the application; refuse anything that could climb out.
@@ -50,11 +63,14 @@ class LocalStore:
 
     def put_stream(self, name: str, chunks: Iterable[bytes]) -> int:
         path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _private_dirs(path.parent)
         partial = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
         size = 0
         try:
-            with open(partial, "xb") as handle:
+            # Readable by this user only (0600), whatever the umask: ciphertext, but nobody
+            # else's business either.
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as handle:
                 for chunk in chunks:
                     handle.write(chunk)
                     size += len(chunk)

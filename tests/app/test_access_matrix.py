@@ -62,6 +62,8 @@ PUBLIC = {
     "ops.metrics",
     "ops.jwks",
     "api-docs.openapi_json",
+    # Answers only for a receipt this deployment signed (tests/app/test_receipt_status.py).
+    "receipts.receipt_status",
 }
 
 E, C, A, R = "employee", "coach", "admin", "representative"
@@ -666,6 +668,8 @@ def test_pages_send_a_strict_content_security_policy(calls):
         assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
         assert directives.get("object-src") == "'none'"
         assert call.headers.get("X-Content-Type-Options") == "nosniff"
+        # Pages carry personal data (at the least, who is signed in): never cached.
+        assert "no-store" in call.headers.get("Cache-Control", ""), describe(call)
 
 
 # --- cookies and CSRF -------------------------------------------------------------------------
@@ -842,3 +846,105 @@ def test_cookie_upload_with_the_csrf_header_is_accepted(stack_app, rt, world):
         content_type="multipart/form-data",
     )
     assert response.status_code == 201, response.get_json()
+
+
+# --- the end of a share, metrics and receipt status, as every role (issue 12) ------------------
+
+ENDED_CALLS = {
+    "GET share": ("GET", "/api/v1/shares/{sid}", None),
+    "GET comments": ("GET", "/api/v1/shares/{sid}/comments", None),
+    "POST comment": ("POST", "/api/v1/shares/{sid}/comments", {"at_s": 1, "body": "late"}),
+    "POST views": ("POST", "/api/v1/shares/{sid}/views", None),
+    "POST heartbeat": (
+        "POST",
+        "/api/v1/shares/{sid}/views/{vid}/heartbeat",
+        {"watched_s": 1, "position_s": 1},
+    ),
+    **{f"GET media {k}": ("GET", f"/media/shares/{{sid}}/{k}", None) for k in VALUES["kind"]},
+    "GET playback page": ("GET", "/coach/shares/{sid}", None),
+}
+# What each actor gets for a share that has ended (revoked), by call: the owner keeps reading
+# it (its status, its certificate; comments are gone), the grantee learns only that it ended,
+# everyone else gets what they would get for no share at all.
+OWNER_ENDED = {
+    "GET share": 200,
+    "GET comments": 200,
+    "GET playback page": 200,
+}
+
+
+def _expected_for_ended(actor: str, call: str) -> set[int]:
+    page = call == "GET playback page"
+    if actor == "anonymous":
+        return {302} if page else {401}
+    if actor == "employee":
+        return {OWNER_ENDED.get(call, 410)}
+    if actor == "coach":
+        return {410}
+    if actor in ("other_employee", "other_coach"):
+        return {404}
+    return {403, 404} if call.startswith("GET media") else {403}
+
+
+@pytest.fixture(scope="module")
+def ended_share(world) -> dict[str, str]:
+    side = world.sides["a"]
+    client = world.client
+    share = make_share(client, side.employee, side.spare_recording["id"], side.coach, "ending")
+    response = client.post(f"/api/v1/shares/{share['id']}/revoke", headers=side.employee.headers)
+    assert response.status_code == 200
+    return {"sid": share["id"], "vid": str(uuid.uuid4()), "purpose": "ending"}
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_an_ended_share_as_every_role(stack_app, world, ended_share, actor):
+    client = stack_app.test_client()
+    headers = {} if actor == "anonymous" else dict(world.people[actor].headers)
+    problems = []
+    for call, (method, template, body) in ENDED_CALLS.items():
+        url = template.format(**ended_share)
+        extra = {"Accept": "text/html"} if call == "GET playback page" else {}
+        response = client.open(url, method=method, headers={**headers, **extra}, json=body)
+        want = _expected_for_ended(actor, call)
+        if response.status_code not in want:
+            problems.append(f"{call} as {actor}: {response.status_code}, want {want}")
+        ended_json = response.status_code == 410 and "json" in (response.mimetype or "")
+        if ended_json and response.get_json()["error"]["code"] != "share_ended":
+            problems.append(f"{call} as {actor}: {response.get_json()}")
+        text = response.get_data(as_text=True)
+        if actor != "employee":
+            for secret in (world.sides["a"].employee.name, ended_share["purpose"], "withdrew"):
+                if secret in text:
+                    problems.append(f"{call} as {actor} carries {secret!r}")
+    listing = client.get("/api/v1/shares", headers=headers)
+    if actor == "coach":
+        items = [i for i in listing.get_json()["shares"] if i["id"] == ended_share["sid"]]
+        if items != [{"id": ended_share["sid"], "status": "ended"}]:
+            problems.append(f"the coach's list shows {items}")
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_metrics_answer_no_role_only_the_metrics_token(stack_app, world, actor):
+    from tests.conftest import METRICS_TOKEN
+
+    client = stack_app.test_client()
+    headers = {} if actor == "anonymous" else dict(world.people[actor].headers)
+    response = client.get("/metrics", headers=headers)
+    assert response.status_code == 401, response.get_data(as_text=True)[:200]
+    assert b"consent_replay" not in response.get_data()
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert scraped.status_code == 200
+
+
+@pytest.mark.parametrize("actor", ACTORS)
+def test_receipt_status_answers_whoever_holds_the_receipt_and_no_one_else(stack_app, world, actor):
+    client = stack_app.test_client()
+    headers = {} if actor == "anonymous" else dict(world.people[actor].headers)
+    receipt = world.sides["a"].share["receipt"]
+    held = client.post("/api/v1/receipts/status", json={"receipt": receipt}, headers=headers)
+    assert held.status_code == 200 and held.get_json()["status"] == "active"
+    for guess in (world.sides["a"].share["id"], receipt[:-4] + "AAAA"):
+        refused = client.post("/api/v1/receipts/status", json={"receipt": guess}, headers=headers)
+        assert refused.status_code == 400
+        assert world.sides["a"].share["id"] not in refused.get_data(as_text=True)

@@ -167,7 +167,9 @@ def test_a_withdrawn_share_is_listed_as_ended_without_a_link(stack_app, world):
     html = html_of(signed_in(stack_app, world["coach_a"]).get("/coach"))
     ended = html.split('id="ended-heading"', 1)
     assert len(ended) == 2, "no Ended section"
-    assert world["withdrawn"] in ended[1] and "Withdrawn" in ended[1]
+    # That it ended, and nothing else: not who, what for, nor that it was withdrawn.
+    assert world["withdrawn"] in ended[1] and "Ended" in ended[1]
+    assert "Withdrawn" not in ended[1] and "Closing the call" not in html
     assert f"/coach/shares/{world['withdrawn']}" not in html
     assert world["ready"] not in ended[1]
 
@@ -234,12 +236,21 @@ def test_the_owner_may_open_the_playback_page_but_an_admin_may_not(stack_app, wo
     assert admin.status_code == 403
 
 
-def test_playback_of_a_withdrawn_share_says_so_and_has_no_player(stack_app, world):
+def test_playback_of_a_withdrawn_share_says_only_that_it_ended(stack_app, world):
+    response = signed_in(stack_app, world["coach_a"]).get(f"/coach/shares/{world['withdrawn']}")
+    assert response.status_code == 410
+    html = html_of(response)
+    assert 'id="player"' not in html and "/media/" not in html
+    assert "This share has ended" in html and "withdrew" not in html
+    assert "Closing the call" not in html and "no-store" in response.headers["Cache-Control"]
+
+
+def test_the_owner_sees_their_withdrawn_share_as_withdrawn(stack_app, world):
     html = html_of(
-        signed_in(stack_app, world["coach_a"]).get(f"/coach/shares/{world['withdrawn']}")
+        signed_in(stack_app, world["employee"]).get(f"/coach/shares/{world['withdrawn']}")
     )
     assert 'id="player"' not in html and "/media/" not in html
-    assert "withdrew consent for this recording. It has been deleted." in html
+    assert "You withdrew consent for this recording. It has been deleted." in html
     notice = next(a for t, a in parse(html).tags if a.get("id") == "ended-notice")
     assert "hidden" not in notice
 
@@ -254,7 +265,7 @@ def test_playback_of_a_share_in_preparation_waits_for_it(stack_app, world):
 # --- CSP and escaping -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["/coach", "/coach/shares/{ready}", "/coach/shares/{withdrawn}"])
+@pytest.mark.parametrize("path", ["/coach", "/coach/shares/{ready}"])
 def test_pages_have_no_inline_script_or_style_and_send_the_csp(stack_app, world, path):
     response = signed_in(stack_app, world["coach_a"]).get(path.format(**world))
     assert response.status_code == 200

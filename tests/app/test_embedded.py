@@ -10,6 +10,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import stat
 import subprocess
 import threading
@@ -229,3 +230,42 @@ def test_embedded_default_end_to_end(samples, up):
         "every child of `up` to be gone",
     )
     assert "Traceback" not in up.stderr()
+
+
+def test_the_embedded_server_keeps_answering_under_slow_clients(up):
+    """Issue 12, finding 7: twenty idle half-sent requests stalled `up` (gunicorn's threaded
+    worker gives each connection a thread). Fifty slow clients — half that never finish their
+    headers, half that never finish a small body, and a few slow uploads — and `/healthz`
+    still answers within a second."""
+    wait_for(up.running, 120, "`up` to start")
+    port = up.port
+    slow = []
+    try:
+        for n in range(50):
+            sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+            if n % 2:
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            elif n % 10 == 0:
+                sock.sendall(
+                    b"POST /api/v1/recordings HTTP/1.1\r\nHost: x\r\n"
+                    b"Content-Type: multipart/form-data; boundary=b\r\n"
+                    b"Content-Length: 100000000\r\n\r\n--b\r\n"
+                )
+            else:
+                sock.sendall(
+                    b"POST /api/v1/coaches HTTP/1.1\r\nHost: x\r\n"
+                    b'Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"a": '
+                )
+            slow.append(sock)
+        time.sleep(1)
+        worst = 0.0
+        for _ in range(10):
+            started = time.monotonic()
+            response = requests.get(f"{up.url}/healthz", timeout=5)
+            worst = max(worst, time.monotonic() - started)
+            assert response.status_code == 200
+            time.sleep(0.1)
+        assert worst < 1.0, worst
+    finally:
+        for sock in slow:
+            sock.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -146,3 +147,104 @@ def test_audit_events_refuse_update_and_delete(empty_db):
             assert audit.verify_chain(session).ok
     finally:
         db.dispose()
+
+
+def test_0004_seals_the_purpose_receipt_and_hashes_of_existing_rows(empty_db, tmp_path):
+    """Rows written before 0004 (plaintext purpose, receipt, media hashes) come out sealed
+    under their own key; those of an ended share, whose key is gone, are dropped; the
+    downgrade opens the live ones again."""
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    import crypto
+    from app.config import load_settings
+    from app.services.sealing import open_json, open_text
+
+    settings = load_settings(
+        {"CR_INSTANCE_DIR": str(tmp_path / "instance"), "CR_DATABASE_URL": empty_db}
+    )
+    migrations.upgrade(empty_db, "0002", settings=settings)
+    keyring = crypto.FileKeyring(settings.keyring_path)
+    now = datetime.now(UTC)
+    owner, recording, live, ended = (uuid.uuid4() for _ in range(4))
+    rec_key, live_key, ended_key = (uuid.uuid4() for _ in range(3))
+    deks = {rec_key: crypto.new_data_key(), live_key: crypto.new_data_key()}
+    # Reflected, SQLite's UUID columns are 32 hex characters; PostgreSQL's are UUIDs.
+    pg = empty_db.startswith("postgresql")
+
+    def i(value: uuid.UUID):
+        return value if pg else value.hex
+
+    metadata = sa.MetaData()
+    engine = create_engine(empty_db, poolclass=pool.NullPool)
+    metadata.reflect(engine)
+    t = metadata.tables
+    hashes = {"screen": "ab" * 32}
+    with engine.begin() as conn:
+        conn.execute(
+            t["users"]
+            .insert()
+            .values(
+                id=i(owner), login="ada", name="Ada", role="employee", active=True, created_at=now
+            )
+        )
+        for key_id, dek in deks.items():
+            wrapped = crypto.wrap(keyring, dek, key_id=str(key_id), owner_id=str(owner))
+            conn.execute(
+                t["data_keys"]
+                .insert()
+                .values(
+                    id=i(key_id),
+                    owner_id=i(owner),
+                    kek_version=wrapped.kek_version,
+                    wrapped=wrapped.blob,
+                    created_at=now,
+                )
+            )
+        conn.execute(
+            t["recordings"].insert().values(
+                id=i(recording), owner_id=i(owner), key_id=i(rec_key), status="draft",
+                agent_channel="left", customer_informed=False, media_sha256=hashes,
+                size_bytes=1, probe_status="ok", created_at=now, expires_at=now + timedelta(1),
+            )
+        )  # fmt: skip
+        for share_id, key_id, status in ((live, live_key, "ready"), (ended, ended_key, "revoked")):
+            conn.execute(
+                t["shares"].insert().values(
+                    id=i(share_id), recording_id=i(recording), owner_id=i(owner), key_id=i(key_id),
+                    status=status, progress=100, purpose=f"purpose {status}",
+                    include_customer_audio=False, policy_version=1, receipt=f"receipt {status}",
+                    job_attempts=0, created_at=now, expires_at=now + timedelta(1),
+                )
+            )  # fmt: skip
+    migrations.upgrade(empty_db, settings=settings)
+    with engine.connect() as conn:
+        columns = {c["name"] for c in inspect(conn).get_columns("shares")}
+        assert "purpose" not in columns and "receipt" not in columns
+        assert "media_sha256" not in {c["name"] for c in inspect(conn).get_columns("recordings")}
+        metadata = sa.MetaData()
+        metadata.reflect(conn)
+        rows = {r.id: r for r in conn.execute(sa.select(metadata.tables["shares"]))}
+        rec = conn.execute(sa.select(metadata.tables["recordings"])).one()
+    sealed = rows[i(live)]
+    dek = deks[live_key]
+    assert open_text(dek, live_key, "purpose", live, sealed.purpose_sealed) == "purpose ready"
+    assert open_text(dek, live_key, "receipt", live, sealed.receipt_sealed) == "receipt ready"
+    assert b"purpose ready" not in sealed.purpose_sealed
+    assert rows[i(ended)].purpose_sealed is None and rows[i(ended)].receipt_sealed is None
+    assert open_json(
+        deks[rec_key], rec_key, "media_sha256", recording, rec.media_sha256_sealed
+    ) == (hashes)
+    assert b"ab" * 32 not in rec.media_sha256_sealed
+
+    migrations.downgrade(empty_db, "0002", settings=settings)
+    with engine.connect() as conn:
+        metadata = sa.MetaData()
+        metadata.reflect(conn)
+        rows = {r.id: r for r in conn.execute(sa.select(metadata.tables["shares"]))}
+        rec = conn.execute(sa.select(metadata.tables["recordings"])).one()
+    engine.dispose()
+    assert (rows[i(live)].purpose, rows[i(live)].receipt) == ("purpose ready", "receipt ready")
+    assert (rows[i(ended)].purpose, rows[i(ended)].receipt) == ("", "")
+    assert rec.media_sha256 == hashes

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import re
 import socket
 import threading
@@ -23,8 +24,16 @@ from celery import _state as celery_state
 
 from app import create_app
 from app.config import load_settings
+from app.services import audit as audit_service
 from crypto import tokens
-from tests.conftest import MotoServer, free_port, stack_environment
+from tests.conftest import (
+    METRICS_TOKEN,
+    MotoServer,
+    create_person,
+    free_port,
+    stack_environment,
+)
+from tests.media_helpers import error_code
 
 
 class TcpForwarder:
@@ -223,9 +232,18 @@ def metric_value(body: str, name: str, labels: dict[str, str]) -> float:
     return 0.0
 
 
+SCRAPER = {"Authorization": f"Bearer {METRICS_TOKEN}"}
+
+
+def scrape(client) -> str:
+    response = client.get("/metrics", headers=SCRAPER)
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
+    return response.get_data(as_text=True)
+
+
 def test_metrics_are_prometheus_text_and_count_requests(client):
     labels = {"endpoint": "ops.healthz", "method": "GET", "status": "200"}
-    before = client.get("/metrics")
+    before = client.get("/metrics", headers=SCRAPER)
     assert before.status_code == 200
     assert before.mimetype == "text/plain"
     text = before.get_data(as_text=True)
@@ -234,8 +252,112 @@ def test_metrics_are_prometheus_text_and_count_requests(client):
     start = metric_value(text, "consent_replay_http_requests_total", labels)
     for _ in range(3):
         client.get("/healthz")
-    after = client.get("/metrics").get_data(as_text=True)
+    after = scrape(client)
     assert metric_value(after, "consent_replay_http_requests_total", labels) == start + 3
+
+
+def test_metrics_answer_only_the_metrics_token(client, rt, stack_env):
+    """Finding 4 of issue 12: /metrics answered anyone."""
+    admin = create_person(rt, "admin")
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong-token-of-the-right-length-0000"},
+        {"Authorization": f"Bearer {METRICS_TOKEN}x"},
+        {"Authorization": f"Basic {METRICS_TOKEN}"},
+        admin.headers,  # an API token is not the metrics credential
+    ):
+        response = client.get("/metrics", headers=headers)
+        assert error_code(response, 401) == "metrics_token_required", headers
+        assert "consent_replay" not in response.get_data(as_text=True)
+    assert client.get("/metrics", headers=SCRAPER).status_code == 200
+    # Without CR_METRICS_TOKEN, metrics are off for everyone.
+    settings = dataclasses.replace(load_settings(stack_env), metrics_token=None)
+    app = create_app(settings)
+    try:
+        response = app.test_client().get("/metrics", headers=SCRAPER)
+        assert error_code(response, 403) == "metrics_disabled"
+    finally:
+        app.extensions["revocations"].stop()
+        app.extensions["consent_replay"].db.dispose()
+
+
+def _counters(text: str) -> dict[str, float]:
+    """Every counter sample, and every histogram's buckets and count, by series."""
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        series, _, value = line.rpartition(" ")
+        if series.split("{")[0].endswith(("_created", "_sum")):
+            continue  # a timestamp and a sum of seconds; the buckets and counts are compared
+        out[series] = float(value)
+    return out
+
+
+def _delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    # The scrape itself is observed too, and its latency bucket depends on the machine's load,
+    # not on what anyone did: the observer's own requests are left out of the comparison.
+    return {
+        k: v - before.get(k, 0.0)
+        for k, v in after.items()
+        if k.startswith("consent_replay_")
+        and v != before.get(k, 0.0)
+        and 'endpoint="ops.metrics"' not in k
+    }
+
+
+def test_metrics_cannot_tell_a_draft_kept_private_from_a_share(client, rt, worker, samples):
+    """Uploads minus shares gave drafts made and not shared (finding 4 of issue 12). Two
+    employees do different things with the same number of requests: one looks at their draft
+    twice (declining to share it), the other shares it and revokes. An observer of
+    the counters sees the same deltas."""
+    from tests.media_helpers import upload_recording, wait_probed
+
+    coach = create_person(rt, "coach")
+    deltas = []
+    for shares_it in (False, True):
+        owner = create_person(rt, "employee")
+        recording = upload_recording(client, owner, {"audio": samples.mono_wav})
+        wait_probed(client, owner, recording["id"])
+        before = _counters(scrape(client))
+        if shares_it:
+            created = client.post(
+                f"/api/v1/recordings/{recording['id']}/shares",
+                json={"coach_ids": [str(coach.id)], "purpose": "metrics", "expires_in_days": 1},
+                headers=owner.headers,
+            )
+            assert created.status_code == 202
+            revoked = client.post(
+                f"/api/v1/shares/{created.get_json()['id']}/revoke", headers=owner.headers
+            )
+            assert revoked.status_code == 200
+        else:
+            for _ in range(2):
+                assert client.get(f"/api/v1/recordings/{recording['id']}", headers=owner.headers)
+        deltas.append(_delta(before, _counters(scrape(client))))
+    declined, shared = deltas
+    assert declined == shared, (declined, shared)
+    text = scrape(client)
+    for word in ("recordings.", "shares.", "media.", "revoke", "upload", "create_share"):
+        assert word not in text, word
+
+
+def test_the_audit_check_is_a_verdict_not_a_live_counter(client, rt):
+    """The audit endpoint's event count let an admin watch activity (finding 4 of issue 12)."""
+    admin = create_person(rt, "admin")
+    first = client.get("/api/v1/oversight/audit-chain", headers=admin.headers)
+    assert first.status_code == 200
+    employee = create_person(rt, "employee")
+    assert client.get("/api/v1/recordings", headers=employee.headers).status_code == 200
+    with rt.db.session() as session:
+        audit_service.append(session, "test.activity", actor_id=employee.id)
+    second = client.get("/api/v1/oversight/audit-chain", headers=admin.headers)
+    body = second.get_json()
+    assert body["ok"] is True
+    assert set(body) == {"ok", "broken_seq", "reason", "checked_at"}
+    assert {k: v for k, v in body.items() if k != "checked_at"} == {
+        k: v for k, v in first.get_json().items() if k != "checked_at"
+    }
 
 
 def b64url_decode(value: str) -> bytes:
@@ -269,7 +391,7 @@ def test_jwks_publishes_ed25519_public_keys_that_verify(client, rt):
         assert secret not in response.get_data(as_text=True)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/.well-known/jwks.json"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/.well-known/jwks.json"])
 def test_ops_endpoints_need_no_credentials(client, path):
     assert client.get(path).status_code == 200
 

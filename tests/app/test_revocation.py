@@ -27,6 +27,7 @@ from sqlalchemy import func, select, update
 
 import crypto
 from app.models import Comment, DataKey, MediaObject, Share, ViewSession
+from app.services import playback
 from tests.conftest import LiveServer, create_person, wait_for
 from tests.media_helpers import (
     KINDS,
@@ -42,6 +43,7 @@ from tests.media_helpers import (
 
 CHUNK = crypto.chunked.CHUNK_SIZE
 BATCH = 128 * CHUNK  # app/services/playback.py BATCH_CHUNKS: the most one response may still send
+WRITE = playback.WRITE_SIZE  # one write to the socket: what may be in hand when a revoke commits
 
 
 @pytest.fixture(scope="module")
@@ -56,12 +58,12 @@ def noise_folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def shares(client, rt, worker, samples, noise_folder):
-    """Five ready shares, one for each test that ends one and one that stays ready: three
-    small, two with a ~10 MB rendition (started together)."""
+    """Six ready shares, one for each test that ends one and one that stays ready: three
+    small, three with a ~10 MB rendition (started together)."""
     small = start_shares(client, rt, files=small_files(samples), count=3)
-    big = start_shares(client, rt, files={"screen": noise_screen(noise_folder, seconds=3)}, count=2)
+    big = start_shares(client, rt, files={"screen": noise_screen(noise_folder, seconds=3)}, count=3)
     ready = finish(client, small + big)
-    names = ("small", "revoked", "twice", "stream", "live")
+    names = ("small", "revoked", "twice", "stream", "live", "paused")
     return dict(zip(names, ready, strict=True))
 
 
@@ -161,7 +163,7 @@ def test_revoke_destroys_everything_and_certifies_it(client, rt, shares, stack_e
             assert error_code(gone, 410) == "share_ended", (who.role, kind)
     # Comments: gone, and none can be added.
     listed = client.get(f"/api/v1/shares/{share.id}/comments", headers=share.coach.headers)
-    assert listed.status_code == 410 or listed.get_json()["comments"] == []
+    assert error_code(listed, 410) == "share_ended"
     added = client.post(
         f"/api/v1/shares/{share.id}/comments",
         json={"at_s": 2, "body": "too late"},
@@ -212,9 +214,9 @@ def test_revoke_destroys_everything_and_certifies_it(client, rt, shares, stack_e
     mine = client.get(f"/api/v1/shares/{share.id}", headers=share.owner.headers).get_json()
     assert mine["status"] == "revoked" and mine["certificate"] == body["certificate"]
     assert "media" not in mine and mine["title"] is None
-    theirs = client.get(f"/api/v1/shares/{share.id}", headers=share.coach.headers).get_json()
-    assert theirs["status"] == "revoked" and "media" not in theirs
-    assert "certificate" not in theirs and "receipt" not in theirs
+    # The coach is told only that it ended (tests/app/test_share_end.py has the rest).
+    theirs = client.get(f"/api/v1/shares/{share.id}", headers=share.coach.headers)
+    assert error_code(theirs, 410) == "share_ended"
 
     # Recorded: revoked and objects deleted, in a chain that verifies (API, function, CLI).
     log = client.get(f"/api/v1/shares/{share.id}/access-log", headers=share.owner.headers)
@@ -305,15 +307,22 @@ class _Reader:
                 base = self.urls[n % len(self.urls)]
                 start = (n * 1_048_573) % (self.size - 65536)
                 began = time.monotonic()
-                response = requests.get(
-                    f"{base}/media/shares/{self.share.id}/video",
-                    headers={
-                        **self.share.coach.headers,
-                        "Range": f"bytes={start}-{start + 65535}",
-                        "Connection": "close",
-                    },
-                    timeout=30,
-                )
+                try:
+                    response = requests.get(
+                        f"{base}/media/shares/{self.share.id}/video",
+                        headers={
+                            **self.share.coach.headers,
+                            "Range": f"bytes={start}-{start + 65535}",
+                            "Connection": "close",
+                        },
+                        timeout=30,
+                    )
+                except requests.exceptions.ChunkedEncodingError:
+                    # Its headers went out, then the revoke committed before its first write:
+                    # cut short, as it must be. Only a request begun before the revoke may be.
+                    self.results.append((began, time.monotonic(), base, -1, 0, b""))
+                    n += 1
+                    continue
                 ended = time.monotonic()
                 self.results.append(
                     (
@@ -469,6 +478,8 @@ def revoke_while_streaming(rt, share, first_url: str, second_url: str) -> None:
 
     before = [r for r in reader.results if r[1] < revoke_answered]
     after = [r for r in reader.results if r[0] > revoke_answered]
+    cut = [r for r in reader.results if r[3] == -1]
+    assert all(r[0] < revoke_answered for r in cut), cut
     assert sum(1 for r in before if r[3] == 206 and r[4] == 65536) >= 10
     for _, _, url, status, length, head in after:
         assert status == 410, (url, status, length)
@@ -480,7 +491,8 @@ def revoke_while_streaming(rt, share, first_url: str, second_url: str) -> None:
     assert marks.get("done"), marks
     assert marks["status"] == 200
     late = marks["total"] - received_then
-    assert late <= queued + BATCH, (late, queued, marks)
+    # The other process stopped before its next write (NOTIFY), not one batch later.
+    assert late <= queued + WRITE, (late, queued, marks)
     assert marks["total"] < marks["length"], marks
 
     # And nothing is left to serve from anywhere.
@@ -491,6 +503,75 @@ def revoke_while_streaming(rt, share, first_url: str, second_url: str) -> None:
             )
             assert error_code(response, 410) == "share_ended"
     assert list(rt.store.list(f"shares/{share.id}/")) == []
+
+
+def _settled_queue(port: int, timeout: float = 30) -> int:
+    """The bytes in flight once the server is blocked on a reader that stopped reading."""
+    last, stable_since, deadline = -1, time.monotonic(), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        queued = _queued_bytes(port)
+        if queued != last:
+            last, stable_since = queued, time.monotonic()
+        elif time.monotonic() - stable_since >= 1.0:
+            return queued
+        time.sleep(0.05)
+    raise AssertionError(f"the server kept sending to a reader that stopped ({last} queued)")
+
+
+def test_a_paused_reader_gets_nothing_written_after_the_revoke(
+    rt, shares, live_server, second_server
+):
+    """A client reads a little of the video through a small receive buffer and stops reading;
+    the employee revokes through another web server. Whatever the client can read afterwards
+    is what the kernel's queues held at the revoke, plus at most the one write the server had
+    in hand: not a block written after the commit (finding 3 of issue 12: 2.1 MB were)."""
+    share = shares["paused"]
+    size = stored_objects(rt, share.id)["rendition"].plaintext_size
+    host, port = second_server.url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.settimeout(30)
+    sock.connect((host, int(port)))
+    client_port = sock.getsockname()[1]
+    token = share.coach.headers["Authorization"]
+    sock.sendall(
+        f"GET /media/shares/{share.id}/video HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: {token}\r\nConnection: close\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(4096)
+    head, _, body = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:200]
+    received = len(body)
+    while received < 256 * 1024:  # a little, then the reader pauses
+        received += len(sock.recv(16384))
+    in_flight = _settled_queue(client_port)
+
+    revoked = requests.post(
+        f"{live_server.url}/api/v1/shares/{share.id}/revoke",
+        headers=share.owner.headers,
+        timeout=30,
+    )
+    assert revoked.status_code == 200, revoked.text
+    at_revoke = _queued_bytes(client_port)  # the server is still blocked: nothing moved
+
+    after = 0
+    try:
+        while block := sock.recv(65536):
+            after += len(block)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+    written_after = after - at_revoke
+    record_line = (received, in_flight, at_revoke, after, written_after)
+    print("paused reader: received, in flight, at revoke, after, written after:", record_line)
+    # The kernel's share is bounded (a small send buffer on media responses) and measured…
+    assert at_revoke <= 512 * 1024, record_line
+    # … and beyond it the server wrote at most the remainder of the write in hand.
+    assert written_after <= WRITE, record_line
+    assert received + after < size, record_line
 
 
 @pytest.mark.proof

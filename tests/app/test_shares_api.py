@@ -83,7 +83,10 @@ def test_the_receipt_verifies_and_says_what_was_agreed(client, rt, share):
     with rt.db.session() as session:
         row = session.get(Share, uuid.UUID(share.id))
         assert claims["key_id"] == str(row.key_id)
-        assert row.receipt == created["receipt"]
+        # Stored sealed under the share's key (shredded with it), never as readable text.
+        assert row.receipt_sealed is not None
+        assert created["receipt"].encode() not in row.receipt_sealed
+        assert b"Handling an angry customer" not in row.purpose_sealed
     # The owner can fetch it again; coaches are not shown it.
     mine = client.get(f"/api/v1/shares/{share.id}", headers=share.owner.headers).get_json()
     assert mine["receipt"] == created["receipt"]

@@ -31,25 +31,31 @@ def me_status(live_server, token: str) -> int:
 
 @pytest.fixture
 def activity(live_server, make_person, samples):
-    """Five shares this week (enough to be shown) by an employee whose name must never appear."""
+    """Five shares this week (enough to be shown) by employees whose names must never appear
+    (two of them: one person may have only three shares in preparation at once)."""
     employee = make_person("employee", name=f"Private Person {uuid.uuid4().hex[:4]}")
+    other = make_person("employee", name=f"Private Other {uuid.uuid4().hex[:4]}")
     coach = make_person("coach")
-    response = api(
-        live_server,
-        "POST",
-        "/api/v1/recordings",
-        employee,
-        files={"audio": ("call.wav", io.BytesIO(samples.mono_wav.read_bytes()), "audio/wav")},
-        data={"title": "Title admins must not see", "agent_channel": "mono"},
-    )
-    assert response.status_code == 201, response.text
-    recording = response.json()
-    for _ in range(5):
+    recordings = {}
+    for person in (employee, other):
+        response = api(
+            live_server,
+            "POST",
+            "/api/v1/recordings",
+            person,
+            files={"audio": ("call.wav", io.BytesIO(samples.mono_wav.read_bytes()), "audio/wav")},
+            data={"title": "Title admins must not see", "agent_channel": "mono"},
+        )
+        assert response.status_code == 201, response.text
+        recordings[person.id] = response.json()
+    recording = recordings[employee.id]
+    for n in range(5):
+        person = employee if n < 3 else other
         made = api(
             live_server,
             "POST",
-            f"/api/v1/recordings/{recording['id']}/shares",
-            employee,
+            f"/api/v1/recordings/{recordings[person.id]['id']}/shares",
+            person,
             json={"coach_ids": [str(coach.id)], "purpose": "Opening", "expires_in_days": 1},
         )
         assert made.status_code == 202, made.text

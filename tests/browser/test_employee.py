@@ -196,5 +196,7 @@ def test_opt_in_receipt_progress_and_revoke(page, live_server, make_person, samp
     export_info.value.save_as(export_path)
     with zipfile.ZipFile(export_path) as archive:
         names = archive.namelist()
-    assert f"shares/{share_id}/receipt.jwt" in names
+    # Revoked above: the receipt was shredded with the share; the certificate remains.
+    assert f"shares/{share_id}/certificate.jwt" in names
+    assert f"shares/{share_id}/receipt.jwt" not in names
     assert alerts == []

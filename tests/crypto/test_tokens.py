@@ -264,3 +264,62 @@ def test_a_null_claim_is_present(keyring: crypto.FileKeyring) -> None:
     token = crypto.sign(keyring, claims, typ=crypto.RECEIPT_TYP)
     error = refusal(token, keyring.jwks())
     assert error.reason == "missing_claim" and error.claim == "trim"
+
+
+def _respell_last_char(segment: str) -> str:
+    """The same bytes with different unused trailing bits (a non-canonical spelling)."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    spare = {2: 4, 3: 2}[len(segment) % 4]  # unused low bits of the last character
+    last = alphabet.index(segment[-1])
+    return segment[:-1] + alphabet[last ^ 1] if spare else segment
+
+
+@pytest.mark.parametrize("part", [0, 1, 2])
+def test_padding_and_non_canonical_base64url_are_refused(
+    keyring: crypto.FileKeyring, part: int
+) -> None:
+    """Issue 12 finding 9: a signature with '=' padding verified. Every part of a token must be
+    spelled the one canonical way."""
+    token = crypto.sign(keyring, receipt_claims(), typ=crypto.RECEIPT_TYP)
+    jwks = keyring.jwks()
+    assert verify_receipt(token, jwks)
+    segments = token.split(".")
+    variants = []
+    padded = list(segments)
+    padded[part] += "=" * (-len(padded[part]) % 4 or 4)
+    variants.append(padded)
+    if len(segments[part]) % 4:
+        respelled = list(segments)
+        respelled[part] = _respell_last_char(segments[part])
+        assert b64url_decode(respelled[part]) == b64url_decode(segments[part])
+        variants.append(respelled)
+    spaced = list(segments)
+    spaced[part] = segments[part][:4] + "\n" + segments[part][4:]
+    variants.append(spaced)
+    std_alphabet = list(segments)
+    std_alphabet[part] = segments[part].replace("-", "+").replace("_", "/")
+    if std_alphabet[part] != segments[part]:
+        variants.append(std_alphabet)
+    for variant in variants:
+        error = refusal(".".join(variant), jwks)
+        assert error.reason == "malformed", variant
+
+
+def b64url_decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def test_a_past_receipt_verifies_for_the_status_question_only(keyring) -> None:
+    now = int(time.time())
+    token = crypto.sign(
+        keyring, receipt_claims(iat=now - 100, exp=now - 10), typ=crypto.RECEIPT_TYP
+    )
+    assert refusal(token, keyring.jwks()).reason == "expired"
+    claims = crypto.verify(
+        token,
+        keyring.jwks(),
+        typ=crypto.RECEIPT_TYP,
+        required=RECEIPT_CLAIMS,
+        check_expiry=False,
+    )
+    assert claims["exp"] == now - 10

@@ -387,7 +387,7 @@ class ProofStack:
         from app.config import load_settings
 
         settings = load_settings(self.env)
-        migrations.upgrade(settings.database_url)
+        migrations.upgrade(settings.database_url, settings=settings)
         self.app = create_app(settings)
         self.app.config["TESTING"] = True
         self.rt = self.app.extensions["consent_replay"]

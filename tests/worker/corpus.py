@@ -19,7 +19,9 @@ CANARY = b"CANARY-7f3a9c-do-not-store-in-the-clear"
 
 
 def ffmpeg(*args: str) -> None:
-    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=120)
+    # The timeout only bounds waiting for a fixture: on a loaded machine making a 40 s 720p
+    # input took longer than two minutes.
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-y", *args], check=True, timeout=600)
 
 
 # --- Matroska / EBML --------------------------------------------------------------------------

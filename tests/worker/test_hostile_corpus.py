@@ -94,21 +94,23 @@ def test_hostile_files_fail_their_share_and_the_worker_keeps_serving(
     for name, (make, field, filename, error, probe_verdict) in FAILED_LATER.items():
         folder = hostile / name
         folder.mkdir()
-        recording = upload_ok(client, employee, {field: (make(folder), filename)})
-        share = opt_in(client, employee, recording["id"], coach)
-        pending[name] = (recording, share, error, probe_verdict)
+        # Each its own employee: one person may have only three shares in preparation.
+        owner = make_person("employee")
+        recording = upload_ok(client, owner, {field: (make(folder), filename)})
+        share = opt_in(client, owner, recording["id"], coach)
+        pending[name] = (recording, share, error, probe_verdict, owner)
     recorder = hostile / "recorder"
     recorder.mkdir()
     live = upload_ok(client, employee, {"screen": (corpus.mediarecorder_webm(recorder), "r.webm")})
     live_share = opt_in(client, employee, live["id"], coach)
 
     def all_settled():
-        states = {n: share_state(client, employee, s["id"]) for n, (_r, s, *_) in pending.items()}
+        states = {n: share_state(client, p[4], p[1]["id"]) for n, p in pending.items()}
         states["mediarecorder"] = share_state(client, employee, live_share["id"])
         return all(b["status"] != "processing" for b in states.values()) and states
 
     states = wait_for(all_settled, 180, "every hostile share to settle", interval=0.5)
-    for name, (recording, share, error, probe_verdict) in pending.items():
+    for name, (recording, share, error, probe_verdict, owner) in pending.items():
         body = states[name]
         assert body["status"] == "failed", (name, body)
         assert re.search(error, body["error"]), (name, body["error"])
@@ -119,8 +121,8 @@ def test_hostile_files_fail_their_share_and_the_worker_keeps_serving(
         assert not store_names(rt, f"shares/{share['id']}/"), name
         assert not scratch_dirs(rt, share["id"]), name
         probed = wait_for(
-            lambda r=recording: (
-                (b := client.get(f"/api/v1/recordings/{r['id']}", headers=employee.headers))
+            lambda r=recording, o=owner: (
+                (b := client.get(f"/api/v1/recordings/{r['id']}", headers=o.headers))
                 and b.get_json()["probe_status"] != "pending"
                 and b.get_json()
             ),

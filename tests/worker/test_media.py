@@ -7,6 +7,7 @@ so each property is pinned to the one function that must hold it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import math
@@ -505,3 +506,55 @@ def test_the_ffmpeg_and_ffprobe_named_are_the_ones_run(tmp_path, samples):
     assert calls.read_text().split() == ["ffprobe", "ffmpeg", "ffmpeg", "ffmpeg"]
     # and a plan made without naming them runs the ones on PATH, as before
     assert media.build_command(plan_for(tmp_path / "default", samples.screen_webm))[0] == "ffmpeg"
+
+
+# --- total pixels (issue 12, finding 7) ---------------------------------------------------------
+
+
+def test_total_pixels_are_bounded_where_no_single_limit_is(tmp_path):
+    """60 s of 7680×4320 at 120 fps is within the size, frame-rate and length limits, and
+    costs minutes of a worker: the default total (CR_MAX_TOTAL_PIXELS, 200G) refuses it."""
+    from app.config import load_settings
+
+    default = load_settings({"CR_INSTANCE_DIR": str(tmp_path)})
+    limits = media.Limits(
+        max_duration_s=4 * 3600,
+        max_width=7680,
+        max_height=4320,
+        max_fps=120,
+        timeout_s=120,
+        max_total_pixels=default.max_total_pixels,
+    )
+    huge = media.Probe(
+        container="matroska", duration_s=60, width=7680, height=4320, fps=120, video_streams=1
+    )
+    with pytest.raises(media.MediaRejected) as refused:
+        media.check_limits(huge, "screen", limits)
+    message = str(refused.value)
+    assert "7680×4320 at 120 frames per second for 60 s" in message and "limit" in message
+    # An hour of a full-HD screen at the recorder's 15 fps is fine.
+    hour = media.Probe(
+        container="matroska", duration_s=3600, width=1920, height=1080, fps=15, video_streams=1
+    )
+    media.check_limits(hour, "screen", limits)
+
+
+def test_total_pixels_of_a_real_file_are_checked_at_probe(tmp_path):
+    path = tmp_path / "fast.mkv"
+    corpus.ffmpeg(
+        *("-f", "lavfi", "-i", "testsrc2=s=640x360:r=120:d=2"),
+        *("-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-b:v", "300k"),
+        str(path),
+    )
+    probe = media.probe(path, "matroska", "screen")
+    total = 640 * 360 * 120 * 2
+    below = dataclasses.replace(LIMITS, max_total_pixels=total * 0.9)
+    with pytest.raises(media.MediaRejected, match="too much to process"):
+        media.check_limits(probe, "screen", below)
+    media.check_limits(probe, "screen", dataclasses.replace(LIMITS, max_total_pixels=total * 1.2))
+
+
+def test_the_job_and_the_probe_use_the_setting(rt):
+    from worker import pipeline
+
+    assert pipeline._limits(rt).max_total_pixels == rt.settings.max_total_pixels == 200 * 10**9

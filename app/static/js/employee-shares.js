@@ -78,6 +78,8 @@ function apply(card, share) {
   if (revoke && ended) revoke.remove();
   const comments = card.querySelector('details[data-panel="comments"]');
   if (comments && ended) comments.remove();
+  // The receipt is shredded with the share; the certificate takes its place.
+  if (ended) card.querySelectorAll('[data-action="receipt"], [data-action="receipt-json"]').forEach((b) => b.remove());
 }
 
 async function poll(card) {
@@ -101,7 +103,7 @@ async function poll(card) {
 async function tokenOf(card, kind) {
   const share = await api("GET", `/api/v1/shares/${card.dataset.shareId}`);
   const token = kind === "certificate" ? share.certificate : share.receipt;
-  if (!token) throw new Error(kind === "certificate" ? "The certificate is not ready yet." : "No receipt was found.");
+  if (!token) throw new Error(kind === "certificate" ? "The certificate is not ready yet." : "The receipt was shredded with the share.");
   return token;
 }
 

@@ -92,6 +92,8 @@ export function createWatch(player) {
   }
 
   function endedBy(share) {
+    // A coach is told only that the share ended, never whether it was withdrawn.
+    if (share.status === "ended") return "ended";
     if (share.status === "revoked") return "revoked";
     if (share.status === "expired" || new Date(share.expires_at) <= new Date()) return "expired";
     if (!share.media) return "gone";
@@ -105,7 +107,8 @@ export function createWatch(player) {
       const reason = endedBy(await api("GET", data.shareUrl));
       if (reason) player.end(reason);
     } catch (err) {
-      if (err.status === 404 || err.status === 410) player.end("gone");
+      if (err.status === 410) player.end("ended");
+      else if (err.status === 404) player.end("gone");
       else if (err.status === 401) player.end("signed-out");
       // Anything else (the network, a restart) is not the end of consent: keep trying.
     } finally {
@@ -117,6 +120,7 @@ export function createWatch(player) {
     try {
       return endedBy(await api("GET", data.shareUrl)) || "gone";
     } catch (err) {
+      if (err.status === 410) return "ended";
       return err.status === 401 ? "signed-out" : "gone";
     }
   }
@@ -135,6 +139,7 @@ export function createWatch(player) {
     revoked: () =>
       `${data.isOwner === "true" ? "You" : data.employeeName} withdrew consent for this recording. It has been deleted.`,
     expired: () => "This share reached its end date. The recording has been deleted.",
+    ended: () => "This share has ended. The recording is no longer available to you.",
     gone: () => "This recording is no longer shared with you.",
     "signed-out": () => "You were signed out, so playback stopped.",
   };
@@ -145,7 +150,7 @@ export function createWatch(player) {
     heading.textContent = (MESSAGES[reason] || MESSAGES.gone)();
     if (reason === "signed-out") {
       $("ended-text").textContent = "Sign in again to keep watching.";
-    } else if (reason === "gone") {
+    } else if (reason === "gone" || reason === "ended") {
       $("ended-text").textContent = "Playback has stopped.";
     }
     // The title was sealed under the destroyed key: it goes with the recording.
