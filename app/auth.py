@@ -32,7 +32,17 @@ _ANONYMOUS_FORMS = {"pages.login", "pages.logout", "pages.account_link"}
 # What a scoped credential may reach: endpoint names per scope. Everything else refuses it.
 # Resumable uploads (tus, /api/v1/uploads) add their endpoints to "upload" here.
 SCOPES: dict[str, frozenset[str]] = {
-    users.UPLOAD_SCOPE: frozenset({"recordings.upload"}),
+    # Send files (multipart, or tus: create, resume from the offset, send, cancel one's own
+    # upload), and make the draft from them; not list, read, share or revoke.
+    users.UPLOAD_SCOPE: frozenset(
+        {
+            "recordings.upload",
+            "uploads.create_upload",
+            "uploads.get_upload",
+            "uploads.append",
+            "uploads.terminate",
+        }
+    ),
 }
 SCOPE_PURPOSE = {users.UPLOAD_SCOPE: "upload a private draft recording"}
 

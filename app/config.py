@@ -330,7 +330,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CR_FFPROBE", "ffprobe", _text, "ffprobe",
             "the ffprobe program the workers run: a name on `PATH` or a path"),
     Setting("CR_MAX_UPLOAD_BYTES", "max_upload_bytes", _parse_size, "4GiB",
-            "hard upload ceiling (admins set a lower policy limit)"),
+            "hard upload ceiling per file, multipart or tus (admins set a lower policy limit; tus "
+            "announces it as `Tus-Max-Size`)"),
     Setting("CR_MAX_DURATION_S", "max_duration_s", _parse_int, "14400",
             "longest accepted recording, in seconds", minimum=1),
     Setting("CR_MAX_WIDTH", "max_width", _parse_int, "7680",
@@ -355,7 +356,8 @@ SETTINGS: tuple[Setting, ...] = (
             "how often (seconds) the scheduler re-sends jobs whose worker died",
             minimum=5, maximum=3600),
     Setting("CR_CLIENT_TIMEOUT_S", "client_timeout_s", _parse_int, "60",
-            "a client that sends or reads nothing for this many seconds is disconnected",
+            "a client that sends or reads nothing for this many seconds is disconnected (a "
+            "resumable upload keeps the whole chunks it had sent, and its lock is freed)",
             minimum=5, maximum=3600),
     Setting("CR_SECURE_COOKIES", "secure_cookies", _parse_bool,
             lambda earlier: "true" if earlier["public_url"].startswith("https") else "false",

@@ -52,6 +52,8 @@ STATUS_OF: dict[type[DomainError], int] = {
     domain.Gone: 410,
     domain.PayloadTooLarge: 413,
     domain.UnsupportedMedia: 415,
+    # tus 1.0 checksum extension: "460 Checksum Mismatch".
+    domain.ChecksumMismatch: 460,
     domain.Unprocessable: 422,
     domain.RateLimited: 429,
     domain.ServiceUnavailable: 503,
@@ -83,6 +85,7 @@ _HTTP_CODES = {
     422: "invalid_request",
     429: "rate_limited",
     431: "headers_too_large",
+    460: "checksum_mismatch",
     500: "internal_error",
     501: "not_implemented",
     503: "unavailable",

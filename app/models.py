@@ -363,12 +363,78 @@ class MediaObject(Base):
     plaintext_size: Mapped[int] = mapped_column(BigInteger)
     stored_sha256: Mapped[str] = mapped_column(String(64))
     container: Mapped[str | None] = mapped_column(String(20))
+    # The data key of this object when it is not its recording's or share's own: a recording
+    # made from two resumable uploads keeps each upload's key (SPEC §16); both are shredded
+    # with the recording.
+    key_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     recording: Mapped[Recording | None] = relationship(
         back_populates="objects", foreign_keys=[recording_id]
     )
     share: Mapped[Share | None] = relationship(back_populates="objects", foreign_keys=[share_id])
+
+
+class Upload(Base):
+    """A resumable (tus) upload of one file (SPEC §16): encrypted as it arrives.
+
+    Its bytes are sealed under its own data key into the pieces listed in ``upload_segments``;
+    only whole 16 KiB chunks are ever stored (and acknowledged) until the final one. Once
+    finished it becomes a recording's object with ``POST /api/v1/recordings``; unfinished, it
+    expires with the draft lifetime.
+    """
+
+    __tablename__ = "uploads"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    owner_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # The id sealed into the object's header: the media object's id once it is a recording's.
+    object_id: Mapped[uuid.UUID] = mapped_column(Uuid, unique=True)
+    length: Mapped[int | None] = mapped_column(BigInteger)  # None: deferred (the recorder)
+    offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    stored_size: Mapped[int] = mapped_column(BigInteger, default=0)
+    filename_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    filetype: Mapped[str | None] = mapped_column(String(100))
+    container: Mapped[str | None] = mapped_column(String(20))
+    plaintext_sha256: Mapped[str | None] = mapped_column(String(64))
+    stored_sha256: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set when the upload became a recording's object; the row stays (until it expires) so
+    # that a second use gets a clear 409 instead of a puzzling 404.
+    recording_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+
+    segments: Mapped[list[UploadSegment]] = relationship(
+        back_populates="upload", order_by="UploadSegment.seq", cascade="all, delete-orphan"
+    )
+
+    @property
+    def complete(self) -> bool:
+        return self.length is not None and self.offset == self.length
+
+
+class UploadSegment(Base):
+    """One stored piece of an upload: the whole chunks one PATCH brought (or several such
+    pieces joined). The upload's object is the concatenation of its pieces in ``seq`` order."""
+
+    __tablename__ = "upload_segments"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    upload_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("uploads.id", ondelete="CASCADE"), index=True
+    )
+    seq: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    stored_size: Mapped[int] = mapped_column(BigInteger)
+    plaintext_end: Mapped[int] = mapped_column(BigInteger)  # upload offset after this piece
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    upload: Mapped[Upload] = relationship(back_populates="segments")
 
 
 class Comment(Base):

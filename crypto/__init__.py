@@ -4,7 +4,8 @@ Callers use this namespace only (``crypto.seal``, ``crypto.unseal``, ...); the p
 crypto._core, the one module that touches ``cryptography.hazmat``.  The wire formats are
 documented byte by byte in crypto._core's docstring.
 
-- Objects: ``seal`` / ``Sealer`` encrypt, ``unseal`` decrypts a stream, ``RandomAccessReader`` /
+- Objects: ``seal`` / ``Sealer`` encrypt (``Sealer.resume`` continues an object sealed in
+  pieces, e.g. a resumable upload), ``unseal`` decrypts a stream, ``RandomAccessReader`` /
   ``open_range`` decrypt byte ranges.  Every object is c2sp.org/chunked-encryption
   (AES-256-GCM, 16 KiB chunks) behind a small header naming its key id and object id.
 - Data keys: ``new_data_key``, ``wrap`` / ``unwrap`` / ``rewrap`` under a ``KekProvider``
@@ -41,6 +42,7 @@ from .objects import (
     plaintext_size,
     seal,
     seal_to,
+    sealed_head_size,
     sealed_size,
     unseal,
 )
@@ -87,6 +89,7 @@ __all__ = [
     "rewrap",
     "seal",
     "seal_to",
+    "sealed_head_size",
     "sealed_size",
     "shred",
     "sign",

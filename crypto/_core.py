@@ -62,6 +62,15 @@ piece too short to hold a tag.  The plaintext length is then
 Random access reads chunk k at its offset and decrypts it with its own nonce, so reordered,
 duplicated or spliced chunks fail.  Only decrypting the final chunk authenticates the length.
 
+Sealing in resumed pieces (resumable uploads): between two chunks the encryptor's whole state
+is (aead_key, base_nonce, next chunk index k), and the first two follow from the data key, the
+context and the stored salt.  So a message can be written in pieces, by different processes,
+each ending on a chunk boundary: ``ChunkedEncryptor.resume(key, context, salt || commitment,
+k)`` recomputes the commitment (refusing a preamble made under another key or context) and
+continues at chunk k.  The concatenation of the pieces is byte for byte the one-shot
+ciphertext with that salt.  Nothing partial is carried over: bytes past the last whole chunk of
+a piece are dropped (``discard_pending``) and must be fed again to the next piece.
+
 Wrapped data key (the ``blob`` of a wrapped key; the KEK version is stored next to it)
 ---------------------------------------------------------------------------------------
 ::
@@ -318,6 +327,7 @@ class ChunkedEncryptor:
         keys = derive_keys(key, salt, context, aead)
         self._cipher = _ChunkCipher(keys)
         self._preamble: bytes | None = bytes(salt) + keys.commitment
+        self._commitment = keys.commitment
         self._next_index = 0
         self._tail = bytearray(CHUNK_SIZE)
         self._tail_length = 0
@@ -325,6 +335,61 @@ class ChunkedEncryptor:
         self._out = bytearray(self._batch_chunks * CHUNK_CIPHERTEXT_SIZE)
         self._out_views = chunk_views(self._out, CHUNK_CIPHERTEXT_SIZE)
         self._finished = False
+
+    @classmethod
+    def resume(
+        cls,
+        key: bytes,
+        context: bytes,
+        preamble: bytes,
+        next_index: int,
+        *,
+        aead: ChunkedAead = AEAD_AES_256_GCM,
+        batch_chunks: int = BATCH_CHUNKS,
+    ) -> ChunkedEncryptor:
+        """Continue a message of which ``preamble`` (salt || commitment) and the first
+        ``next_index`` full chunks were written earlier, by this or another process.
+
+        The state of an encryptor between chunks is only the derived keys and the chunk
+        counter, so it is rebuilt from the stored preamble and the key: the commitment is
+        recomputed and compared, and a preamble made with another key or context raises
+        DecryptionError. The resumed encryptor does not emit the preamble again; its output
+        continues the ciphertext at chunk ``next_index`` byte for byte as if it had never
+        stopped.
+        """
+        if len(preamble) != PREAMBLE_SIZE:
+            raise ValueError(f"the preamble must be {PREAMBLE_SIZE} bytes")
+        if not 0 <= next_index < MAX_CHUNKS:
+            raise ValueError("chunk index out of range")
+        encryptor = cls(
+            key, context, aead=aead, salt=preamble[:SALT_SIZE], batch_chunks=batch_chunks
+        )
+        if not hmac.compare_digest(encryptor._commitment, preamble[SALT_SIZE:]):
+            raise DecryptionError()
+        encryptor._preamble = None
+        encryptor._next_index = next_index
+        return encryptor
+
+    @property
+    def chunks_sealed(self) -> int:
+        """How many full chunks of the message have been encrypted (resumed ones included)."""
+        return self._next_index
+
+    @property
+    def pending(self) -> int:
+        """Plaintext bytes held back: the start of a chunk that is not complete yet."""
+        return self._tail_length
+
+    def discard_pending(self) -> int:
+        """Wipe and drop the incomplete chunk held back; returns how many bytes it had.
+
+        For a message written in pieces: a piece ends on a chunk boundary, and the bytes past
+        it are sent again with the next piece (nothing partial is kept between pieces).
+        """
+        dropped = self._tail_length
+        self._tail[:dropped] = bytes(dropped)
+        self._tail_length = 0
+        return dropped
 
     def _check_open(self) -> None:
         if self._finished:

@@ -7,6 +7,7 @@ object id it expects: an object copied, renamed or spliced from elsewhere does n
 
 from __future__ import annotations
 
+import hmac
 import io
 import os
 import threading
@@ -20,6 +21,7 @@ from ._core import (
     CHUNK_SIZE,
     HEADER_MAGIC,
     HEADER_VERSION,
+    DecryptionError,
     ObjectHeader,
     RangeSource,
     encode_header,
@@ -46,6 +48,7 @@ __all__ = [
     "plaintext_size",
     "seal",
     "seal_to",
+    "sealed_head_size",
     "sealed_size",
     "unseal",
 ]
@@ -59,6 +62,11 @@ def new_data_key() -> bytes:
 def _check_data_key(dek: bytes) -> None:
     if not isinstance(dek, bytes | bytearray) or len(dek) != DATA_KEY_SIZE:
         raise ValueError("a data key is 32 bytes")
+
+
+def sealed_head_size(key_id: str, object_id: str) -> int:
+    """Stored bytes before the first chunk: header, salt and commitment (what resuming reads)."""
+    return len(encode_header(key_id, object_id)) + _core.PREAMBLE_SIZE
 
 
 def sealed_size(plaintext_size: int, key_id: str, object_id: str) -> int:
@@ -93,6 +101,52 @@ class Sealer:
         self._encryptor = _core.ChunkedEncryptor(dek, header, aead=AEAD_AES_256_GCM, salt=salt)
         self._header: bytes | None = header
         self._finished = False
+
+    @classmethod
+    def resume(cls, dek: bytes, head: bytes, *, key_id: str, object_id: str, offset: int) -> Sealer:
+        """Continue sealing an object whose first ``offset`` plaintext bytes are stored.
+
+        ``head`` is the stored object's first ``sealed_head_size(key_id, object_id)`` bytes
+        (header, salt and commitment); ``offset`` must be a whole number of chunks. The header
+        is compared with the one expected for these ids and the commitment is recomputed from
+        the data key, so a head from another object or key raises DecryptionError. What the
+        resumed Sealer outputs continues the stored bytes exactly: sealing a stream in resumed
+        pieces gives the same object as sealing it at once with the same salt.
+        """
+        _check_data_key(dek)
+        header = encode_header(key_id, object_id)
+        if offset < 0 or offset % CHUNK_SIZE:
+            raise ValueError("a sealed object resumes only at a whole number of chunks")
+        if len(head) != len(header) + _core.PREAMBLE_SIZE:
+            raise ValueError("head must be the header, salt and commitment of the object")
+        prefix_ok = hmac.compare_digest(bytes(head[: len(header)]), header)
+        sealer = cls.__new__(cls)
+        try:
+            sealer._encryptor = _core.ChunkedEncryptor.resume(
+                dek, header, bytes(head[len(header) :]), offset // CHUNK_SIZE
+            )
+        except DecryptionError:
+            prefix_ok = False
+        if not prefix_ok:
+            raise DecryptionError()
+        sealer._header = None
+        sealer._finished = False
+        return sealer
+
+    @property
+    def offset(self) -> int:
+        """Plaintext bytes sealed in whole chunks so far, counting those before a resume."""
+        return self._encryptor.chunks_sealed * CHUNK_SIZE
+
+    @property
+    def pending(self) -> int:
+        """Plaintext bytes held back in the incomplete chunk (not yet in any output)."""
+        return self._encryptor.pending
+
+    def discard_pending(self) -> int:
+        """Drop (and wipe) the incomplete chunk; returns its size. The next resumed piece
+        starts at ``offset`` and must carry those bytes again."""
+        return self._encryptor.discard_pending()
 
     def _take_header(self) -> Iterator[bytes]:
         if self._header is not None:

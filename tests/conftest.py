@@ -502,3 +502,20 @@ def live_server(stack_env, stack_app, worker, tmp_path_factory) -> Iterator[Live
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def own_server(stack_env, stack_app, tmp_path) -> Iterator[LiveServer]:
+    """A web server of the test's own (same database, broker and store as the stack), to kill
+    and restart; it drops a client that sends nothing for 5 s."""
+    server = LiveServer({**stack_env, "CR_CLIENT_TIMEOUT_S": "5"}, tmp_path / "web.log")
+    server.start()
+    yield server
+    server.stop()
+
+
+def kill_server(server: LiveServer) -> None:
+    """SIGKILL the web server's processes: a crash, not a shutdown."""
+    os.killpg(server.process.pid, signal.SIGKILL)
+    server.process.wait()
+    server.process = None

@@ -36,6 +36,7 @@ def test_scheduled_jobs_only_clean_up(rt, make_person, client, make_recording):
     assert scheduled == {
         "worker.tasks.expire_shares",
         "worker.tasks.delete_expired_drafts",
+        "worker.tasks.delete_expired_uploads",
         "worker.tasks.resume_stalled_shares",
         "worker.tasks.sweep_scratch",
         "worker.tasks.reconcile_store",

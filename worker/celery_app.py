@@ -26,6 +26,10 @@ def _schedule(settings: Settings) -> dict:
             "task": "worker.tasks.delete_expired_drafts",
             "schedule": timedelta(minutes=5),
         },
+        "delete-expired-uploads": {
+            "task": "worker.tasks.delete_expired_uploads",
+            "schedule": timedelta(minutes=5),
+        },
         "resume-stalled-shares": {
             "task": "worker.tasks.resume_stalled_shares",
             "schedule": float(settings.stall_check_s),

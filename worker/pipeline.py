@@ -185,7 +185,9 @@ class _Inputs:
     recording_id: uuid.UUID
     recording_key_id: uuid.UUID
     share_key_id: uuid.UUID
-    objects: list[tuple[str, str, uuid.UUID, str]]  # (kind, name, object id, container)
+    # (kind, name, object id, container, data key id): a recording's object is sealed under
+    # the recording's key, or under its own when it came from a resumable upload.
+    objects: list[tuple[str, str, uuid.UUID, str, uuid.UUID]]
     agent_channel: str
     include_customer: bool
     trim_start_s: float | None
@@ -199,7 +201,7 @@ def _load_inputs(rt: Runtime, share_id: uuid.UUID) -> _Inputs:
         if recording is None or recording.status is not RecordingStatus.DRAFT:
             raise ShareEnded("recording deleted")
         objects = [
-            (o.kind, o.name, o.id, o.container or "matroska")
+            (o.kind, o.name, o.id, o.container or "matroska", o.key_id or recording.key_id)
             for o in session.scalars(
                 select(MediaObject).where(MediaObject.recording_id == recording.id)
             )
@@ -271,16 +273,15 @@ def _run_job(
     rt: Runtime, share_id: uuid.UUID, lease: JobLease, scratch: Path, uploaded: list[str]
 ) -> JobOutcome:
     inputs = _load_inputs(rt, share_id)
-    recording_dek = _dek(rt, inputs.recording_key_id)
     share_dek = _dek(rt, inputs.share_key_id)
     limits = _limits(rt)
 
     # 1. decrypt the raw media into the scratch directory
     paths: dict[str, tuple[Path, str]] = {}
-    for kind, name, object_id, container in inputs.objects:
+    for kind, name, object_id, container, key_id in inputs.objects:
         target = scratch / f"{kind}.input"
         try:
-            _decrypt_to(rt, recording_dek, inputs.recording_key_id, object_id, name, target, lease)
+            _decrypt_to(rt, _dek(rt, key_id), key_id, object_id, name, target, lease)
         except ObjectNotFound:
             raise media.MediaRejected(
                 "The recording's media is missing from storage; upload it again."
@@ -451,15 +452,15 @@ def probe_recording(rt: Runtime, recording_id: uuid.UUID) -> str:
             return "nothing_to_do"
         if recording.probe_status != "pending":
             return "nothing_to_do"
-        key_id = recording.key_id
-        objects = [(o.kind, o.name, o.id, o.container or "matroska") for o in recording.objects]
-    try:
-        dek = _dek(rt, key_id)
-    except ShareEnded:
-        return "nothing_to_do"
+        objects = [
+            (o.kind, o.name, o.id, o.container or "matroska", o.key_id or recording.key_id)
+            for o in recording.objects
+        ]
     with scratch_directory(rt.settings.scratch_dir, f"probe-{recording_id}") as scratch:
         try:
-            outcome, values = "ok", _probe_parts(rt, dek, key_id, objects, scratch)
+            outcome, values = "ok", _probe_parts(rt, objects, scratch)
+        except ShareEnded:  # its key is gone: the recording was deleted meanwhile
+            return "nothing_to_do"
         except media.MediaRejected as exc:
             outcome, values = "failed", {"error": str(exc)}
         except crypto.DecryptionError:
@@ -475,16 +476,15 @@ def probe_recording(rt: Runtime, recording_id: uuid.UUID) -> str:
 
 def _probe_parts(
     rt: Runtime,
-    dek: bytes,
-    key_id: uuid.UUID,
-    objects: list[tuple[str, str, uuid.UUID, str]],
+    objects: list[tuple[str, str, uuid.UUID, str, uuid.UUID]],
     scratch: Path,
 ) -> dict:
     """Decrypt and probe each part; the recording's length, picture and channels."""
     limits = _limits(rt)
     durations, channels, has_video = [], 0, False
-    for kind, name, object_id, container in objects:
+    for kind, name, object_id, container, key_id in objects:
         target = scratch / f"{kind}.input"
+        dek = _dek(rt, key_id)
         try:
             _decrypt_to(rt, dek, key_id, object_id, name, target, _NoLease())  # type: ignore[arg-type]
         except ObjectNotFound:

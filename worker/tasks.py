@@ -21,7 +21,7 @@ from app import jobs
 from app.mailer import MailError
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
-from app.services import account_links, mail, sessions, shredding, users
+from app.services import account_links, mail, sessions, shredding, uploads, users
 from app.storage import StorageError
 from worker import pipeline
 
@@ -186,6 +186,15 @@ def delete_expired_drafts(self) -> int:
             shredding.end_share(rt, share_id, reason="recording_deleted", actor_id=None)
         shredding.shred_recording(rt, recording_id, reason="draft_lifetime_ended", actor_id=None)
     return len(due)
+
+
+@shared_task(bind=True, name="worker.tasks.delete_expired_uploads")
+def delete_expired_uploads(self) -> int:
+    """Resumable uploads past the draft lifetime: pieces deleted, key shredded (SPEC §16)."""
+    deleted = uploads.delete_expired(runtime(self))
+    if deleted:
+        log.info("deleted %d expired upload(s)", deleted)
+    return deleted
 
 
 @shared_task(bind=True, name="worker.tasks.resume_stalled_shares")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from flask import request
+from marshmallow import ValidationError
 
 from app.api.blueprint import Blueprint
 from app.api.multipart import ingest_upload
 from app.api.schemas import (
+    RecordingFromUploadsSchema,
     RecordingListArgs,
     RecordingListSchema,
     RecordingSchema,
@@ -16,6 +18,7 @@ from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role
 from app.services import ingest, policy, recordings
+from app.services.errors import InvalidRequest
 
 blp = Blueprint(
     "recordings",
@@ -30,16 +33,24 @@ blp = Blueprint(
 @blp.doc(
     requestBody={
         "required": True,
-        "content": {"multipart/form-data": {"schema": RecordingUploadSchema}},
+        "content": {
+            "multipart/form-data": {"schema": RecordingUploadSchema},
+            "application/json": {"schema": RecordingFromUploadsSchema},
+        },
     }
 )
 @blp.response(201, RecordingSchema)
+@blp.alt_response(404, description="An upload id that is not one of yours")
+@blp.alt_response(409, description="An upload that is unfinished or already used")
 @blp.alt_response(413, description="Larger than the upload limit")
 @blp.alt_response(415, description="Not multipart, or a file that is not audio or video")
 def upload():
-    """Upload a recording: ``screen`` and/or ``audio``, streamed and encrypted as it arrives."""
+    """Upload a recording: ``screen`` and/or ``audio``, streamed and encrypted as it arrives —
+    or, as JSON, make it from finished resumable uploads (``upload_ids``, SPEC §16)."""
     rt = runtime()
     session = db_session()
+    if request.mimetype == "application/json":
+        return _from_uploads(rt, session)
     limit = min(policy.current_policy(session).max_upload_bytes, rt.settings.max_upload_bytes)
     session.rollback()  # release the read transaction while the upload streams in
     result = ingest_upload(
@@ -57,6 +68,42 @@ def upload():
         ingest.discard(rt.store, result)
         raise
     return recordings.present(session, rt, recording), 201
+
+
+def _from_uploads(rt, session):
+    body = _load_json(RecordingFromUploadsSchema())
+    ids = {field: str(value) for field, value in body["upload_ids"].items()}
+    fields = {
+        "title": body.get("title") or "",
+        "agent_channel": body.get("agent_channel") or "",
+        "customer_informed": "true" if body.get("customer_informed") else "false",
+    }
+    result = None
+    try:
+        recording, result = recordings.create_from_uploads(session, rt, current_user(), ids, fields)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        if result is not None:
+            ingest.discard(rt.store, result)
+        raise
+    return recordings.present(session, rt, recording), 201
+
+
+def _load_json(schema):
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise InvalidRequest(
+            'Send a JSON object: {"upload_ids": {"screen": ID, "audio": ID}, ...}.',
+            code="invalid_request",
+        )
+    try:
+        return schema.load(data)
+    except ValidationError as error:
+        message = "; ".join(
+            f"{name}: {errors}" for name, errors in sorted(error.normalized_messages().items())
+        )
+        raise InvalidRequest(f"Invalid request. {message}"[:1000], code="invalid_request") from None
 
 
 @blp.route("", methods=["GET"])

@@ -95,6 +95,39 @@ class RecordingUploadSchema(ma.Schema):
     customer_informed = ma.fields.Boolean()
 
 
+class UploadIdsSchema(Strict):
+    screen = ma.fields.UUID(metadata={"description": "a finished upload: the screen video"})
+    audio = ma.fields.UUID(metadata={"description": "a finished upload: the call audio"})
+
+
+class RecordingFromUploadsSchema(Strict):
+    """A draft from finished resumable uploads (SPEC §16), instead of multipart files."""
+
+    upload_ids = ma.fields.Nested(UploadIdsSchema, required=True)
+    title = ma.fields.String(allow_none=True, validate=validate.Length(max=200))
+    agent_channel = ma.fields.String(
+        allow_none=True, validate=validate.OneOf(["left", "right", "mono"])
+    )
+    customer_informed = ma.fields.Boolean(load_default=False)
+
+
+class UploadSchema(ma.Schema):
+    id = ma.fields.UUID(required=True)
+    offset = ma.fields.Integer(required=True, metadata={"description": "bytes stored so far"})
+    length = ma.fields.Integer(allow_none=True, metadata={"description": "None until declared"})
+    complete = ma.fields.Boolean(required=True)
+    filename = ma.fields.String(allow_none=True)
+    filetype = ma.fields.String(allow_none=True)
+    container = ma.fields.String(allow_none=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    updated_at = ma.fields.AwareDateTime(required=True)
+    expires_at = ma.fields.AwareDateTime(required=True)
+
+
+class UploadListSchema(ma.Schema):
+    uploads = ma.fields.List(ma.fields.Nested(UploadSchema), required=True)
+
+
 class TrimSchema(Strict):
     start_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))
     end_s = ma.fields.Float(required=True, validate=validate.Range(min=0, max=86400))

@@ -254,8 +254,9 @@ def recording_media(recording_id: str, part: str):
     obj = next((o for o in recording.objects if o.kind == part), None)
     if obj is None:
         raise NotFound("media")
+    key_id = recordings.object_key_id(recording, obj)
     try:
-        dek = keys.load_data_key(session, rt.kek, rt.key_cache, recording.key_id)
+        dek = keys.load_data_key(session, rt.kek, rt.key_cache, key_id)
     except keys.KeyDestroyed:
         raise NotFound("recording") from None
     rid = recording.id
@@ -264,7 +265,7 @@ def recording_media(recording_id: str, part: str):
         rt,
         obj,
         dek,
-        recording.key_id,
+        key_id,
         still_allowed=lambda: _recording_is_draft(rt, rid),
         content_type=content_type,
     )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from app.api import account, admin, export, receipts, recordings, shares, streaming
+from app.api import account, admin, export, receipts, recordings, shares, streaming, uploads
 
 blueprints = [
     account.me,
     recordings.blp,
+    uploads.blp,
     shares.blp,
     streaming.blp,
     export.blp,

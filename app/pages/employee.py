@@ -67,13 +67,22 @@ def recordings():
         for r in recording_service.list_own(session, user)
     ]
     current = policy.current_policy(session)
+    max_upload = min(current.max_upload_bytes, rt.settings.max_upload_bytes)
     return render_template(
         "employee/recordings.html",
         recordings=items,
         policy=current,
+        max_upload=max_upload,
+        max_upload_text=_size_text(max_upload),
         open_share=(request.args.get("share") or "")[:64],
         highlight=(request.args.get("highlight") or "")[:64],
     )
+
+
+def _size_text(size: int) -> str:
+    if size >= 1 << 30:
+        return f"{size / (1 << 30):.1f}".rstrip("0").rstrip(".") + " GB"
+    return f"{size // (1 << 20)} MB"
 
 
 @bp.route("/record")

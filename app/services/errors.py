@@ -65,6 +65,12 @@ class UnsupportedMedia(DomainError):
     code = "unsupported_media_type"
 
 
+class ChecksumMismatch(DomainError):
+    """The bytes received do not have the checksum the client sent with them (tus: 460)."""
+
+    code = "checksum_mismatch"
+
+
 class Unprocessable(DomainError):
     """Well-formed, but a choice the current state does not allow."""
 

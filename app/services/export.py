@@ -176,15 +176,24 @@ def _media(
         return
     for obj in recording.objects:
         ext = EXTENSIONS.get(obj.container or "", "bin")
+        key_id = obj.key_id or recording.key_id
+        try:
+            obj_dek = dek if key_id == recording.key_id else _load(rt, session, key_id)
+        except keys.KeyDestroyed:
+            continue
         yield from _copy(
             rt,
             archive,
             sink,
             f"recordings/{recording.id}/{obj.kind}.{ext}",
-            dek,
-            recording.key_id,
+            obj_dek,
+            key_id,
             obj,
         )
+
+
+def _load(rt: Runtime, session: Session, key_id: uuid.UUID) -> bytes:
+    return keys.load_data_key(session, rt.kek, rt.key_cache, key_id)
 
 
 def _rendition(

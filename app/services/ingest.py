@@ -64,6 +64,8 @@ class StoredPart:
     stored_size: int
     plaintext_sha256: str
     stored_sha256: str
+    # The part's own data key when it is not the recording's (a resumable upload's key).
+    key_id: uuid.UUID | None = None
 
 
 @dataclass
@@ -73,6 +75,8 @@ class IngestResult:
     dek: bytes
     parts: list[StoredPart] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)
+    # True when the data key is already in the database (it came with a resumable upload).
+    key_stored: bool = False
 
     @property
     def total_size(self) -> int:
@@ -166,7 +170,7 @@ def store_part(
             yield block
 
     try:
-        stored_size = _put_overlapped(store, name, sealed())
+        stored_size = put_overlapped(store, name, sealed())
     except BaseException:
         store_cleanup(store, name)
         raise
@@ -261,7 +265,9 @@ class _OverlappedPut:
         return self._size
 
 
-def _put_overlapped(store: ObjectStore, name: str, blocks: Iterator[bytes]) -> int:
+def put_overlapped(store: ObjectStore, name: str, blocks: Iterator[bytes]) -> int:
+    """``store.put_stream(name, blocks)`` with the store's requests on a helper thread, so
+    reading and sealing the next blocks overlaps with uploading the previous ones."""
     return _OverlappedPut(store, name).run(blocks)
 
 

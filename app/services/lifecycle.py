@@ -20,11 +20,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 import crypto
-from app.models import Comment, Recording, RecordingStatus, Share, ShareStatus, utcnow
+from app.models import (
+    Comment,
+    MediaObject,
+    Recording,
+    RecordingStatus,
+    Share,
+    ShareStatus,
+    utcnow,
+)
 from app.services import audit, keys, revocations
 
 
@@ -167,6 +175,14 @@ def delete_recording(
     recording.title_sealed = None
     recording.media_sha256_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, recording.key_id)
+    # Objects that came from a second resumable upload carry that upload's key: shred it too.
+    own_keys = session.scalars(
+        select(MediaObject.key_id).where(
+            MediaObject.recording_id == recording.id, MediaObject.key_id.is_not(None)
+        )
+    )
+    for key_id in {k for k in own_keys if k is not None}:
+        keys.shred_data_key(session, key_cache, key_id)
     audit.append(
         session,
         transition.action,

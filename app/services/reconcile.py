@@ -6,6 +6,8 @@
   whatever its age: its key is already destroyed, so it is unreadable, and it must not stay.
   (Normally shredding deletes it at once; this catches a deletion the store refused.)
 - A row whose object is missing is reported, not guessed at.
+- The pieces of resumable uploads (``uploads/``) count as known while their upload lives; a
+  piece whose upload was deleted or joined into a recording is an orphan like any other.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from sqlalchemy.orm import Session
 
 from app.models import MediaObject, Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
+from app.services import uploads
 
 MIN_ORPHAN_AGE = timedelta(hours=2)
-PREFIXES = ("recordings/", "shares/")
+PREFIXES = ("recordings/", "shares/", "uploads/")
 
 
 def _names_of_ended(session: Session) -> set[str]:
@@ -43,6 +46,7 @@ def _names_of_ended(session: Session) -> set[str]:
 def reconcile(rt: Runtime, *, min_orphan_age: timedelta = MIN_ORPHAN_AGE) -> dict[str, Any]:
     with rt.db.session() as session:
         known = set(session.scalars(select(MediaObject.name)))
+        known |= uploads.known_piece_names(session)  # the pieces of resumable uploads
         ended = _names_of_ended(session)
     cutoff = utcnow() - min_orphan_age
     seen: set[str] = set()

@@ -14,9 +14,9 @@ from app import jobs
 from app.db import after_commit
 from app.models import MediaObject, Recording, RecordingStatus, Share, User, utcnow
 from app.runtime import Runtime
-from app.services import audit, keys, policy, shredding, text
+from app.services import audit, keys, policy, shredding, text, uploads
 from app.services.errors import InvalidRequest, NotFound, PayloadTooLarge
-from app.services.ingest import IngestResult
+from app.services.ingest import FILE_FIELDS, IngestResult, StoredPart, discard
 from app.services.sealing import open_json, open_text, seal_json, seal_text
 
 AGENT_CHANNELS = ("left", "right", "mono")
@@ -58,7 +58,10 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
             f"{current.max_upload_bytes // (1 << 20)} MiB.",
             code="upload_too_large",
         )
-    keys.store_data_key(session, rt.kek, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id)
+    if not upload.key_stored:
+        keys.store_data_key(
+            session, rt.kek, key_id=upload.key_id, dek=upload.dek, owner_id=owner.id
+        )
     now = utcnow()
     recording = Recording(
         id=upload.recording_id,
@@ -94,6 +97,7 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
                 plaintext_size=part.plaintext_size,
                 stored_sha256=part.stored_sha256,
                 container=part.container,
+                key_id=part.key_id if part.key_id not in (None, recording.key_id) else None,
             )
         )
     audit.append(
@@ -106,6 +110,61 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
     recording_id = str(recording.id)
     after_commit(session, lambda: rt.jobs.send(jobs.PROBE_RECORDING, recording_id))
     return recording
+
+
+def create_from_uploads(
+    session: Session,
+    rt: Runtime,
+    owner: User,
+    upload_ids: dict[str, str],
+    fields: dict[str, str],
+) -> tuple[Recording, IngestResult]:
+    """A draft from finished resumable uploads (SPEC §16). Each upload is joined into the
+    recording's object and keeps its data key: the first one's is the recording's key (the
+    title is sealed under it); a second upload's is recorded on its object. The caller commits,
+    or deletes the result's objects (``ingest.discard``) if that fails."""
+    if not upload_ids:
+        raise InvalidRequest(
+            "Name at least one finished upload: upload_ids.screen and/or upload_ids.audio.",
+            code="no_media",
+        )
+    validate_fields(fields)
+    recording_id = uuid.uuid4()
+    ordered = {f: upload_ids[f] for f in FILE_FIELDS if f in upload_ids}
+    taken = uploads.take_for_recording(session, rt, owner, ordered, recording_id)
+    first = taken[0]
+    result = IngestResult(
+        recording_id=recording_id,
+        key_id=first.key_id,
+        dek=keys.load_data_key(session, rt.kek, rt.key_cache, first.key_id),
+        fields=fields,
+        key_stored=True,
+        parts=[
+            StoredPart(
+                field=t.field,
+                object_id=t.object_id,
+                name=t.name,
+                container=t.container,
+                plaintext_size=t.plaintext_size,
+                stored_size=t.stored_size,
+                plaintext_sha256=t.plaintext_sha256,
+                stored_sha256=t.stored_sha256,
+                key_id=t.key_id,
+            )
+            for t in taken
+        ],
+    )
+    try:
+        recording = create_recording(session, rt, owner, result)
+    except BaseException:
+        discard(rt.store, result)
+        raise
+    return recording, result
+
+
+def object_key_id(recording: Recording, obj: MediaObject) -> uuid.UUID:
+    """The data key a recording's object is sealed under (its own, or the recording's)."""
+    return obj.key_id or recording.key_id
 
 
 def get_own(

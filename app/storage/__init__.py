@@ -58,6 +58,15 @@ class ObjectStore(Protocol):
         from ``chunks`` aborts the put and leaves no object behind.
         """
 
+    def compose(self, name: str, sources: list[str]) -> int:
+        """Make ``name`` the concatenation of the objects ``sources`` (which stay); its size.
+
+        For resumable uploads, whose pieces are stored as they arrive: the store joins them
+        without the bytes passing through this process where it can (a hard link for one
+        local piece, server-side part copies on S3). ObjectNotFound if a source is missing;
+        nothing appears under ``name`` unless the whole concatenation was stored.
+        """
+
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         """Return ``length`` bytes from ``offset`` (fewer only at the end of the object)."""
 

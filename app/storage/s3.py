@@ -5,9 +5,12 @@ from __future__ import annotations
 import contextlib
 import io
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 import urllib3
 from minio import Minio
+from minio.commonconfig import CopySource
+from minio.datatypes import Part
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
@@ -17,6 +20,60 @@ from app.storage import ObjectInfo, ObjectNotFound, StorageUnavailable
 # smallest part keeps workers and web processes lean; 10,000 parts still allow 48 GiB.
 PART_SIZE = 5 * 1024 * 1024
 _MISSING = {"NoSuchKey", "NoSuchObject", "ResourceNotFound"}
+
+
+# S3 copies at most 5 GiB into one part.
+MAX_COPY_PART = 5 * 1024**3
+
+
+@dataclass(frozen=True)
+class PlannedPart:
+    """One part of a composed object: a server-side copy of one range of one source, or
+    bytes read from ranges of sources (small pieces, which S3 does not take as parts)."""
+
+    copy: bool
+    pieces: list[tuple[str, int, int]]  # (source, start, stop)
+
+
+def plan_parts(sources: list[tuple[str, int]], minimum: int = PART_SIZE) -> list[PlannedPart]:
+    """The parts of the concatenation of ``sources`` (name, size): every part but the last
+    at least ``minimum`` bytes, as S3 requires. Ranges of ``minimum`` bytes or more are
+    copied on the server; smaller pieces are gathered and sent, topped up from the start of
+    the next source if needed, so at most a few MiB per small piece pass through here."""
+    parts: list[PlannedPart] = []
+    gathered: list[tuple[str, int, int]] = []
+    gathered_size = 0
+
+    def flush() -> None:
+        nonlocal gathered, gathered_size
+        parts.append(PlannedPart(False, gathered))
+        gathered, gathered_size = [], 0
+
+    for index, (source, size) in enumerate(sources):
+        start = 0
+        if gathered_size:
+            take = min(minimum - gathered_size, size)
+            gathered.append((source, 0, take))
+            gathered_size += take
+            start = take
+            if gathered_size >= minimum:
+                flush()
+        rest = size - start
+        if rest <= 0:
+            continue
+        if rest >= minimum or (index == len(sources) - 1 and not gathered_size):
+            count = -(-rest // MAX_COPY_PART)
+            step = -(-rest // count)
+            for begin in range(start, size, step):
+                parts.append(PlannedPart(True, [(source, begin, min(begin + step, size))]))
+        else:
+            gathered.append((source, start, size))
+            gathered_size += rest
+            if gathered_size >= minimum:
+                flush()
+    if gathered:
+        flush()
+    return parts
 
 
 class _ChunkReader(io.RawIOBase):
@@ -141,6 +198,49 @@ class S3Store:
                 raise reader.error from None
             raise
         return self.size(name)
+
+    def compose(self, name: str, sources: list[str]) -> int:
+        self.ensure_bucket()
+        sizes = [self.size(source) for source in sources]
+        if len(sources) == 1:
+            # One piece: a server-side copy (S3 has no rename, and the piece stays).
+            self._call(
+                self.client.copy_object, self.bucket, name, CopySource(self.bucket, sources[0])
+            )
+            return self.size(name)
+        plan = plan_parts(list(zip(sources, sizes, strict=True)))
+        client = self.client
+        upload_id = self._call(
+            client._create_multipart_upload,
+            self.bucket,
+            name,
+            {"Content-Type": "application/octet-stream"},
+        )
+        try:
+            parts = [self._compose_part(name, upload_id, n, part) for n, part in enumerate(plan, 1)]
+            self._call(client._complete_multipart_upload, self.bucket, name, upload_id, parts)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client._abort_multipart_upload(self.bucket, name, upload_id)
+            raise
+        return self.size(name)
+
+    def _compose_part(self, name: str, upload_id: str, number: int, part: PlannedPart) -> Part:
+        if part.copy:
+            source, start, stop = part.pieces[0]
+            headers = CopySource(self.bucket, source).gen_copy_headers()
+            headers["x-amz-copy-source-range"] = f"bytes={start}-{stop - 1}"
+            etag, _ = self._call(
+                self.client._upload_part_copy, self.bucket, name, upload_id, number, headers
+            )
+            return Part(number, etag)
+        data = b"".join(
+            self.read_range(source, start, stop - start) for source, start, stop in part.pieces
+        )
+        etag = self._call(
+            self.client._upload_part, self.bucket, name, data, None, upload_id, number
+        )
+        return Part(number, etag)
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:

@@ -85,6 +85,11 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "recordings.list_recordings": {E},
     "recordings.get_recording": {E},
     "recordings.delete_recording": {E},
+    "uploads.create_upload": {E},
+    "uploads.list_uploads": {E},
+    "uploads.get_upload": {E},
+    "uploads.append": {E},
+    "uploads.terminate": {E},
     "shares.create_share": {E},
     "shares.list_shares": {E, C},
     "shares.get_share": {E, C},
@@ -135,6 +140,8 @@ GRANT_CHECKED = {"media.media"}
 # Calls that would destroy or change the fixture's objects get a fresh object as "own" id.
 DESTRUCTIVE = {
     "recordings.delete_recording",
+    "uploads.append",
+    "uploads.terminate",
     "shares.revoke_share",
     "admin.update_user",
     "admin.send_enrolment_link",
@@ -150,6 +157,27 @@ VALUES = {
 def upload(client, person: Person, samples, title: str, *, full: bool = True) -> dict:
     files = small_files(samples) if full else {"audio": samples.call_wav}
     return upload_recording(client, person, files, title=title, customer_informed=True)
+
+
+TUS = {"Tus-Resumable": "1.0.0"}
+
+
+def tus_upload(client, person: Person, samples, *, send: bool = True) -> str:
+    """An unfinished resumable upload of the person's, with its first chunks sent."""
+    data = samples.screen_webm.read_bytes()
+    created = client.post(
+        "/api/v1/uploads", headers={**person.headers, **TUS, "Upload-Length": str(len(data))}
+    )
+    assert created.status_code == 201, created.get_json()
+    url = created.headers["Location"]
+    if send:
+        sent = client.patch(url, data=data[:40000], headers={**person.headers, **tus_patch(0)})
+        assert sent.status_code == 204
+    return url.rsplit("/", 1)[1]
+
+
+def tus_patch(offset: int) -> dict[str, str]:
+    return {**TUS, "Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
 
 
 def make_share(client, person: Person, recording_id: str, coach: Person, purpose: str) -> dict:
@@ -168,6 +196,7 @@ class Side:
     views: dict[str, str] = field(default_factory=dict)  # actor → own view id on the share
     spare_recording: dict | None = None  # small, for throwaway shares
     employee_token_id: str = ""  # the employee's API token's id (someone else's, to others)
+    upload_id: str = ""  # an unfinished resumable upload
 
     @property
     def needles(self) -> list[str]:
@@ -248,6 +277,7 @@ def world(stack_app, rt, worker, samples) -> World:
             assert view.status_code == 201, view.get_json()
             side.views[actor] = view.get_json()["id"]
         side.spare_recording = upload(client, side.employee, samples, "spare", full=False)
+        side.upload_id = tus_upload(client, side.employee, samples)
     world = World(people=people, sides=sides, client=client, samples=samples)
     for side in sides.values():
         side.employee_token_id = token_id_of(world, side.employee)
@@ -279,6 +309,8 @@ def throwaway(world: World, endpoint: str, actor: str) -> dict[str, str]:
     if endpoint == "recordings.delete_recording":
         recording = upload(client, side.employee, world.samples, "throwaway", full=False)
         return {"recording_id": recording["id"]}
+    if endpoint in ("uploads.append", "uploads.terminate"):
+        return {"upload_id": tus_upload(client, side.employee, world.samples, send=False)}
     if endpoint == "shares.revoke_share":
         share = make_share(
             client, side.employee, side.spare_recording["id"], side.coach, "throwaway"
@@ -326,6 +358,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
             "view_id": str(uuid.uuid4()),
             "user_id": str(uuid.uuid4()),
             "token_id": str(uuid.uuid4()),
+            "upload_id": str(uuid.uuid4()),
         }
     if kind == "own":
         side = world.side_of(actor)
@@ -334,6 +367,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
         ids = {"share_id": side.share["id"], "view_id": side.views.get(actor, "")}
         if ROLE_OF.get(actor) == "employee":
             ids["recording_id"] = side.recording["id"]
+            ids["upload_id"] = side.upload_id
         return ids
     # foreign: for people on a side, the other side's; for admin, representative and
     # anonymous, side A's and side B's are both someone else's (two kinds: foreign-a/-b).
@@ -344,6 +378,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
         "share_id": side.share["id"],
         "view_id": side.views[viewer],
         "token_id": side.employee_token_id,
+        "upload_id": side.upload_id,
     }
 
 
@@ -355,6 +390,13 @@ def id_kinds(actor: str) -> list[str]:
 
 def body_for(world: World, endpoint: str, actor: str) -> dict[str, Any]:
     side = world.side_of(actor) or world.sides["a"]
+    if endpoint == "uploads.create_upload":
+        return {"headers": {**TUS, "Upload-Length": "1000"}}
+    if endpoint == "uploads.append":
+        data = world.samples.screen_webm.read_bytes()[:40000]
+        return {"headers": tus_patch(0), "data": data}
+    if endpoint == "uploads.terminate":
+        return {"headers": TUS}
     if endpoint == "recordings.upload":
         return {
             "data": {"audio": (io.BytesIO(world.samples.mono_wav.read_bytes()), "call.wav")},
@@ -455,6 +497,7 @@ def walk(app, world: World) -> list[Call]:
                         if is_page(rule.endpoint):
                             headers["Accept"] = "text/html,application/xhtml+xml"
                         kwargs = body_for(world, rule.endpoint, actor) if method != "GET" else {}
+                        headers.update(kwargs.pop("headers", {}))
                         response = clients[actor].open(
                             url, method=method, headers=headers, **kwargs
                         )
@@ -629,6 +672,8 @@ def test_admin_and_representative_reach_no_content(world, calls):
         "coach_pages.shared_with_me",
         "employee_pages.recordings",
         "employee_pages.shares",
+        "uploads.list_uploads",
+        "uploads.get_upload",
     }
     seen = set()
     for call in calls:

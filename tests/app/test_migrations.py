@@ -34,6 +34,8 @@ TABLES = {
     "web_sessions",
     "account_links",
     "outgoing_mail",
+    "uploads",
+    "upload_segments",
 }
 
 

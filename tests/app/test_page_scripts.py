@@ -13,8 +13,9 @@ SCRIPT_TAG = re.compile(
     r"<script\b([^>]*)\bsrc=\"\{\{ url_for\('static', filename='([^']+)'\) \}\}\""
 )
 IMPORT = re.compile(r'^import\s[^;]*?\sfrom\s"(\.{1,2}/[^"]+)";', re.M)
-# The embeddable opt-in button runs on other sites' pages: a classic script on purpose.
-CLASSIC = {"embed/optin.js"}
+# The embeddable opt-in button runs on other sites' pages: a classic script on purpose. The
+# vendored tus-js-client is a browser bundle that defines window.tus, loaded before the modules.
+CLASSIC = {"embed/optin.js", "vendor/tus-js-client/tus.min.js"}
 
 
 def page_entries() -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""Capture in the browser with Chromium's fake devices: record, review, save with progress."""
+"""Capture in the browser with Chromium's fake devices: record (sent through tus while it
+records), discard (deleted on the server), save as a draft."""
 
 from __future__ import annotations
 
@@ -24,36 +25,46 @@ def recordings_of(live_server, person) -> list[dict]:
     return response.json()["recordings"]
 
 
-def test_record_review_discard_then_save(page, live_server, make_person, tmp_path):
+def unfinished_of(live_server, person) -> list[dict]:
+    response = requests.get(f"{live_server.url}/api/v1/uploads", headers=person.headers, timeout=10)
+    assert response.status_code == 200
+    return response.json()["uploads"]
+
+
+def test_record_send_as_it_records_discard_then_save(page, live_server, make_person, tmp_path):
     employee = make_person("employee", password=PASSWORD)
-    uploads: list[str] = []
+    patches: list[int] = []
     page.on(
         "request",
         lambda request: (
-            uploads.append(request.method)
-            if request.url.endswith("/api/v1/recordings") and request.method == "POST"
+            patches.append(len(request.post_data_buffer or b""))
+            if "/api/v1/uploads/" in request.url and request.method == "PATCH"
             else None
         ),
     )
     sign_in(page, employee.login, PASSWORD)
     page.goto("/record")
     expect(page.locator("#indicator")).to_be_hidden()
+    expect(page.locator("#about-card")).to_contain_text("at most the last few seconds")
     screenshot(page, "capture-idle")
 
-    # A first take, discarded: nothing is sent.
+    # A first take, discarded: it was sent while recording, and Discard deletes it there.
     page.get_by_role("button", name="Start recording").click()
     expect(page.locator("#indicator")).to_be_visible()
     expect(page.locator("#indicator")).to_contain_text("Recording")
     expect(page.locator("#timer")).to_have_text("0:01", timeout=5_000)
     page.get_by_role("button", name="■ Stop").click()
-    expect(page.locator("#save-card")).to_be_visible()
+    expect(page.locator("#save-card")).to_be_visible(timeout=20_000)
+    assert len(unfinished_of(live_server, employee)) == 1
     page.get_by_role("button", name="Discard").click()
     page.locator("dialog.confirm-dialog").get_by_role("button", name="Discard").click()
     expect(page.locator("#save-card")).to_be_hidden()
-    assert uploads == []
+    wait_for(lambda: unfinished_of(live_server, employee) == [], 10, "the upload's deletion")
     assert recordings_of(live_server, employee) == []
 
-    # The real take: screen (the fake-ui flag picks one) + the fake microphone.
+    # The real take: screen (the fake-ui flag picks one) + the fake microphone, sent while
+    # it records: PATCHes go out before Stop, and the page says how much has arrived.
+    patches.clear()
     page.get_by_role("button", name="Start recording").click()
     expect(page.locator("#indicator")).to_be_visible()
     expect(page.locator("#live")).to_be_visible()
@@ -62,27 +73,29 @@ def test_record_review_discard_then_save(page, live_server, make_person, tmp_pat
         "document.querySelector('#live').srcObject.getVideoTracks()[0].label : ''"
     )
     expect(page.locator("#timer")).to_have_text("0:02", timeout=6_000)
+    expect(page.locator("#sent")).to_contain_text("recorded")
     screenshot(page, "capture-recording")
-    expect(page.locator("#timer")).to_have_text("0:03", timeout=6_000)
+    expect(page.locator("#timer")).to_have_text("0:04", timeout=8_000)
+    wait_for(lambda: len(patches) >= 1, 15, "a PATCH while recording")
+    sent_before_stop = len(patches)
     page.get_by_role("button", name="■ Stop").click()
 
-    expect(page.locator("#save-card")).to_be_visible()
+    expect(page.locator("#save-card")).to_be_visible(timeout=20_000)
     expect(page.locator("#indicator")).to_be_hidden()
-    expect(page.locator("#review-facts")).to_contain_text("still only in this browser")
+    expect(page.locator("#review-facts")).to_contain_text("sent, not yet saved")
     expect(page.locator("#review-facts")).to_contain_text("Screen + microphone")
-    assert uploads == []
+    assert sent_before_stop >= 1 and len(patches) > sent_before_stop
+    [upload] = unfinished_of(live_server, employee)
+    assert upload["complete"] and upload["length"] == upload["offset"] > 0
     title = f"Captured call {uuid.uuid4().hex[:6]}"
     page.locator("#title").fill(title)
     page.get_by_label("The customer was informed").check()
     screenshot(page, "capture-review")
 
     page.get_by_role("button", name="Save to My recordings").click()
-    expect(page.locator("#upload-progress")).to_be_visible()
     expect(page.locator("#done-card")).to_be_visible(timeout=30_000)
-    assert uploads == ["POST"]
-    bar_width = page.evaluate("document.getElementById('upload-bar').style.width")
-    assert bar_width == "100%"
     screenshot(page, "capture-saved")
+    assert unfinished_of(live_server, employee) == []
 
     rows = recordings_of(live_server, employee)
     assert [r["title"] for r in rows] == [title]

@@ -46,6 +46,15 @@ def test_embedded_button_sends_the_call_and_opens_the_share_dialog(
     page.context.add_cookies(cookies)
 
     title = f"Softphone call {uuid.uuid4().hex[:6]}"
+    sent: list[str] = []  # the files go through tus, then one JSON request makes the draft
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(f"{r.method} {r.url.split('/api/v1/')[1].split('/')[0]}")
+            if "/api/v1/" in r.url
+            else None
+        ),
+    )
     page.locator("#demo-screen").set_input_files(str(samples.screen_webm))
     page.locator("#demo-audio").set_input_files(str(samples.call_wav))
     page.locator("#demo-title").fill(title)
@@ -78,6 +87,8 @@ def test_embedded_button_sends_the_call_and_opens_the_share_dialog(
     ).json()["recordings"]
     assert [r["title"] for r in listing] == [title]
     recording = listing[0]
+    assert sent.count("POST uploads") == 2 and sent.count("PATCH uploads") >= 2
+    assert sent[-1] == "POST recordings"
     assert recording["parts"] == ["audio", "screen"]
     assert recording["customer_informed"] is True
     assert recording["agent_channel"] == "left"

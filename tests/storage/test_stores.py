@@ -353,3 +353,67 @@ def test_delete_many_removes_every_name_and_ignores_missing_ones(store):
         store.put_stream(name, [b"ciphertext"])
     store.delete_many([*names, f"shares/{oid()}/{oid()}"])
     assert [name for name in names if store.exists(name)] == []
+
+
+# --- compose: joining the pieces of a resumable upload ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [
+        [100_000],  # one piece: a link (local) or a server-side copy (S3)
+        [7 * MiB, 6 * MiB, 300_000],  # big pieces: server-side part copies
+        [200_000, 150_000, 50_000, 5],  # small pieces only (the recorder's)
+        [300_000, 6 * MiB, 100, 9 * MiB + 7, 1, 2],  # small before and after big ones
+    ],
+)
+def test_compose_concatenates_and_keeps_the_sources(store, sizes):
+    pieces = [os.urandom(size) for size in sizes]
+    sources = [f"uploads/{oid()}/{oid()}" for _ in sizes]
+    for name, data in zip(sources, pieces, strict=True):
+        store.put_stream(name, [data])
+    target = f"recordings/{oid()}/{oid()}"
+    whole = b"".join(pieces)
+    assert store.compose(target, sources) == len(whole)
+    assert (
+        hashlib.sha256(b"".join(store.iter_object(target))).digest()
+        == hashlib.sha256(whole).digest()
+    )
+    assert all(store.exists(name) for name in sources)
+    assert incomplete_uploads(store) == []
+    # The composed object is an object of its own: deleting the pieces leaves it whole.
+    store.delete_many(sources)
+    assert store.size(target) == len(whole)
+    assert store.read_range(target, len(whole) - 3, 3) == whole[-3:]
+
+
+def test_compose_of_a_missing_source_stores_nothing(store):
+    present = f"uploads/{oid()}/{oid()}"
+    store.put_stream(present, [os.urandom(1000)])
+    target = f"recordings/{oid()}/{oid()}"
+    with pytest.raises(ObjectNotFound):
+        store.compose(target, [present, f"uploads/{oid()}/{oid()}"])
+    assert not store.exists(target)
+    assert incomplete_uploads(store) == []
+    assert [f for f in leftover_files(store) if "recordings" in f] == []
+
+
+def test_plan_parts_keeps_every_part_but_the_last_at_the_s3_minimum():
+    from app.storage.s3 import plan_parts
+
+    cases = [
+        [("a", 2), ("b", 10), ("c", 1), ("d", 1)],
+        [("a", 7), ("b", 3), ("c", 6)],
+        [("a", 1)] * 30,
+        [("a", 5), ("b", 5), ("c", 4)],
+        [("a", 4), ("b", 4), ("c", 40)],
+    ]
+    for sources in cases:
+        parts = plan_parts(sources, minimum=5)
+        sizes = [sum(stop - start for _, start, stop in p.pieces) for p in parts]
+        assert all(size >= 5 for size in sizes[:-1]), (sources, parts)
+        assert sum(sizes) == sum(size for _, size in sources)
+        flat = [(name, i) for p in parts for name, a, b in p.pieces for i in range(a, b)]
+        assert flat == [(name, i) for name, size in sources for i in range(size)]
+        # Only small pieces (and top-ups of at most the minimum) are read here.
+        assert all(p.copy or sum(b - a for _, a, b in p.pieces) < 10 for p in parts)

@@ -14,8 +14,10 @@
  *
  *   ConsentReplayOptIn.optIn({ screen: blob, audio: blob, title: "Call 4711" });
  *
- * Same-origin only: the API answers without CORS headers, so the host page must be served
- * from the consent-replay origin (or a reverse proxy that puts both under one origin).
+ * The files go with the tus resumable-upload protocol (tus-js-client, loaded from the same
+ * place as this script): a dropped connection resumes by itself; then one JSON request makes
+ * the draft. Same-origin only: the API answers without CORS headers, so the host page must be
+ * served from the consent-replay origin (or a reverse proxy that puts both under one origin).
  */
 (function () {
   "use strict";
@@ -74,48 +76,120 @@
     return body.credential;
   }
 
-  /** Upload the call: resolves with the new draft recording (JSON). */
-  async function send(options) {
-    const opts = options || {};
+  // The headers every request of the button carries: the upload-only credential, never an
+  // API token (it would sit in the host page).
+  async function credentials(opts) {
     if (opts.token) {
       throw new Error("The button no longer takes an API token (it would sit in the host page). Remove it, revoke it on your account page, and sign in to consent-replay in this browser instead.");
     }
-    const bearer = opts.credential || (await credential());
+    return { Authorization: `Bearer ${opts.credential || (await credential())}` };
+  }
+
+  // tus-js-client, vendored beside this script (/static/vendor/tus-js-client), loaded once.
+  let tusLoading = null;
+  function loadTus() {
+    if (window.tus && window.tus.Upload) return Promise.resolve(window.tus);
+    if (!tusLoading) {
+      tusLoading = new Promise((resolve, reject) => {
+        const tag = document.createElement("script");
+        tag.src = `${origin}/static/vendor/tus-js-client/tus.min.js`;
+        tag.addEventListener("load", () => resolve(window.tus));
+        tag.addEventListener("error", () => {
+          tusLoading = null;
+          reject(new Error("The upload component could not be loaded from consent-replay."));
+        });
+        document.head.append(tag);
+      });
+    }
+    return tusLoading;
+  }
+
+  function failure(error) {
+    const response = error && error.originalResponse;
+    if (!response) return new Error("The upload broke off (network error) and could not resume.");
+    let body = null;
+    try {
+      body = JSON.parse(response.getBody());
+    } catch (parseError) {
+      body = null;
+    }
+    const failed = new Error(body && body.error ? body.error.message : `The upload failed (HTTP ${response.getStatus()}).`);
+    failed.status = response.getStatus();
+    return failed;
+  }
+
+  // One file through tus (resumable: a dropped connection resumes by itself, and the same File
+  // picked again after a reload continues where it stopped). Resolves with the upload's id.
+  function sendFile(tus, field, file, headers, progress) {
+    const named = typeof file.name === "string" && file.lastModified !== undefined;
     return new Promise((resolve, reject) => {
-      if (!opts.screen && !opts.audio) {
-        reject(new Error("Nothing to send: give the call's screen video and/or its audio."));
+      const upload = new tus.Upload(file, {
+        endpoint: `${origin}/api/v1/uploads`,
+        headers,
+        chunkSize: 16 * 1024 * 1024,
+        metadata: {
+          filename: file.name || (field === "screen" ? "screen.webm" : "call.wav"),
+          filetype: file.type || "application/octet-stream",
+        },
+        retryDelays: [0, 1000, 3000, 5000, 10000, 10000, 10000, 20000, 30000, 30000],
+        // Only a File can be told apart from another of the same size; a Blob starts afresh.
+        storeFingerprintForResuming: named,
+        removeFingerprintOnSuccess: true,
+        onProgress: (sent) => progress(field, sent),
+        onSuccess: () => resolve(upload.url.split("/").pop()),
+        onError: (error) => reject(failure(error)),
+      });
+      if (!named) {
+        upload.start();
         return;
       }
-      const data = new FormData();
-      if (opts.title) data.append("title", String(opts.title).slice(0, 200));
-      if (opts.agentChannel) data.append("agent_channel", opts.agentChannel);
-      data.append("customer_informed", opts.customerInformed ? "true" : "false");
-      if (opts.screen) data.append("screen", opts.screen, opts.screen.name || "screen.webm");
-      if (opts.audio) data.append("audio", opts.audio, opts.audio.name || "call.wav");
-
-      const xhr = new XMLHttpRequest();
-      xhr.open("POST", `${origin}/api/v1/recordings`);
-      xhr.setRequestHeader("Authorization", `Bearer ${bearer}`);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.responseType = "json";
-      if (typeof opts.onProgress === "function") {
-        xhr.upload.addEventListener("progress", (event) => {
-          if (event.lengthComputable) opts.onProgress(Math.round((event.loaded / event.total) * 100));
-        });
-      }
-      xhr.addEventListener("load", () => {
-        const body = xhr.response;
-        if (xhr.status === 201 && body && body.id) resolve(body);
-        else {
-          const message = body && body.error ? body.error.message : `The upload failed (HTTP ${xhr.status}).`;
-          const error = new Error(message);
-          error.status = xhr.status;
-          reject(error);
-        }
-      });
-      xhr.addEventListener("error", () => reject(new Error("The upload broke off (network error).")));
-      xhr.send(data);
+      upload
+        .findPreviousUploads()
+        .then((previous) => {
+          if (previous.length) upload.resumeFromPreviousUpload(previous[0]);
+          upload.start();
+        })
+        .catch(() => upload.start());
     });
+  }
+
+  /** Upload the call: resolves with the new draft recording (JSON). */
+  async function send(options) {
+    const opts = options || {};
+    if (!opts.screen && !opts.audio) {
+      throw new Error("Nothing to send: give the call's screen video and/or its audio.");
+    }
+    const headers = await credentials(opts);
+    const tus = await loadTus();
+    const files = [["screen", opts.screen], ["audio", opts.audio]].filter(([, file]) => file);
+    const total = files.reduce((sum, [, file]) => sum + file.size, 0) || 1;
+    const sent = {};
+    const progress = (field, bytes) => {
+      sent[field] = bytes;
+      const done = Object.values(sent).reduce((a, b) => a + b, 0);
+      if (typeof opts.onProgress === "function") opts.onProgress(Math.min(100, Math.round((done / total) * 100)));
+    };
+    const ids = {};
+    await Promise.all(
+      files.map(([field, file]) => sendFile(tus, field, file, headers, progress).then((id) => {
+        ids[field] = id;
+      })),
+    );
+    const response = await fetch(`${origin}/api/v1/recordings`, {
+      method: "POST",
+      headers: { ...headers, "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({
+        upload_ids: ids,
+        title: opts.title ? String(opts.title).slice(0, 200) : null,
+        agent_channel: opts.agentChannel || null,
+        customer_informed: Boolean(opts.customerInformed),
+      }),
+    });
+    const body = await response.json().catch(() => null);
+    if (response.status === 201 && body && body.id) return body;
+    const error = new Error(body && body.error ? body.error.message : `The upload failed (HTTP ${response.status}).`);
+    error.status = response.status;
+    throw error;
   }
 
   function shareUrl(recordingId) {
@@ -184,8 +258,8 @@
   }
 
   /** Wire a button: data-screen-input / data-audio-input / data-title-input /
-   *  data-informed-input / data-channel-input are CSS selectors of inputs on the host
-   *  page; button.consentReplayFiles = {screen, audio} also works. */
+   *  data-informed-input / data-channel-input are CSS selectors of inputs on the host page;
+   *  button.consentReplayFiles = {screen, audio} also works. */
   function bind(button) {
     if (button.dataset.crBound) return;
     button.dataset.crBound = "1";
@@ -227,7 +301,7 @@
     document.querySelectorAll("[data-consent-replay-optin]").forEach(bind);
   }
 
-  window.ConsentReplayOptIn = { send, open, optIn, bind, bindAll, credential, origin };
+  window.ConsentReplayOptIn = { send, open, optIn, bind, bindAll, origin };
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", bindAll);
   else bindAll();
 })();

@@ -1,21 +1,30 @@
 // Capture in the browser: screen (getDisplayMedia) + microphone (getUserMedia) into one WebM
-// with MediaRecorder. Nothing is sent until Save; Discard drops the blob. The upload is a
-// multipart POST with XMLHttpRequest so that its progress can be shown.
-import { $, clock, confirmDialog, csrf, el, toast } from "./kit.js";
+// with MediaRecorder, sent to the server while it records (SPEC §16): every second's piece
+// goes into a resumable tus upload (./tus.js), encrypted on arrival. So a lost connection or a
+// closed tab loses at most the last few seconds, and the browser never holds the whole
+// recording — only what the server has not acknowledged yet. Until Save the upload is
+// unfinished and private (My recordings lists it); Discard deletes it on the server.
+import { $, clock, confirmDialog, el, toast } from "./kit.js";
+import { RecordingSource, cancelUpload, finishHere, makeRecording, markFailed, startUpload, uploadIdOf } from "./tus.js";
 
 const root = $("capture");
 const live = $("live");
-const review = $("review");
 const maxUpload = parseInt(root.dataset.maxUpload, 10) || Infinity;
 
 let streams = [];
 let recorder = null;
-let chunks = [];
-let recording = null; // {blob, kind: "screen" | "audio", seconds, sources}
+let recording = null; // {id, kind: "screen" | "audio", seconds, size, sources}
 let startedAt = 0;
 let timerHandle = null;
-let xhr = null;
+let saving = false;
 let sources = [];
+// The upload that follows the recorder: what was recorded, and what the server has stored.
+let live_upload = null;
+let source = null;
+let recorded = 0;
+let accepted = 0;
+let uploadError = null;
+let ended = null; // resolves when the upload has all of the recording
 
 function show(id, visible) {
   $(id).classList.toggle("hidden", !visible);
@@ -109,11 +118,43 @@ async function start() {
     message(`The browser refused to record: ${error.message}`, "error");
     return;
   }
-  chunks = [];
-  recorder.addEventListener("dataavailable", (event) => {
-    if (event.data && event.data.size) chunks.push(event.data);
+  recorded = 0;
+  accepted = 0;
+  uploadError = null;
+  source = new RecordingSource(recorder.mimeType || mime);
+  const type = (recorder.mimeType || mime || (kind === "audio" ? "audio/webm" : "video/webm")).split(";")[0];
+  ended = new Promise((resolve, reject) => {
+    live_upload = startUpload(source, {
+      source,
+      deferred: true,
+      chunkSize: 8 * 1024 * 1024,
+      metadata: { filename: `recording-${kind}.webm`, filetype: type },
+      onAccepted: (offset) => {
+        accepted = offset;
+        uploadError = null;
+        showSent();
+      },
+      onSuccess: () => resolve(),
+      onError: (error) => {
+        markFailed(live_upload);
+        uploadError = error;
+        showSent();
+        if (error.status && error.status < 500 && ![409, 423, 429].includes(error.status)) {
+          // Refused for good: the upload limit (what arrived is kept), or no upload at all.
+          stop();
+          reject(error);
+        }
+      },
+    });
   });
-  recorder.addEventListener("stop", () => finish(kind, recorder.mimeType || mime));
+  recorder.addEventListener("dataavailable", (event) => {
+    if (event.data && event.data.size) {
+      recorded += event.data.size;
+      source.push(event.data);
+      showSent();
+    }
+  });
+  recorder.addEventListener("stop", () => finish(kind));
   if (video) {
     video.getVideoTracks()[0].addEventListener("ended", stop);
     live.srcObject = video;
@@ -134,12 +175,13 @@ async function start() {
     );
   }
   show("live", Boolean(video));
-  show("review", false);
   show("indicator", true);
   show("controls-idle", false);
   show("controls-recording", true);
   show("save-card", false);
   show("done-card", false);
+  show("sent", true);
+  showSent();
   const stageNote = $("stage-note");
   stageNote.textContent = note;
   show("stage-note", Boolean(note));
@@ -151,49 +193,82 @@ function tick() {
   $("timer").textContent = clock((performance.now() - startedAt) / 1000);
 }
 
+// "Sent 1.2 MB of 1.3 MB recorded": what the server has stored (encrypted) so far.
+function showSent() {
+  const line = $("sent");
+  if (!line) return;
+  const behind = recorded - accepted;
+  let text = `Sent ${formatBytes(accepted)} of ${formatBytes(recorded)} recorded`;
+  if (uploadError && uploadError.status !== 413) {
+    text += ` · ${uploadError.status ? uploadError.message : "connection lost: it goes on by itself when it is back"}`;
+  } else if (behind > 512 * 1024) {
+    text += " · catching up";
+  }
+  line.textContent = text;
+  line.classList.toggle("behind", Boolean(uploadError));
+}
+
 function stop() {
   if (recorder && recorder.state !== "inactive") recorder.stop();
 }
 
-function finish(kind, mime) {
+async function finish(kind) {
   clearInterval(timerHandle);
   const seconds = (performance.now() - startedAt) / 1000;
   stopStreams();
-  const type = (mime || (kind === "audio" ? "audio/webm" : "video/webm")).split(";")[0];
-  recording = { blob: new Blob(chunks, { type }), kind, seconds, sources: [...sources] };
-  chunks = [];
   recorder = null;
+  source.end();
   document.title = "Record · consent-replay";
   show("indicator", false);
   show("live", false);
   show("stage-note", false);
   show("controls-recording", false);
   show("controls-idle", false);
-  show("placeholder", kind === "audio");
-  if (kind === "audio") {
-    $("placeholder").replaceChildren(
-      el("strong", { text: "Sound recording ready to review" }),
-      el("span", { text: "Use the player below the title to listen." }),
-    );
-  }
-  review.src = URL.createObjectURL(recording.blob);
-  show("review", true);
   setSource("screen", "");
   setSource("mic", "");
+  const upload = live_upload;
+  const id = uploadIdOf(upload);
+  $("placeholder").replaceChildren(
+    el("strong", { text: "Sending the last seconds…" }),
+    el("span", { text: "Everything before them is already on the server, encrypted." }),
+  );
+  show("placeholder", true);
+  let limited = null;
+  try {
+    await ended;
+  } catch (error) {
+    if (error.status !== 413 || !uploadIdOf(upload)) {
+      if (upload && upload.cr_stopListening) upload.cr_stopListening();
+      source = null;
+      reset();
+      message(`The recording could not be sent: ${error.message}`, "error");
+      return;
+    }
+    limited = error; // the upload limit: what arrived is kept
+    await finishHere(uploadIdOf(upload)).catch(() => {});
+  }
+  if (upload && upload.cr_stopListening) upload.cr_stopListening();
+  source.close();
+  source = null;
+  recording = { id: id || uploadIdOf(upload), kind, seconds, size: recorded, sources: [...sources] };
+  $("placeholder").replaceChildren(
+    el("strong", { text: kind === "audio" ? "Sound recording sent" : "Recording sent" }),
+    el("span", { text: "Encrypted on the server, visible to nobody but you. Save it as a draft, or discard it." }),
+  );
   const what = recording.sources.includes("screen")
     ? "Screen"
     : recording.sources.includes("camera")
       ? "Camera"
       : "Sound";
   const withMic = recording.sources.includes("microphone") && kind === "screen" ? " + microphone" : "";
-  $("review-facts").textContent = `${what}${withMic} · ${clock(seconds)} · ${formatBytes(recording.blob.size)} · still only in this browser`;
+  $("review-facts").textContent = `${what}${withMic} · ${clock(seconds)} · ${formatBytes(recorded)} · sent, not yet saved`;
   if (!$("title").value) {
     $("title").value = `Recording ${new Date().toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" })}`;
   }
   show("save-card", true);
   show("about-card", false);
-  message(recording.blob.size > maxUpload ? `This recording (${formatBytes(recording.blob.size)}) is larger than the upload limit of ${formatBytes(maxUpload)}.` : "", "error");
-  $("save").disabled = recording.blob.size > maxUpload || recording.blob.size === 0;
+  message(limited ? `${limited.message} The recording stopped there; what was sent until then is kept.` : "", "error");
+  $("save").disabled = false;
 }
 
 function formatBytes(bytes) {
@@ -203,13 +278,10 @@ function formatBytes(bytes) {
 }
 
 function reset() {
-  if (review.src) URL.revokeObjectURL(review.src);
-  review.removeAttribute("src");
-  review.load();
   recording = null;
+  show("sent", false);
   $("title").value = "";
   $("customer-informed").checked = false;
-  show("review", false);
   show("save-card", false);
   show("done-card", false);
   show("about-card", true);
@@ -224,69 +296,52 @@ function reset() {
 }
 
 async function discard() {
-  if (xhr) return;
+  if (saving || !recording) return;
   const ok = await confirmDialog({
     title: "Discard this recording?",
-    body: "It has not been sent anywhere and is simply dropped from this browser.",
+    body: "What was sent is deleted from the server at once. It was never a recording anyone could see.",
     confirmLabel: "Discard",
     danger: true,
   });
-  if (ok) {
-    reset();
-    toast("Discarded. Nothing was sent.");
-  }
-}
-
-function save(event) {
-  event.preventDefault();
-  if (!recording || xhr) return;
-  const data = new FormData();
-  data.append("title", $("title").value.trim());
-  data.append("agent_channel", "mono");
-  data.append("customer_informed", $("customer-informed").checked ? "true" : "false");
-  const field = recording.kind === "screen" ? "screen" : "audio";
-  data.append(field, recording.blob, `recording.webm`);
-
-  xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/v1/recordings");
-  xhr.setRequestHeader("X-CSRFToken", csrf());
-  xhr.setRequestHeader("Accept", "application/json");
-  xhr.responseType = "json";
-  const bar = $("upload-bar");
-  const text = $("upload-text");
-  const progress = document.querySelector("#upload-progress .progress");
-  show("upload-progress", true);
-  $("save").disabled = true;
-  $("discard").disabled = true;
-  bar.style.width = "0%";
-  xhr.upload.addEventListener("progress", (e) => {
-    if (!e.lengthComputable) return;
-    const percent = Math.round((e.loaded / e.total) * 100);
-    bar.style.width = `${percent}%`;
-    progress.setAttribute("aria-valuenow", String(percent));
-    text.textContent = `Uploading… ${percent}% (${formatBytes(e.loaded)} of ${formatBytes(e.total)})`;
-  });
-  xhr.upload.addEventListener("load", () => {
-    text.textContent = "Uploaded — encrypting and storing…";
-  });
-  xhr.addEventListener("load", () => {
-    const body = xhr.response;
-    const status = xhr.status;
-    xhr = null;
-    if (status !== 201) {
-      const reason = body && body.error ? body.error.message : `The upload failed (${status || "error"}).`;
-      failed(reason);
+  if (!ok) return;
+  try {
+    await cancelUpload(recording.id);
+  } catch (error) {
+    if (error.status !== 404) {
+      message(`It could not be deleted just now: ${error.message} It is deleted automatically after the draft lifetime, or from My recordings.`, "error");
       return;
     }
-    bar.style.width = "100%";
-    text.textContent = "Saved.";
-    saved(body);
-  });
-  xhr.addEventListener("error", () => {
-    xhr = null;
-    failed("The connection broke off during the upload. Nothing was kept; try again.");
-  });
-  xhr.send(data);
+  }
+  reset();
+  toast("Discarded and deleted from the server.");
+}
+
+async function save(event) {
+  event.preventDefault();
+  if (!recording || saving) return;
+  saving = true;
+  $("save").disabled = true;
+  $("discard").disabled = true;
+  show("upload-progress", true);
+  $("upload-bar").style.width = "100%";
+  $("upload-text").textContent = "Saving as a private draft…";
+  try {
+    const field = recording.kind === "screen" ? "screen" : "audio";
+    const saved_recording = await makeRecording(
+      { [field]: recording.id },
+      {
+        title: $("title").value.trim(),
+        agent_channel: "mono",
+        customer_informed: $("customer-informed").checked,
+      },
+    );
+    $("upload-text").textContent = "Saved.";
+    saved(saved_recording);
+  } catch (error) {
+    failed(error.message);
+  } finally {
+    saving = false;
+  }
 }
 
 function failed(reason) {
@@ -297,10 +352,6 @@ function failed(reason) {
 }
 
 function saved(rec) {
-  if (review.src) URL.revokeObjectURL(review.src);
-  review.removeAttribute("src");
-  review.load();
-  show("review", false);
   recording = null;
   show("save-card", false);
   show("done-card", true);
@@ -321,7 +372,7 @@ $("save-form").addEventListener("submit", save);
 $("discard").addEventListener("click", discard);
 $("again").addEventListener("click", reset);
 window.addEventListener("beforeunload", (event) => {
-  if (recorder || recording || xhr) {
+  if (recorder || recording || saving) {
     event.preventDefault();
     event.returnValue = "";
   }
