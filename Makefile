@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
+.PHONY: run test lint format docs proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -32,6 +32,9 @@ test: $(STAMP) lint
 	@scripts/ensure-system.sh --browser --hsm
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && \
 	  $(BIN)/python -m pytest -m "not proof" $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/python scripts/write_docs.py
 
 proof: $(STAMP)
 	@scripts/ensure-system.sh --browser --hsm

@@ -119,6 +119,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "oversight.summary": {R},
     "oversight.policy_history": {R},
     "oversight.audit_chain": {R, A},
+    "oversight.data_map": {R, A},
     "employee_pages.recordings": {E},
     "employee_pages.capture": {E},
     "employee_pages.shares": {E},
@@ -128,6 +129,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "admin_pages.policy": {A},
     "admin_pages.keys": {A},
     "admin_pages.oversight": {R},
+    "admin_pages.records": {R, A},
+    "admin_pages.data_map_download": {R, A},
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},
 }
@@ -151,6 +154,7 @@ DESTRUCTIVE = {
 VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
     "part": ["screen", "audio"],
+    "fmt": ["md", "json"],
 }
 
 
