@@ -114,6 +114,9 @@ COLUMNS: dict[str, Entry] = {
     "users.enrolled_at": Entry(
         "when the person first held a credential", HOLDER, True, PLAIN, WITH_ACCOUNT
     ),
+    "users.language": Entry(
+        "the language the person chose for pages and e-mails", HOLDER, True, PLAIN, WITH_ACCOUNT
+    ),
     "users.reset_notice_at": Entry(
         "a reset not yet shown to the person", HOLDER, True, PLAIN, "when shown at sign-in"
     ),

@@ -64,6 +64,10 @@ PUBLIC = {
     "api-docs.openapi_json",
     # Answers only for a receipt this deployment signed (tests/app/test_receipt_status.py).
     "receipts.receipt_status",
+    # The language (SPEC §14): the scripts' catalog, and the switch (the CSRF check still
+    # applies to a browser; a signed-in person's choice is their own).
+    "i18n.script_catalog",
+    "i18n.switch_language",
 }
 
 E, C, A, R = "employee", "coach", "admin", "representative"
@@ -155,6 +159,7 @@ VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
     "part": ["screen", "audio"],
     "fmt": ["md", "json"],
+    "lang": ["en", "nb"],
 }
 
 

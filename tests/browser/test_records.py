@@ -3,6 +3,8 @@ at 390 px, printable, and the data map downloads as a file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -37,4 +39,4 @@ def test_the_representative_reads_prints_and_downloads_the_records(page, make_pe
         page.get_by_role("link", name="Download the data map (Markdown)").click()
     path = download.value.path()
     assert download.value.suggested_filename == "consent-replay-data-map.md"
-    assert open(path, encoding="utf-8").read() == datamap.markdown()
+    assert Path(path).read_text(encoding="utf-8") == datamap.markdown()
