@@ -61,9 +61,9 @@ def client(stack_app):
     return stack_app.test_client()
 
 
-@pytest.fixture(scope="module")
-def inputs(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("redacted-inputs")
+def screen_and_call(folder: Path) -> dict[str, Path]:
+    """A 4 s screen with the planted card number and the lines of personal data, and a stereo
+    call (the agent's 440 Hz left, the customer's 1000 Hz right)."""
     screen, call = folder / "screen.webm", folder / "call.wav"
     draw = [
         f"drawtext=fontfile={FONT}:text='{NUMBER}':x={NUMBER_PX[0] + 6}:y={NUMBER_PX[1] + 10}"
@@ -85,6 +85,11 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
         str(call),
     )
     return {"screen": screen, "audio": call}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    return screen_and_call(tmp_path_factory.mktemp("redacted-inputs"))
 
 
 @pytest.fixture(scope="module")
