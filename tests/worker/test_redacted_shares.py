@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import select
 
 from app.models import MediaObject, Recording
+from tests.app.db_scan import text_columns_holding
 from tests.conftest import create_person, wait_for
 from tests.media_helpers import (
     error_code,
@@ -280,6 +281,7 @@ def test_suggestions_cover_valid_personal_data_and_skip_failing_checksums(
         row = session.get(Recording, uuid.UUID(recording["id"]))
         assert row.suggestions_sealed is not None
         assert FNR.encode() not in row.suggestions_sealed
+    assert text_columns_holding(rt, FNR) == [] and text_columns_holding(rt, CARD) == []
     log = Path(worker.log_path).read_text(errors="replace")
     assert FNR not in log and FNR[:6] not in log and CARD[-4:] + CARD[:4] not in log
 
