@@ -68,6 +68,7 @@ function applyRecording(card, rec) {
     current.duration = rec.duration_s || current.duration;
     current.channels = rec.audio_channels || current.channels;
     setupTrim();
+    redactions.configure();
   }
 }
 

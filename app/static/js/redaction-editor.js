@@ -66,6 +66,17 @@ export class RedactionEditor {
     this.items = [];
     this.suggestions = [];
     this.setDrawing(false);
+    $("redaction-preview").hidden = true;
+    this.status.textContent = "";
+    this.configure();
+    this.renderSuggestions();
+    this.render();
+    this.fitLayer();
+  }
+
+  // What the recording allows (called again once its check tells the length and channels).
+  configure() {
+    const recording = this.recording;
     const hasVideo = recording.parts.includes("screen");
     const stereo = recording.channels >= 2 && recording.agentChannel !== "mono";
     $("redaction-boxes").hidden = !hasVideo;
@@ -77,10 +88,6 @@ export class RedactionEditor {
     [...channel.options].forEach((option) => {
       option.disabled = option.value !== "all" && !stereo;
     });
-    $("redaction-preview").hidden = true;
-    this.status.textContent = "";
-    this.render();
-    this.fitLayer();
   }
 
   duration() {
@@ -404,7 +411,7 @@ export class RedactionEditor {
 
   renderSuggestions() {
     const count = this.suggestions.length;
-    this.status.textContent = count
+    if (this.status.textContent) this.status.textContent = count
       ? `${count} suggestion${count === 1 ? "" : "s"}: dashed boxes on the picture. Accept the ones to hide.`
       : "No (more) suggestions. Look over the recording yourself too: the app can miss things.";
     this.suggestionList.replaceChildren(
