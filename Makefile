@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
+.PHONY: run test lint format proof bench bench-crypto bench-pipeline bench-serve bench-upload bench-player clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -40,7 +40,7 @@ proof: $(STAMP)
 	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS); status=$$?; \
 	  $(BIN)/python scripts/reliability_report.py && exit $$status
 
-bench: bench-crypto bench-pipeline bench-serve bench-upload
+bench: bench-crypto bench-pipeline bench-serve bench-upload bench-player
 
 bench-crypto: $(STAMP)
 	@scripts/ensure-system.sh --age
@@ -56,6 +56,10 @@ bench-serve: $(STAMP)
 bench-upload: $(STAMP)
 	@scripts/ensure-system.sh --browser
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && $(BIN)/python bench/upload.py $(BENCH_ARGS)
+
+bench-player: $(STAMP)
+	@scripts/ensure-system.sh --browser
+	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && $(BIN)/python bench/player.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache
