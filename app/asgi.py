@@ -12,6 +12,10 @@ request only once it can run:
   same way, and at most half the threads stream bodies at once — the other half always serve
   everyone else.
 
+Media and everything else run on two thread pools (two a2wsgi middlewares over the one
+Flask app): however many streams play, a revoke or a page never waits behind them for a
+thread.
+
 a2wsgi hands the app's response on one block at a time (``send_queue_size=1``), so the
 revocation check before each media write still decides every write.
 """
@@ -23,11 +27,13 @@ from typing import Any
 
 from a2wsgi import WSGIMiddleware
 
+from app.api.streaming import is_media_path
 from app.config import load_settings
 from app.factory import create_app
 from app.request_limits import BODY_LIMIT
 
-THREADS = 16
+MEDIA_THREADS = 12
+THREADS = 8  # the API and the pages
 
 
 class SlowClients:
@@ -85,9 +91,26 @@ class SlowClients:
         return await self.app(scope, replay, send)
 
 
+class MediaApart:
+    """ASGI: ``/media/…`` to one app (its own thread pool), everything else to the other."""
+
+    def __init__(self, media: Any, rest: Any) -> None:
+        self.media = media
+        self.rest = rest
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and is_media_path(scope["path"]):
+            return await self.media(scope, receive, send)
+        return await self.rest(scope, receive, send)
+
+
 settings = load_settings()
+_flask = create_app(settings)
 app = SlowClients(
-    WSGIMiddleware(create_app(settings), workers=THREADS, send_queue_size=1),
+    MediaApart(
+        media=WSGIMiddleware(_flask, workers=MEDIA_THREADS, send_queue_size=1),
+        rest=WSGIMiddleware(_flask, workers=THREADS, send_queue_size=1),
+    ),
     timeout_s=settings.client_timeout_s,
     streams=THREADS // 2,
 )

@@ -278,12 +278,22 @@ def demo_command() -> None:
 # --- running ----------------------------------------------------------------------------------
 
 
+WSGI_TARGETS = {"all": "app.wsgi:app", "media": "app.wsgi:media_app", "api": "app.wsgi:api_app"}
+
+
 def _gunicorn_argv(
-    host: str, port: int, workers: int, threads: int, *, slow_clients: bool = False
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    *,
+    slow_clients: bool = False,
+    serve: str = "all",
 ) -> list[str]:
-    """gunicorn's threaded worker (production, behind a buffering reverse proxy), or with
-    ``slow_clients`` its asyncio worker in front of the app (``app.asgi``: the embedded
-    default, which faces its clients directly)."""
+    """gunicorn's threaded worker (production, behind a buffering reverse proxy; ``serve``
+    picks all routes, only the media streams or only the rest), or with ``slow_clients`` its
+    asyncio worker in front of the app (``app.asgi``: the embedded default, which faces its
+    clients directly and keeps media on a thread pool of its own)."""
     worker = ["--worker-class", "asgi"] if slow_clients else ["--worker-class", "gthread"]
     return [
         sys.executable,
@@ -302,7 +312,7 @@ def _gunicorn_argv(
         "--access-logfile",
         "-",
         "--no-control-socket",
-        "app.asgi:app" if slow_clients else "app.wsgi:app",
+        "app.asgi:app" if slow_clients else WSGI_TARGETS[serve],
     ]
 
 
@@ -333,10 +343,17 @@ def _worker_argv(concurrency: int, queues: str | None, beat: bool) -> list[str]:
 @click.option("--port", default=8000, show_default=True, type=int)
 @click.option("--workers", default=2, show_default=True, type=int)
 @click.option("--threads", default=8, show_default=True, type=int)
-def web(host: str, port: int, workers: int, threads: int) -> None:
+@click.option(
+    "--serve",
+    type=click.Choice(list(WSGI_TARGETS)),
+    default="all",
+    show_default=True,
+    help="Only the media streams (/media/), only the rest, or all: two pools behind one proxy.",
+)
+def web(host: str, port: int, workers: int, threads: int, serve: str) -> None:
     """Run the web app under gunicorn (production)."""
     _settings()
-    os.execv(sys.executable, _gunicorn_argv(host, port, workers, threads))
+    os.execv(sys.executable, _gunicorn_argv(host, port, workers, threads, serve=serve))
 
 
 @main.command()

@@ -6,16 +6,21 @@ keyring, key cache) and a job sender for the broker, and binds every extension a
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
+
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import api, auth, errors, i18n, jobs, metrics, pages, request_limits
+from app.api.streaming import is_media_path
 from app.config import Settings, load_settings
 from app.errors import request_id
 from app.extensions import limiter
 from app.logs import configure_logging
 from app.runtime import Runtime
-from app.services import revocations
+from app.services import revocations, viewing
 
 # Strict CSP: no inline script or style anywhere, so an injected tag cannot run.
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -53,8 +58,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     # Each web process learns of every ended share before its next media write (NOTIFY on
     # PostgreSQL, and a bounded poll of the shares it streams); the listener starts with the
     # process's first media response.
-    listener = revocations.Listener(runtime.ended, runtime.db)
+    listener = revocations.Listener(
+        runtime.ended,
+        runtime.db,
+        bus=revocations.local_bus(runtime.db, settings.instance_dir),
+    )
     runtime.ended.on_first_watch = listener.start
+    # What media responses serve is tallied in memory and written every few seconds.
+    runtime.views.on_first_note = viewing.Flusher(runtime.db, runtime.views).start
     app.extensions["revocations"] = listener
     celery = jobs.connect(settings, runtime)
     # Task bodies called directly in this process (tests, the CLI) use this app's runtime.
@@ -104,3 +115,32 @@ def _security_headers(app: Flask, settings: Settings) -> None:
         if personal and "Cache-Control" not in headers:
             headers["Cache-Control"] = "no-store"
         return response
+
+
+# Both pools answer the probes and the metrics: each is watched on its own.
+OPS_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def serving_only(wsgi: Flask, *, media: bool) -> Callable[..., Iterable[bytes]]:
+    """The app as one of two pools (``consent-replay web --serve media|api``): it answers 404
+    to the paths the other pool serves, so a proxy route gone wrong shows at once."""
+    body = json.dumps(
+        {
+            "error": {
+                "code": "not_found",
+                "message": f"This server serves {'only media' if media else 'no media'}.",
+            }
+        }
+    ).encode()
+
+    def serve(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path in OPS_PATHS or is_media_path(path) == media:
+            return wsgi(environ, start_response)
+        start_response(
+            "404 NOT FOUND",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return serve

@@ -74,6 +74,64 @@ class EndedShares:
 
 
 @dataclass
+class ViewTally:
+    """What one viewing session was served since the last flush: ranges in order, bytes."""
+
+    ranges: list[tuple[int, int]] = field(default_factory=list)
+    bytes_served: int = 0
+    last_seen: float = 0.0  # time.time() of the latest request
+
+
+class ViewTallies:
+    """Bytes and ranges served per viewing session, kept in memory until
+    ``app.services.viewing`` flushes them in one short transaction (every few seconds and on
+    reads of the access log): a media request writes no row and takes no lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[uuid.UUID, ViewTally] = {}
+        # Called on the first note: the web factory starts its flusher there.
+        self.on_first_note: Callable[[], None] | None = None
+
+    def _note(self, view_id: uuid.UUID) -> ViewTally:
+        tally = self._pending.get(view_id)
+        if tally is None:
+            tally = self._pending[view_id] = ViewTally()
+        tally.last_seen = time.time()
+        return tally
+
+    def add_range(self, view_id: uuid.UUID, start: int, stop: int) -> None:
+        with self._lock:
+            self._note(view_id).ranges.append((start, stop))
+            start_flusher, self.on_first_note = self.on_first_note, None
+        if start_flusher is not None:
+            start_flusher()
+
+    def add_bytes(self, view_id: uuid.UUID, count: int) -> None:
+        with self._lock:
+            self._note(view_id).bytes_served += count
+
+    def take(self) -> dict[uuid.UUID, ViewTally]:
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        return pending
+
+    def restore(self, tallies: dict[uuid.UUID, ViewTally]) -> None:
+        """Put back what a failed flush took, ahead of what came since."""
+        with self._lock:
+            for view_id, earlier in tallies.items():
+                later = self._pending.get(view_id)
+                if later is not None:
+                    earlier.ranges.extend(later.ranges)
+                    earlier.bytes_served += later.bytes_served
+                    earlier.last_seen = later.last_seen
+                self._pending[view_id] = earlier
+
+    def __bool__(self) -> bool:
+        return bool(self._pending)
+
+
+@dataclass
 class Runtime:
     settings: Settings
     db: Database
@@ -84,6 +142,7 @@ class Runtime:
     mailer: Mailer  # only the worker sends (app.services.mail)
     jobs: Jobs = field(default_factory=NoJobs)
     ended: EndedShares = field(default_factory=EndedShares)
+    views: ViewTallies = field(default_factory=ViewTallies)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Runtime:

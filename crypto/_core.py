@@ -92,11 +92,16 @@ A blob therefore unwraps only under its own KEK version, for its own key id and 
 from __future__ import annotations
 
 import hmac
+import os
 import secrets
 import struct
+import sys
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -121,6 +126,11 @@ MAX_CHUNKS = 1 << 38
 # 16 chunks (256 KiB of plaintext) per batch keeps the input and output buffers of one batch
 # inside the L2 cache, which measured faster than 1 MiB batches; see bench/crypto.py.
 BATCH_CHUNKS = 16
+# Sealing threads per process: AES-GCM releases the GIL, and chunks are independent (each
+# depends only on the derived keys and its index), so batches are encrypted side by side.
+SEAL_THREADS = min(4, os.cpu_count() or 1)
+# Output buffers of an encryptor kept for reuse beyond those its threads fill.
+OUTPUT_RING_QUEUED = 64
 
 _INFO_PREFIX = b"c2sp.org/chunked-encryption@v1+"
 _GENERIC_MESSAGE = "ciphertext is invalid or the key is wrong"
@@ -292,6 +302,33 @@ class _ChunkCipher:
         return q
 
 
+def _done(task: tuple[Future[None], bytes]) -> bytes:
+    future, out = task
+    future.result()
+    return out
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _seal_pool() -> ThreadPoolExecutor:
+    """The process's sealing threads, made on first use (and again in a forked child)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=SEAL_THREADS, thread_name_prefix="seal")
+        return _pool
+
+
+def _forget_pool() -> None:
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def chunk_views(buffer: bytearray, span: int) -> list[memoryview]:
     """The consecutive span-sized slices of buffer."""
     whole = memoryview(buffer)
@@ -302,6 +339,42 @@ class _ChunkAuthFailure(Exception):
     def __init__(self, authenticated: int) -> None:
         super().__init__(_GENERIC_MESSAGE)
         self.authenticated = authenticated
+
+
+class _OutputRing:
+    """Output buffers of whole batches, handed on without a copy and reused once nobody holds
+    them any more.
+
+    A fresh buffer per batch costs an allocation of zeroed pages and, freed, an unmap that
+    stalls every other thread of the process (measured: parallel sealing slower than one
+    thread). Whether a consumer still holds a buffer (in a list, a queue, a memoryview) is
+    read from its reference count: CPython's, exact, and only ever this encryptor's thread
+    takes buffers. At most ``capacity`` buffers are kept; beyond that a batch gets its own.
+    """
+
+    def __init__(self, size: int, capacity: int) -> None:
+        self._size = size
+        self._capacity = capacity
+        self._entries: list[_Output] = []
+
+    def take(self) -> tuple[bytearray, list[memoryview]]:
+        for out in self._entries:
+            if sys.getrefcount(out.buffer) == out.idle:
+                return out.buffer, out.views
+        out = _Output(self._size)
+        if len(self._entries) < self._capacity:
+            self._entries.append(out)
+        return out.buffer, out.views
+
+
+class _Output:
+    __slots__ = ("buffer", "idle", "views")
+
+    def __init__(self, size: int) -> None:
+        self.buffer = bytearray(size)
+        self.views = chunk_views(self.buffer, CHUNK_CIPHERTEXT_SIZE)
+        # Held by this object and its views only, counted exactly as take() counts.
+        self.idle = sys.getrefcount(self.buffer)
 
 
 class ChunkedEncryptor:
@@ -320,6 +393,7 @@ class ChunkedEncryptor:
         aead: ChunkedAead = AEAD_AES_256_GCM,
         salt: bytes | None = None,
         batch_chunks: int = BATCH_CHUNKS,
+        threads: int = 1,
     ) -> None:
         check_key_size(key, aead)
         if salt is None:
@@ -334,6 +408,10 @@ class ChunkedEncryptor:
         self._batch_chunks = max(1, batch_chunks)
         self._out = bytearray(self._batch_chunks * CHUNK_CIPHERTEXT_SIZE)
         self._out_views = chunk_views(self._out, CHUNK_CIPHERTEXT_SIZE)
+        self._threads = max(1, threads)
+        # Two batches per thread in flight, and what a consumer queues (crypto._io's
+        # write-behind holds up to ~16 MiB); made as needed, so small messages keep none.
+        self._ring = _OutputRing(len(self._out), 2 * self._threads + OUTPUT_RING_QUEUED)
         self._finished = False
 
     @classmethod
@@ -346,6 +424,7 @@ class ChunkedEncryptor:
         *,
         aead: ChunkedAead = AEAD_AES_256_GCM,
         batch_chunks: int = BATCH_CHUNKS,
+        threads: int = 1,
     ) -> ChunkedEncryptor:
         """Continue a message of which ``preamble`` (salt || commitment) and the first
         ``next_index`` full chunks were written earlier, by this or another process.
@@ -362,7 +441,12 @@ class ChunkedEncryptor:
         if not 0 <= next_index < MAX_CHUNKS:
             raise ValueError("chunk index out of range")
         encryptor = cls(
-            key, context, aead=aead, salt=preamble[:SALT_SIZE], batch_chunks=batch_chunks
+            key,
+            context,
+            aead=aead,
+            salt=preamble[:SALT_SIZE],
+            batch_chunks=batch_chunks,
+            threads=threads,
         )
         if not hmac.compare_digest(encryptor._commitment, preamble[SALT_SIZE:]):
             raise DecryptionError()
@@ -416,6 +500,10 @@ class ChunkedEncryptor:
                 self._tail_length = 0
                 yield self._seal_full(memoryview(self._tail))
             batch = self._batch_chunks * CHUNK_SIZE
+            if self._threads > 1 and len(view) >= 2 * batch:
+                batches = len(view) - len(view) % batch
+                yield from self._seal_parallel(view[:batches], batch)
+                view = view[batches:]
             while len(view) >= CHUNK_SIZE:
                 take = min(len(view) - len(view) % CHUNK_SIZE, batch)
                 yield self._seal_full(view[:take])
@@ -423,11 +511,41 @@ class ChunkedEncryptor:
             self._tail[: len(view)] = view
             self._tail_length = len(view)
 
+    def _seal_parallel(self, view: memoryview, batch: int) -> Iterator[bytes]:
+        """Whole batches, one per task on the sealing threads, yielded in order; at most two
+        batches per thread in flight. The same bytes as one thread makes: a chunk's
+        ciphertext depends only on the keys and its index."""
+        pool = _seal_pool()
+        seal = self._cipher.seal_full_chunks
+        # The buffers are handed on without a copy; consumers use them as bytes (join, write,
+        # len), so they are typed as such.
+        in_flight: deque[tuple[Future[None], bytes]] = deque()
+        try:
+            for offset in range(0, len(view), batch):
+                buffer, views = self._ring.take()
+                task = pool.submit(seal, view[offset : offset + batch], views, self._next_index)
+                in_flight.append((task, cast(bytes, buffer)))
+                self._next_index += self._batch_chunks
+                if len(in_flight) >= 2 * self._threads:
+                    yield _done(in_flight.popleft())
+            while in_flight:
+                yield _done(in_flight.popleft())
+        finally:
+            # Abandoned midway: no task may still read the caller's buffer once we return.
+            for future, _ in in_flight:
+                future.cancel()
+            wait([future for future, _ in in_flight])
+
     def _seal_full(self, src: memoryview) -> bytes:
         count = len(src) // CHUNK_SIZE
-        self._cipher.seal_full_chunks(src, self._out_views, self._next_index)
+        if count < self._batch_chunks:  # a small piece: a copy of it is cheap
+            self._cipher.seal_full_chunks(src, self._out_views, self._next_index)
+            self._next_index += count
+            return bytes(memoryview(self._out)[: count * CHUNK_CIPHERTEXT_SIZE])
+        buffer, views = self._ring.take()
+        self._cipher.seal_full_chunks(src, views, self._next_index)
         self._next_index += count
-        return bytes(memoryview(self._out)[: count * CHUNK_CIPHERTEXT_SIZE])
+        return cast(bytes, buffer)
 
     def update(self, data: bytes | bytearray | memoryview) -> bytes:
         return b"".join(self.iter_update(data))

@@ -94,16 +94,33 @@ class Sealer:
     """
 
     def __init__(
-        self, dek: bytes, *, key_id: str, object_id: str, salt: bytes | None = None
+        self,
+        dek: bytes,
+        *,
+        key_id: str,
+        object_id: str,
+        salt: bytes | None = None,
+        threads: int = _core.SEAL_THREADS,
     ) -> None:
         _check_data_key(dek)
         header = encode_header(key_id, object_id)
-        self._encryptor = _core.ChunkedEncryptor(dek, header, aead=AEAD_AES_256_GCM, salt=salt)
+        self._encryptor = _core.ChunkedEncryptor(
+            dek, header, aead=AEAD_AES_256_GCM, salt=salt, threads=threads
+        )
         self._header: bytes | None = header
         self._finished = False
 
     @classmethod
-    def resume(cls, dek: bytes, head: bytes, *, key_id: str, object_id: str, offset: int) -> Sealer:
+    def resume(
+        cls,
+        dek: bytes,
+        head: bytes,
+        *,
+        key_id: str,
+        object_id: str,
+        offset: int,
+        threads: int = _core.SEAL_THREADS,
+    ) -> Sealer:
         """Continue sealing an object whose first ``offset`` plaintext bytes are stored.
 
         ``head`` is the stored object's first ``sealed_head_size(key_id, object_id)`` bytes
@@ -123,7 +140,7 @@ class Sealer:
         sealer = cls.__new__(cls)
         try:
             sealer._encryptor = _core.ChunkedEncryptor.resume(
-                dek, header, bytes(head[len(header) :]), offset // CHUNK_SIZE
+                dek, header, bytes(head[len(header) :]), offset // CHUNK_SIZE, threads=threads
             )
         except DecryptionError:
             prefix_ok = False
@@ -180,8 +197,9 @@ def seal(
 ) -> Iterator[bytes]:
     """Encrypt plaintext (a binary file or an iterable of byte blocks) into a stored object.
 
-    Yields the object in blocks of at most ~256 KiB, in constant memory.  ``salt`` exists for
-    test vectors; leave it None.
+    Yields the object in blocks of at most ~256 KiB, in bounded memory (at most two blocks
+    per sealing thread in flight, :data:`crypto._core.SEAL_THREADS` threads).  ``salt``
+    exists for test vectors; leave it None.
     """
     sealer = Sealer(dek, key_id=key_id, object_id=object_id, salt=salt)
     return _seal_blocks(sealer, plaintext)

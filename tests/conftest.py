@@ -443,12 +443,19 @@ class LiveServer:
     """`consent-replay web` (gunicorn) on a free loopback port, with the stack's environment."""
 
     def __init__(
-        self, env: dict[str, str], log_path: Path, *, workers: int = 2, threads: int = 8
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        *,
+        workers: int = 2,
+        threads: int = 8,
+        serve: str = "all",
     ) -> None:
         self.env = {**os.environ, **env}
         self.log_path = log_path
         self.workers = workers
         self.threads = threads
+        self.serve = serve  # all routes, or one of the two pools: media, api
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -467,6 +474,8 @@ class LiveServer:
                 str(self.workers),
                 "--threads",
                 str(self.threads),
+                "--serve",
+                self.serve,
             ],
             cwd=ROOT,
             env=self.env,

@@ -96,8 +96,9 @@ def revoke_share(share_id: str):
     session.rollback()
     ending = time.monotonic()
     outcome = shredding.end_share(rt, share.id, reason="revoked", actor_id=user.id)
-    # Answer only once every web process has stopped serving it (at once with NOTIFY).
-    revocations.settle(rt.db, ending)
+    # Answer only once every web process has stopped serving it (at once with NOTIFY or
+    # every process's confirmation on the local bus).
+    revocations.settle(rt.db, ending, confirmed=outcome.known_everywhere)
     return {
         "id": outcome.share_id,
         "status": outcome.status.value,
@@ -112,7 +113,8 @@ def revoke_share(share_id: str):
 @blp.response(200, AccessLogSchema)
 def access_log(share_id: str):
     """Every access event of this share, and each viewing session."""
-    session, user = db_session(), current_user()
+    rt, session, user = runtime(), db_session(), current_user()
+    viewing.flush(rt.db, rt.views)  # what this process served is in the log at once
     return shares.access_log(session, shares.get_for_owner(session, user, share_id))
 
 

@@ -1,8 +1,10 @@
 """``/media/…``: decrypted media, one HTTP Range per request (SPEC §5).
 
 Every request is authorised afresh (share ready and not ended, caller its owner or a grantee),
-then :mod:`app.services.playback` decrypts only the chunks the range covers, re-checking the
-share's state before each batch: once a revoke has committed, no further batch is sent.
+then :mod:`app.services.playback` decrypts only the chunks the range covers, asking before each
+batch and each write whether the share has ended (the process's set of ended shares, fed by
+NOTIFY or an in-process mark and a bounded poll: no database query per batch): once a revoke
+has committed and answered, no further write is made.
 This module speaks HTTP: Range, If-Range, ETag and the response headers.
 """
 
@@ -33,12 +35,18 @@ log = logging.getLogger(__name__)
 # The send buffer of a media response's socket (the kernel doubles it): a few writes' worth.
 MEDIA_SEND_BUFFER = 64 * 1024
 
+MEDIA_PREFIX = "/media"
 blp = Blueprint(
     "media",
     __name__,
-    url_prefix="/media",
+    url_prefix=MEDIA_PREFIX,
     description="Decrypted media of a share, streamed with HTTP Range",
 )
+
+
+def is_media_path(path: str) -> bool:
+    """Whether a request path is a media stream's (served by the media pool, when apart)."""
+    return path.startswith(MEDIA_PREFIX + "/")
 
 
 def _range_for(size: int, etag: str) -> tuple[int, int, bool]:
@@ -134,19 +142,19 @@ def media(share_id: str, kind: str):
     obj = playback.share_object(session, share, kind)
     dek = shares.share_dek(session, rt, share)
     view = viewing.for_media_request(session, share, user, request.args.get("view"))
+    # The access is on record before the first byte (SPEC §2.6); what is served is tallied
+    # in memory and flushed by the process within seconds (app.services.viewing).
+    session.commit()
     view_id = view.id
 
     def record(start: int, stop: int) -> None:
-        viewing.record_range(session, view, start, stop)
-        session.commit()
+        rt.views.add_range(view_id, start, stop)
 
-    state = playback.ShareState(rt, share.id)
     guard = revocations.Guard(rt.ended, share.id, share.expires_at)
 
     def done(sent: int) -> None:
         guard.close()
-        state.close()
-        viewing.add_bytes(rt.db, view_id, sent)
+        rt.views.add_bytes(view_id, sent)
 
     _small_send_buffer()
     response = stream_object(
@@ -154,7 +162,7 @@ def media(share_id: str, kind: str):
         obj,
         dek,
         share.key_id,
-        still_allowed=state,
+        still_allowed=guard,
         may_write=guard,
         on_range=record,
         on_done=done,

@@ -226,7 +226,11 @@ COLUMNS: dict[str, Entry] = {
     "uploads.filetype": _id("the declared media type", EMPLOYEE, WITH_UPLOAD),
     "uploads.container": _id("the container found", EMPLOYEE, WITH_UPLOAD),
     "uploads.plaintext_sha256": Entry(
-        "SHA-256 of the finished file", EMPLOYEE, True, PLAIN, WITH_UPLOAD
+        "SHA-256 of the finished file, until it becomes a recording (which seals it)",
+        EMPLOYEE,
+        True,
+        PLAIN,
+        WITH_UPLOAD,
     ),
     "uploads.stored_sha256": _id("SHA-256 of the ciphertext", EMPLOYEE, WITH_UPLOAD),
     "uploads.created_at": _link("when started", WITH_UPLOAD),

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 import crypto
 from app.models import MediaObject, Recording, Share, User
 from app.runtime import Runtime
-from app.services import audit, keys, recordings, shares
+from app.services import audit, keys, recordings, shares, viewing
 
 EXTENSIONS = {
     "matroska": "webm",
@@ -93,6 +93,7 @@ def _claims(token: str | None) -> dict[str, Any] | None:
 
 
 def export_archive(rt: Runtime, owner_id: uuid.UUID) -> Iterator[bytes]:
+    viewing.flush(rt.db, rt.views)  # the access logs include what this process just served
     sink = _Sink()
     with (
         zipfile.ZipFile(

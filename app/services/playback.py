@@ -21,13 +21,12 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 import crypto
-from app.models import MediaObject, Share, ShareStatus, utcnow
+from app.models import MediaObject, Share
 from app.runtime import Runtime
 from app.services.errors import DomainError, Gone, NotFound, ServiceUnavailable
 from app.storage import ObjectStore, RangeStream, StorageError
@@ -226,31 +225,6 @@ class StoreRangeSource:
             ahead.add_done_callback(lambda _: stream.close())
         else:
             stream.close()
-
-
-class ShareState:
-    """The per-batch access check of one streaming response, on one database connection held
-    for the response (a fresh session per batch cost a pool checkout, its pre-ping, BEGIN and
-    COMMIT each time: a third of the time of a long stream). The connection is in autocommit:
-    each check is one SELECT that sees every commit before it, the revoke's included."""
-
-    def __init__(self, rt: Runtime, share_id: uuid.UUID) -> None:
-        self._rt = rt
-        self._query = select(Share.status, Share.expires_at).where(Share.id == share_id)
-        self._connection: Any = None
-
-    def __call__(self) -> bool:
-        if self._connection is None:
-            self._connection = self._rt.db.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT"
-            )
-        row = self._connection.execute(self._query).first()
-        return row is not None and row.status is ShareStatus.READY and row.expires_at > utcnow()
-
-    def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.close()
 
 
 def store_failed(

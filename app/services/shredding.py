@@ -37,7 +37,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, lifecycle
+from app.services import audit, lifecycle, revocations
 from app.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,9 @@ class ShareEnd:
     ended_at: datetime
     key_destroyed: bool
     certificate: str | None
+    # Every web process has confirmed it knows of the end (NOTIFY, or the local bus), so the
+    # answer need not wait for their polls (revocations.settle).
+    known_everywhere: bool = True
 
 
 @dataclass(frozen=True)
@@ -124,13 +127,15 @@ def end_share(
         # Outside the row lock: the first ending needs it to store its certificate.
         return earlier if earlier.certificate is not None else _await_certificate(rt, earlier)
     # Committed: streams in this process stop before their next write (the others learn of it
-    # by NOTIFY or their poll). The key row is gone; evict again in case a reader cached it.
+    # by NOTIFY or the local bus, else by their poll). The key row is gone; evict again in
+    # case a reader cached it.
     rt.ended.mark([share_id])
+    known = revocations.tell_others(rt.db, rt.settings.instance_dir, [share_id])
     rt.key_cache.evict(str(key_id))
     stored = _delete_and_certify(
         rt, share_id, names, owner_id, key_id, recording_id, destroyed_at=now, reason=reason
     )
-    return ShareEnd(share_id, status, now, True, stored)
+    return ShareEnd(share_id, status, now, True, stored, known)
 
 
 def _delete_and_certify(

@@ -12,7 +12,7 @@ import pytest
 from app.db import Database
 from app.runtime import EndedShares
 from app.services import revocations
-from tests.conftest import create_person
+from tests.conftest import create_person, wait_for
 from tests.media_helpers import opt_in, upload_recording
 
 
@@ -106,3 +106,68 @@ def test_settle_waits_for_the_poll_only_where_there_is_no_notify(rt, tmp_path):
         assert time.monotonic() - started >= 2 * revocations.POLL_INTERVAL_S - 0.01
     finally:
         sqlite.dispose()
+
+
+def test_settle_does_not_wait_once_every_process_confirmed(tmp_path):
+    sqlite = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        started = time.monotonic()
+        revocations.settle(sqlite, started, confirmed=True)
+        assert time.monotonic() - started < 0.05
+    finally:
+        sqlite.dispose()
+
+
+def test_on_sqlite_other_processes_learn_by_the_local_bus_and_confirm(tmp_path):
+    """The embedded default's NOTIFY: a datagram to each listening web process, which marks
+    the share and confirms; the ending process answers once all have (here: two listeners of
+    their own, as two other web processes would run)."""
+    sqlite = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    folder = tmp_path / "ended"
+    share_id = uuid.uuid4()
+    others = []
+    try:
+        for _ in range(2):
+            ended = EndedShares()
+            listener = revocations.Listener(
+                ended, sqlite, interval_s=30, bus=revocations.LocalBus(folder)
+            )
+            ended.on_first_watch = listener.start
+            ended.watch(share_id)
+            others.append((ended, listener))
+        wait_for(lambda: len(list(folder.glob("l-*.sock"))) == 2, 5, "both listeners")
+        started = time.monotonic()
+        assert revocations.LocalBus(folder).tell([share_id])
+        took = time.monotonic() - started
+        assert all(ended.is_ended(share_id) for ended, _ in others)
+        assert took < 0.2, took  # confirmed, not the time-out
+        assert [listener.notifications for _, listener in others] == [1, 1]
+    finally:
+        for _, listener in others:
+            listener.stop()
+        sqlite.dispose()
+    assert list(folder.glob("*.sock")) == []  # each listener removed its socket
+
+
+def test_the_local_bus_skips_and_removes_a_dead_process_socket(tmp_path):
+    import socket
+
+    folder = tmp_path / "ended"
+    folder.mkdir()
+    dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    dead.bind(str(folder / "l-999999-deadbeef.sock"))
+    dead.close()  # its process is gone; the file stays
+    assert revocations.LocalBus(folder).tell([uuid.uuid4()])
+    assert list(folder.glob("*.sock")) == []
+
+
+def test_a_listener_that_does_not_confirm_makes_the_answer_wait(tmp_path):
+    import socket
+
+    folder = tmp_path / "ended"
+    folder.mkdir()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as stuck:  # bound, never reads
+        stuck.bind(str(folder / "l-1-stuck.sock"))
+        started = time.monotonic()
+        assert not revocations.LocalBus(folder).tell([uuid.uuid4()], timeout_s=0.2)
+        assert time.monotonic() - started >= 0.2

@@ -6,6 +6,9 @@ import { $, api, csrf } from "../kit.js";
 
 const HEARTBEAT_MS = 5000;
 export const POLL_MS = 3000;
+// While playing, the share is read every second: the player buffers ahead, so a revoke would
+// otherwise show only when the buffer runs dry. One small GET per viewer per second.
+const END_POLL_MS = 1000;
 
 export function createWatch(player) {
   const { video, data } = player;
@@ -128,7 +131,7 @@ export function createWatch(player) {
   // The heartbeat and the poll while the page is open, and one more look at the end date.
   function keepWatching() {
     player.every(heartbeat, HEARTBEAT_MS);
-    player.every(poll, POLL_MS);
+    player.every(poll, END_POLL_MS);
     const left = new Date(data.expiresAt) - new Date();
     if (Number.isFinite(left) && left < 2 ** 31 - 1) player.after(poll, Math.max(0, left) + 250);
   }
