@@ -880,6 +880,9 @@ def take_for_recording(
             taken.append(_taken(field, upload, name, size))
             obsolete += [p.name for p in pieces]
             upload.recording_id = recording_id
+            # The recording keeps the file's hash sealed under its own key (shredded with it);
+            # the upload row, which outlives it until it expires, keeps no copy in the clear.
+            upload.plaintext_sha256 = None
             upload.updated_at = utcnow()
             session.execute(delete(UploadSegment).where(UploadSegment.upload_id == upload.id))
     except BaseException:

@@ -163,6 +163,9 @@ def test_a_whole_upload_becomes_a_draft_with_the_files_hash(tus, rt, samples, cl
             select(MediaObject).where(MediaObject.recording_id == uuid.UUID(recording["id"]))
         )
         assert obj.name == f"recordings/{recording['id']}/{obj.id}"
+        # The file's hash is now the recording's, sealed: the upload row keeps none in the clear.
+        upload = session.get(Upload, uuid.UUID(url.rsplit("/", 1)[1]))
+        assert upload.recording_id is not None and upload.plaintext_sha256 is None
     assert stored(rt, url) == {}
     assert pieces(rt, url) == []
     # Used once: a second use, and a HEAD, say so.
