@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from app.models import AccountLink, User, utcnow
 from app.services import audit
-from app.services.errors import Gone, InvalidRequest
+from app.services.errors import Conflict, Gone, InvalidRequest
 
 KINDS = ("enrolment", "reset")
 LIFETIME = {"enrolment": timedelta(hours=72), "reset": timedelta(hours=4)}
@@ -39,8 +39,20 @@ def hours_valid(kind: str) -> int:
     return int(LIFETIME[kind].total_seconds() // 3600)
 
 
+def refuse_provider_account(user: User) -> None:
+    """An account of the organisation's identity provider (SPEC §15) has no password and gets
+    no enrolment or reset link: its access is managed at the provider."""
+    if user.from_provider:
+        raise Conflict(
+            f"{user.name} signs in with the organisation's identity provider: there is no "
+            "password or sign-in link to set here. Their access is managed there.",
+            code="provider_account",
+        )
+
+
 def issue(session: Session, user: User, kind: str) -> str:
     """A new link secret for ``user`` (every earlier unused link of theirs stops working)."""
+    refuse_provider_account(user)
     if kind not in KINDS:
         raise InvalidRequest(f"Unknown link kind {kind!r}.", code="invalid_link_kind")
     session.execute(

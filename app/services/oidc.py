@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.models import OidcSingleUse, Role, User, WebSession, utcnow
 from app.services import audit, sessions, users
-from app.services.errors import DomainError, Forbidden, InvalidRequest
+from app.services.errors import Forbidden, InvalidRequest
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # A logout token's jti is remembered this long (its exp bounds its use; this covers skew).
@@ -160,16 +160,6 @@ def sign_in(session: Session, *, issuer: str, claims: Mapping[str, Any], role: R
         user.name, user.email = _name(claims), _email(claims)
     users.record_sign_in(session, user, "provider")
     return user
-
-
-def refuse_local_credentials(user: User) -> None:
-    """An account of the provider has no password and gets no enrolment or reset link."""
-    if user.from_provider:
-        raise DomainError(
-            f"{user.name} signs in with the organisation's identity provider: there is no "
-            "password or sign-in link to set here. Their access is managed there.",
-            code="provider_account",
-        )
 
 
 # --- single use: sign-in states and logout token ids ------------------------------------------

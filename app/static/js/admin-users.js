@@ -23,8 +23,10 @@ function button(text, action, extra) {
   return el("button", { type: "button", class: "button small", text, "data-action": action, ...(extra || {}) });
 }
 
+// People of the organisation's identity provider have no password here and get no link: their
+// access is managed there (the API refuses it too).
 function linkButton(user) {
-  if (!user.active) return null;
+  if (!user.active || user.source === "provider") return null;
   return user.enrolled ? button("Reset…", "reset") : button("Send enrolment link", "enrol");
 }
 
@@ -34,6 +36,11 @@ function emailCell(user) {
     : el("span", { class: "email muted", text: "no e-mail" });
   if (user.enrolled) return address;
   return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: "edit", "data-action": "email", "aria-label": `E-mail of ${user.name}` }));
+}
+
+function sourceLabel(user) {
+  const text = user.source === "provider" ? `Signs in with ${$("user-rows").dataset.providerName}` : "Local account";
+  return el("span", { class: `source small ${user.source === "provider" ? "provider" : "muted"}`, text, "data-source": user.source });
 }
 
 function row(user) {
@@ -56,6 +63,7 @@ function row(user) {
       isMe ? el("span", { class: "muted small", text: " (you)" }) : null,
       el("span", { class: "login mono", text: user.login }),
       emailCell(user),
+      sourceLabel(user),
     ),
     el("td", {}, el("span", { class: `role-pill ${user.role}`, text: user.role })),
     el("td", {}, teamSelect(user)),
