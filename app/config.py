@@ -447,6 +447,10 @@ SETTINGS: tuple[Setting, ...] = (
             "`false`: only the provider signs people in (API tokens still work)"),
     Setting("CR_OIDC_NAME", "oidc_name", _text, "your organisation",
             "the provider's name on the sign-in button"),
+    Setting("CR_DEFAULT_LANGUAGE", "default_language",
+            _one_of({"en": "en", "nb": "nb"}, "'en' or 'nb'"), "en",
+            "the language of pages and messages when neither the person's choice nor the "
+            "browser's `Accept-Language` names `en` or `nb`"),
 )  # fmt: skip
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -515,6 +519,7 @@ class Settings:
     oidc_role_map: dict[str, str] | None = None  # {group: role}
     password_login: bool = True
     oidc_name: str = "your organisation"
+    default_language: str = "en"
 
     @property
     def session_cookie_name(self) -> str:

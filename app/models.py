@@ -140,6 +140,8 @@ class User(Base):
     # the only key of such an account (never the e-mail). Both None: a local account.
     oidc_issuer: Mapped[str | None] = mapped_column(String(500))
     oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    # The person's own choice of language ("en" or "nb"); None: the browser's, then the default.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     team: Mapped[Team | None] = relationship()
 

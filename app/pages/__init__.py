@@ -13,6 +13,7 @@ from app.models import Role
 from app.pages import oidc
 from app.services import account_links, users
 from app.services.errors import DomainError
+from app.services.i18n import N_, _
 
 pages = Blueprint("pages", __name__)
 
@@ -24,10 +25,11 @@ HOME_BY_ROLE = {
 }
 PER_ADDRESS = "10 per minute; 50 per hour"
 PER_ACCOUNT = "5 per minute; 20 per hour"
-ADDRESS_LIMITED = (
+# Limiter messages: looked up in the reader's language when the refusal is written.
+ADDRESS_LIMITED = N_(
     "Too many sign-in attempts from your network address. Wait a minute and try again."
 )
-ACCOUNT_LIMITED = (
+ACCOUNT_LIMITED = N_(
     "Too many failed sign-ins for this account. Wait a few minutes and try again; if you have "
     "forgotten your password, ask an admin to send you a reset link."
 )
@@ -62,7 +64,10 @@ def index():
 def login():
     error = None
     if request.method == "POST" and not runtime().settings.password_login:
-        error = f"Passwords are turned off here: sign in with {runtime().settings.oidc_name}."
+        error = _(
+            "Passwords are turned off here: sign in with %(provider)s.",
+            provider=runtime().settings.oidc_name,
+        )
         return render_template("login.html", error=error, **oidc.sign_in_options()), 403
     if request.method == "POST":
         login_name = (request.form.get("login") or "")[:120]
@@ -76,7 +81,7 @@ def login():
             if reset_waiting:  # shown before anything else (finding 1 of issue 12)
                 return redirect(url_for("account_pages.account"))
             return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
-        error = "That login and password do not match."
+        error = _("That login and password do not match.")
     page = render_template("login.html", error=error, **oidc.sign_in_options())
     return page, (401 if error else 200)
 

@@ -46,6 +46,7 @@ from app.context import runtime
 from app.links import safe_next
 from app.services import oidc
 from app.services.errors import Forbidden, InvalidRequest
+from app.services.i18n import _
 
 bp = Blueprint("oidc", __name__, url_prefix="/auth/oidc")
 log = logging.getLogger(__name__)
@@ -107,8 +108,11 @@ def _failed(reason: str, status: int = 400):
 def _unreachable(exc: Exception):
     log.warning("identity provider unreachable: %s", type(exc).__name__)
     return _failed(
-        f"{_settings().oidc_name} could not be reached just now. Try again in a minute; if it "
-        "keeps happening, tell your IT support.",
+        _(
+            "%(provider)s could not be reached just now. Try again in a minute; if it keeps "
+            "happening, tell your IT support.",
+            provider=_settings().oidc_name,
+        ),
         503,
     )
 
@@ -116,7 +120,7 @@ def _unreachable(exc: Exception):
 @bp.before_request
 def configured_only():
     if not _settings().oidc_issuer:
-        return _failed("Sign-in with an identity provider is not set up here.", 404)
+        return _failed(_("Sign-in with an identity provider is not set up here."), 404)
     return None
 
 
@@ -130,7 +134,13 @@ def login():
     except requests.RequestException as exc:
         return _unreachable(exc)
     except OAuthError as exc:
-        return _failed(f"{_settings().oidc_name} is not set up as expected: {exc.description}.")
+        return _failed(
+            _(
+                "%(provider)s is not set up as expected: %(reason)s.",
+                provider=_settings().oidc_name,
+                reason=exc.description,
+            )
+        )
 
 
 def _exchange() -> dict[str, Any]:
@@ -150,19 +160,31 @@ def callback():
         claims = _exchange()
     except MismatchingStateError:
         return _failed(
-            "This sign-in was already used, has expired, or was started in another browser. "
-            "Start again from the sign-in page."
+            _(
+                "This sign-in was already used, has expired, or was started in another "
+                "browser. Start again from the sign-in page."
+            )
         )
     except requests.RequestException as exc:
         return _unreachable(exc)
     except OAuthError as exc:
         said = " ".join(filter(None, [exc.description, f"({exc.error})" if exc.error else ""]))
-        return _failed(f"{settings.oidc_name} did not sign you in: {said}.")
+        return _failed(
+            _(
+                "%(provider)s did not sign you in: %(reason)s.",
+                provider=settings.oidc_name,
+                reason=said,
+            )
+        )
     except (JoseError, ValueError) as exc:
         log.warning("ID token refused: %s", exc)
         return _failed(
-            f"The answer from {settings.oidc_name} did not pass our checks "
-            f"({getattr(exc, 'description', None) or exc}), so you are not signed in."
+            _(
+                "The answer from %(provider)s did not pass our checks (%(reason)s), so you are "
+                "not signed in.",
+                provider=settings.oidc_name,
+                reason=getattr(exc, "description", None) or exc,
+            )
         )
     db = db_session()
     try:

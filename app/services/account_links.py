@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from app.models import AccountLink, User, utcnow
 from app.services import audit
 from app.services.errors import Conflict, Gone, InvalidRequest
+from app.services.i18n import _
 
 KINDS = ("enrolment", "reset")
 LIFETIME = {"enrolment": timedelta(hours=72), "reset": timedelta(hours=4)}
@@ -44,8 +45,11 @@ def refuse_provider_account(user: User) -> None:
     no enrolment or reset link: its access is managed at the provider."""
     if user.from_provider:
         raise Conflict(
-            f"{user.name} signs in with the organisation's identity provider: there is no "
-            "password or sign-in link to set here. Their access is managed there.",
+            _(
+                "%(name)s signs in with the organisation's identity provider: there is no "
+                "password or sign-in link to set here. Their access is managed there.",
+                name=user.name,
+            ),
             code="provider_account",
         )
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from app.models import OidcSingleUse, Role, User, WebSession, utcnow
 from app.services import audit, sessions, users
 from app.services.errors import Forbidden, InvalidRequest
+from app.services.i18n import _, translate
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # A logout token's jti is remembered this long (its exp bounds its use; this covers skew).
@@ -58,8 +59,11 @@ def role_from_claims(claims: Mapping[str, Any], claim: str, role_map: Mapping[st
     groups = claims.get(claim, [])
     if not isinstance(groups, list) or not all(isinstance(g, str) for g in groups):
         raise RoleRefused(
-            f"Your identity provider sent the '{claim}' claim as something other than a list of "
-            "group names, so no role can be read from it.",
+            _(
+                "Your identity provider sent the '%(claim)s' claim as something other than a "
+                "list of group names, so no role can be read from it.",
+                claim=claim,
+            ),
             code="bad_groups_claim",
             groups=[],
         )
@@ -67,12 +71,15 @@ def role_from_claims(claims: Mapping[str, Any], claim: str, role_map: Mapping[st
     mapped = sorted(group for group in groups if group in role_map)
     if not roles:
         raise RoleRefused(
-            "None of your groups gives you a role here.", code="no_role", groups=mapped
+            _("None of your groups gives you a role here."), code="no_role", groups=mapped
         )
     if len(roles) > 1:
         raise RoleRefused(
-            f"Your groups give you more than one role here ({', '.join(roles)}); a person has "
-            "exactly one.",
+            _(
+                "Your groups give you more than one role here (%(roles)s); a person has exactly "
+                "one.",
+                roles=", ".join(translate(role) for role in roles),
+            ),
             code="two_roles",
             groups=mapped,
         )
@@ -131,7 +138,7 @@ def sign_in(session: Session, *, issuer: str, claims: Mapping[str, Any], role: R
     taken from the claims; Forbidden for a deactivated account (whatever the provider says)."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
-        raise InvalidRequest("The identity provider sent no usable 'sub'.", code="bad_subject")
+        raise InvalidRequest(_("The identity provider sent no usable 'sub'."), code="bad_subject")
     user = _find(session, issuer, subject)
     if user is None:
         user = users.create_user(
@@ -145,7 +152,7 @@ def sign_in(session: Session, *, issuer: str, claims: Mapping[str, Any], role: R
         session.flush()
     elif not user.active:
         raise Forbidden(
-            "Your account here is deactivated. An admin of consent-replay can reactivate it.",
+            _("Your account here is deactivated. An admin of consent-replay can reactivate it."),
             code="deactivated",
         )
     else:

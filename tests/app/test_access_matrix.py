@@ -69,6 +69,10 @@ PUBLIC = {
     "oidc.login",
     "oidc.callback",
     "oidc.backchannel_logout",
+    # The language (SPEC §14): the scripts' catalog, and the switch (the CSRF check still
+    # applies to a browser; a signed-in person's choice is their own).
+    "i18n.script_catalog",
+    "i18n.switch_language",
 }
 
 E, C, A, R = "employee", "coach", "admin", "representative"
@@ -124,6 +128,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "oversight.summary": {R},
     "oversight.policy_history": {R},
     "oversight.audit_chain": {R, A},
+    "oversight.data_map": {R, A},
     "employee_pages.recordings": {E},
     "employee_pages.capture": {E},
     "employee_pages.shares": {E},
@@ -133,6 +138,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "admin_pages.policy": {A},
     "admin_pages.keys": {A},
     "admin_pages.oversight": {R},
+    "admin_pages.records": {R, A},
+    "admin_pages.data_map_download": {R, A},
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},
 }
@@ -156,6 +163,8 @@ DESTRUCTIVE = {
 VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
     "part": ["screen", "audio"],
+    "fmt": ["md", "json"],
+    "lang": ["en", "nb"],
 }
 
 

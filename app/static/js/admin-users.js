@@ -2,7 +2,7 @@
 // enrolment link or reset an account (the link goes to the person's own e-mail — an admin
 // never sees a token, a password or a link); set the e-mail of someone not yet signed in.
 // No content and no per-person activity is ever shown here.
-import { $, api, confirmDialog, el, showError, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, showError, t, timeEl, toast } from "./kit.js";
 
 let users = [];
 let teams = [];
@@ -39,7 +39,10 @@ function emailCell(user) {
 }
 
 function sourceLabel(user) {
-  const text = user.source === "provider" ? `Signs in with ${$("user-rows").dataset.providerName}` : "Local account";
+  const text =
+    user.source === "provider"
+      ? t("Signs in with %(provider)s", { provider: $("user-rows").dataset.providerName })
+      : t("Local account");
   return el("span", { class: `source small ${user.source === "provider" ? "provider" : "muted"}`, text, "data-source": user.source });
 }
 
