@@ -8,7 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import browser, screenshot  # noqa: F401 - the browser fixture
+from tests.browser.conftest import (  # noqa: F401 - the browser fixture
+    assert_accessible,
+    browser,
+    screenshot,
+)
 from tests.oidc.conftest import PROVIDER_NAME
 
 pytestmark = pytest.mark.browser
@@ -65,6 +69,7 @@ def test_sign_in_and_out_through_the_provider_in_a_browser(page, app_server, pro
     page.goto("/login")
     button = page.get_by_role("link", name=f"Sign in with {PROVIDER_NAME}")
     assert button.is_visible()
+    assert_accessible(page)
     screenshot(page, "oidc-sign-in")
     page.set_viewport_size(NARROW)
     screenshot(page, "oidc-sign-in-390")
@@ -93,9 +98,28 @@ def test_the_no_role_page_says_why_and_whom_to_ask(page, app_server, person):
     assert page.get_by_role("heading", name="No role for you here yet").is_visible()
     assert "more than one role" in page.locator("[role=alert]").inner_text()
     assert page.get_by_role("heading", name="Whom to ask").is_visible()
+    assert_accessible(page)
     screenshot(page, "oidc-no-role")
     page.set_viewport_size(NARROW)
     screenshot(page, "oidc-no-role-390")
+
+
+def test_the_no_role_page_in_norwegian(browser, app_server, person):  # noqa: F811
+    context = browser.new_context(base_url=app_server.url, viewport=NARROW, locale="nb-NO")
+    page = context.new_page()
+    page.goto("/auth/oidc/login")
+    provider_login(page, person(["somebody-else"], name="Ingen Rolle"))
+    page.wait_for_url(f"{app_server.url}/auth/oidc/callback**")
+    assert page.locator("html").get_attribute("lang") == "nb"
+    assert page.get_by_role("heading", name="Du har ingen rolle her ennå").is_visible()
+    assert (
+        "Ingen av gruppene dine gir deg en rolle her." in page.locator("[role=alert]").inner_text()
+    )
+    assert page.get_by_role("heading", name="Hvem du kan spørre").is_visible()
+    assert "medarbeider" in page.locator("table.role-groups").inner_text()
+    assert_accessible(page)
+    screenshot(page, "oidc-no-role-nb-390")
+    context.close()
 
 
 def test_an_admin_from_the_provider_sees_where_each_user_comes_from(page, app_server, person):
@@ -121,6 +145,7 @@ def test_password_login_off_the_sign_in_page_offers_only_the_provider(browser, o
     page.goto("/login")
     assert page.get_by_role("link", name=f"Sign in with {PROVIDER_NAME}").is_visible()
     assert page.locator("input[name=password]").count() == 0
+    assert_accessible(page)
     screenshot(page, "oidc-sign-in-provider-only")
     page.set_viewport_size(NARROW)
     screenshot(page, "oidc-sign-in-provider-only-390")
