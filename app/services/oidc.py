@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from app.models import OidcSingleUse, Role, User, WebSession, utcnow
 from app.services import audit, sessions, users
-from app.services.errors import Forbidden, InvalidRequest
+from app.services.errors import Conflict, Forbidden, InvalidRequest
 from app.services.i18n import _, translate
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
@@ -133,38 +133,53 @@ def _find(session: Session, issuer: str, subject: str) -> User | None:
     )
 
 
+def _create(
+    session: Session, issuer: str, subject: str, claims: Mapping[str, Any], role: Role
+) -> User:
+    """The account at first sign-in; two first sign-ins at once make one (the unique issuer +
+    sub refuses the second, which then finds the first)."""
+    try:
+        with session.begin_nested():
+            user = users.create_user(
+                session,
+                login=_free_login(session, claims),
+                name=_name(claims),
+                role=role,
+                email=_email(claims),
+            )
+            user.oidc_issuer, user.oidc_subject = issuer, subject
+            session.flush()
+    except (IntegrityError, Conflict):
+        found = _find(session, issuer, subject)
+        if found is None:
+            raise Conflict(
+                _("Signing you in collided with another sign-in. Try again."), code="sign_in_race"
+            ) from None
+        return found
+    return user
+
+
 def sign_in(session: Session, *, issuer: str, claims: Mapping[str, Any], role: Role) -> User:
     """The account of ``issuer`` + ``sub``, created at first sign-in, its role, name and e-mail
     taken from the claims; Forbidden for a deactivated account (whatever the provider says)."""
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise InvalidRequest(_("The identity provider sent no usable 'sub'."), code="bad_subject")
-    user = _find(session, issuer, subject)
-    if user is None:
-        user = users.create_user(
-            session,
-            login=_free_login(session, claims),
-            name=_name(claims),
-            role=role,
-            email=_email(claims),
-        )
-        user.oidc_issuer, user.oidc_subject = issuer, subject
-        session.flush()
-    elif not user.active:
+    user = _find(session, issuer, subject) or _create(session, issuer, subject, claims, role)
+    if not user.active:
         raise Forbidden(
             _("Your account here is deactivated. An admin of consent-replay can reactivate it."),
             code="deactivated",
         )
-    else:
-        if user.role != role:
-            audit.append(
-                session,
-                "user.role_changed",
-                actor_id=None,
-                detail={"user": str(user.id), "from": user.role.value, "to": role.value},
-            )
-            user.role = role
-        user.name, user.email = _name(claims), _email(claims)
+    if user.role != role:
+        audit.append(
+            session,
+            "user.role_changed",
+            actor_id=None,
+            detail={"user": str(user.id), "from": user.role.value, "to": role.value},
+        )
+        user.role = role
+    user.name, user.email = _name(claims), _email(claims)
     users.record_sign_in(session, user, "provider")
     return user
 
