@@ -229,6 +229,11 @@ def _verified_claims(token: str, client) -> dict[str, Any]:
             token, KeySet.import_key_set(client.fetch_jwk_set()), registry=registry
         )
     except InvalidKeyIdError:
+        # Anyone can post a logout token naming a new kid: the JWKS is fetched again for it at
+        # most once a minute, so junk cannot make this app hammer the provider.
+        if time.monotonic() - client.server_metadata.get("_jwks_forced_at", -1e9) < 60:
+            raise
+        client.server_metadata["_jwks_forced_at"] = time.monotonic()
         keys = KeySet.import_key_set(client.fetch_jwk_set(force=True))
         decoded = jwt.decode(token, keys, registry=registry)
     if decoded.header.get("typ", "logout+jwt").lower() not in LOGOUT_TOKEN_TYPES:

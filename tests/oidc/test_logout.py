@@ -193,3 +193,16 @@ def test_sign_out_continues_at_the_provider_which_ends_the_other_sessions(
     wait_for(lambda: "backchannel logout to consent-replay " in provider.log_text(), 10, "it")
     assert "backchannel logout to consent-replay delivered" in provider.log_text()
     assert not signed_in(elsewhere, app_server.url)
+
+
+def test_logout_tokens_naming_new_kids_refetch_the_jwks_at_most_once_a_minute(
+    app_server, provider, person
+):
+    """Anyone can post to the back channel: junk naming ever new kids must not make the app
+    fetch the provider's keys again and again."""
+    sub = person(["cc-agents"])
+    before = provider.proxy.hits.count("GET /jwks")
+    for _ in range(5):
+        forged = sign(logout_claims(provider, sub), new_key())
+        assert post_logout(app_server.url, forged).status_code == 400
+    assert provider.proxy.hits.count("GET /jwks") - before <= 1
