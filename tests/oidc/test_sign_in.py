@@ -16,9 +16,10 @@ from sqlalchemy import select
 
 from app import create_app
 from app.config import load_settings
-from app.models import Role, User
+from app.models import Recording, Role, User
 from app.services import users
-from tests.conftest import create_person
+from tests.conftest import Person, create_person
+from tests.media_helpers import small_files, upload_recording
 from tests.oidc.conftest import (
     CLIENT_ID,
     PROVIDER_NAME,
@@ -94,6 +95,23 @@ def test_the_role_is_derived_again_at_every_sign_in(app_server, provider, person
     again = provider_user(rt, provider, sub)
     assert again.id == first.id and again.role == Role.COACH and again.name == "Moved To Coaching"
     assert me(http, app_server.url).json()["role"] == "coach"
+
+
+def test_moved_to_coaching_their_recordings_stay_theirs(
+    app_server, provider, person, rt, samples, client
+):
+    sub = person(["cc-agents"])
+    http_sign_in(app_server.url, sub)
+    with rt.db.session() as db:
+        user = db.scalar(select(User).where(User.oidc_subject == sub))
+        agent = Person(user.id, user.name, "employee", users.issue_token(db, user), user.login)
+    recording = upload_recording(client, agent, small_files(samples))
+    provider.set_account(sub, ["cc-coaches"])
+    http, _ = http_sign_in(app_server.url, sub)
+    assert me(http, app_server.url).json()["role"] == "coach"
+    with rt.db.session() as db:
+        kept = db.get(Recording, uuid.UUID(recording["id"]))
+        assert kept is not None and kept.owner_id == agent.id
 
 
 @pytest.mark.parametrize(
