@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format docs translations proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
+.PHONY: run test lint format docs translations proof bench bench-crypto bench-pipeline bench-serve bench-upload bench-redaction clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -48,7 +48,7 @@ proof: $(STAMP)
 	  $(BIN)/python -m pytest -m proof $(PYTEST_ARGS); status=$$?; \
 	  $(BIN)/python scripts/reliability_report.py && exit $$status
 
-bench: bench-crypto bench-pipeline bench-serve bench-upload
+bench: bench-crypto bench-pipeline bench-serve bench-upload bench-redaction
 
 bench-crypto: $(STAMP)
 	@scripts/ensure-system.sh --age
@@ -64,6 +64,12 @@ bench-serve: $(STAMP)
 bench-upload: $(STAMP)
 	@scripts/ensure-system.sh --browser
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && $(BIN)/python bench/upload.py $(BENCH_ARGS)
+
+# Redactions (SPEC §12): a redacted share job ÷ the plain one, suggestions ÷ the recording's
+# length; no stack needed. BENCH_ARGS="--minutes 2 --suggest-minutes 2" for a shorter run.
+bench-redaction: $(STAMP)
+	@scripts/ensure-system.sh
+	$(BIN)/python bench/redaction.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

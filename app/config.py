@@ -367,6 +367,10 @@ SETTINGS: tuple[Setting, ...] = (
             "the ffmpeg program the workers run: a name on `PATH` or a path"),
     Setting("CR_FFPROBE", "ffprobe", _text, "ffprobe",
             "the ffprobe program the workers run: a name on `PATH` or a path"),
+    Setting("CR_TESSERACT", "tesseract", _text, "tesseract",
+            "the tesseract program (with the `nor` and `eng` data) that reads a draft's screen "
+            "for redaction suggestions: a name on `PATH` or a path; missing, suggestions fail "
+            "and sharing still works"),
     Setting("CR_MAX_UPLOAD_BYTES", "max_upload_bytes", _parse_size, "4GiB",
             "hard upload ceiling per file, multipart or tus (admins set a lower policy limit; tus "
             "announces it as `Tus-Max-Size`)"),
@@ -488,6 +492,7 @@ class Settings:
     public_url: str
     ffmpeg: str  # the programs the workers run
     ffprobe: str
+    tesseract: str
     max_upload_bytes: int
     max_duration_s: int
     max_width: int

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 PROCESS_SHARE = "worker.tasks.process_share"
 PROBE_RECORDING = "worker.tasks.probe_recording"
+SUGGEST_REDACTIONS = "worker.tasks.suggest_redactions"
 DELETE_OBJECTS = "worker.tasks.delete_objects"
 DELETE_RECORDING_OBJECTS = "worker.tasks.delete_recording_objects"
 SEND_MAIL = "worker.tasks.send_mail"
@@ -84,6 +85,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_routes": {
             PROCESS_SHARE: {"queue": media_queue},
             PROBE_RECORDING: {"queue": media_queue},
+            SUGGEST_REDACTIONS: {"queue": media_queue},
         },
     }
 

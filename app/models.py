@@ -279,6 +279,11 @@ class Recording(Base):
     duration_s: Mapped[float | None] = mapped_column(Float)
     has_video: Mapped[bool | None] = mapped_column(Boolean)
     audio_channels: Mapped[int | None] = mapped_column(Integer)
+    # Redaction suggestions (SPEC §12): None (never asked), pending, ready or failed; the boxes
+    # are JSON sealed under the recording's key (no matched text is ever in them).
+    suggestions_status: Mapped[str | None] = mapped_column(String(12))
+    suggestions_error: Mapped[str | None] = mapped_column(Text)
+    suggestions_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -319,6 +324,8 @@ class Share(Base):
     include_customer_audio: Mapped[bool] = mapped_column(Boolean, default=False)
     policy_version: Mapped[int] = mapped_column(Integer)
     receipt_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # What the employee hid (SPEC §12), as applied: JSON sealed under the share's key.
+    redactions_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     certificate: Mapped[str | None] = mapped_column(Text)
     duration_s: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -37,9 +37,10 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import keys, lifecycle
+from app.services import keys, lifecycle, suggestions
+from app.services.sealing import open_json
 from app.storage import ObjectNotFound, StorageError
-from worker import media
+from worker import media, ocr
 
 log = logging.getLogger(__name__)
 
@@ -192,6 +193,7 @@ class _Inputs:
     include_customer: bool
     trim_start_s: float | None
     trim_end_s: float | None
+    redactions_sealed: bytes | None
 
 
 def _load_inputs(rt: Runtime, share_id: uuid.UUID) -> _Inputs:
@@ -215,6 +217,7 @@ def _load_inputs(rt: Runtime, share_id: uuid.UUID) -> _Inputs:
             include_customer=share.include_customer_audio,
             trim_start_s=share.trim_start_s,
             trim_end_s=share.trim_end_s,
+            redactions_sealed=share.redactions_sealed,
         )
 
 
@@ -274,6 +277,9 @@ def _run_job(
 ) -> JobOutcome:
     inputs = _load_inputs(rt, share_id)
     share_dek = _dek(rt, inputs.share_key_id)
+    redactions = open_json(
+        share_dek, inputs.share_key_id, "redactions", share_id, inputs.redactions_sealed
+    )
     limits = _limits(rt)
 
     # 1. decrypt the raw media into the scratch directory
@@ -300,7 +306,9 @@ def _run_job(
         media.check_limits(probes[kind], kind, limits)
     lease.touch(5, force=True)
 
-    # 3. one ffmpeg run for the rendition, poster, thumbnail sprite and waveform samples
+    # 3. one ffmpeg run for the rendition, poster, thumbnail sprite and waveform samples,
+    # all made from the redacted picture and sound (the redactions are applied before the
+    # split, so no unredacted frame or sample is ever written, not even to scratch)
     out_dir = scratch / "out"
     out_dir.mkdir(mode=0o700)
     plan = media.plan_rendition(
@@ -313,6 +321,7 @@ def _run_job(
         trim_start_s=inputs.trim_start_s,
         trim_end_s=inputs.trim_end_s,
         out_dir=out_dir,
+        redactions=redactions or (),
     )
     media.run_ffmpeg(
         media.build_command(plan),
@@ -508,6 +517,87 @@ def _probe_parts(
         "has_video": has_video,
         "audio_channels": channels,
     }
+
+
+# --- redaction suggestions (SPEC §12) -----------------------------------------------------------
+
+
+def suggest_redactions(rt: Runtime, recording_id: uuid.UUID) -> str:
+    """Read a draft's screen with OCR and record cover boxes over personal data (or why not).
+
+    Idempotent: only a recording whose suggestions are pending is read, and the first result
+    recorded wins. The screen is decrypted into a private scratch directory that goes in every
+    outcome, with the frames the OCR samples from it. A file that cannot be read, or a server
+    without tesseract, records ``failed`` with the reason; storage and database outages raise
+    (the task retries).
+    """
+    with rt.db.session() as session:
+        recording = session.get(Recording, recording_id)
+        if recording is None or recording.status is not RecordingStatus.DRAFT:
+            return "nothing_to_do"
+        if recording.suggestions_status != "pending":
+            return "nothing_to_do"
+        screen = suggestions.screen_object(recording)
+        source = (
+            None
+            if screen is None
+            else (screen.name, screen.id, screen.container or "matroska", screen.key_id)
+        )
+        key_id, duration_s = recording.key_id, recording.duration_s
+    if source is None:
+        return record_suggestions(rt, recording_id, "failed", error="The recording has no video.")
+    name, object_id, container, own_key = source
+    with scratch_directory(rt.settings.scratch_dir, f"suggest-{recording_id}") as scratch:
+        target = scratch / "screen.input"
+        try:
+            data_key = own_key or key_id
+            lease = _NoLease()
+            _decrypt_to(rt, _dek(rt, data_key), data_key, object_id, name, target, lease)  # type: ignore[arg-type]
+            found = ocr.suggest_redactions(
+                target,
+                container,
+                scratch,
+                duration_s=duration_s,
+                tesseract_bin=rt.settings.tesseract,
+                timeout_s=min(rt.settings.ffmpeg_timeout_s, rt.settings.job_time_limit_s),
+            )
+        except ShareEnded:  # the recording's key is gone: it was deleted meanwhile
+            return "nothing_to_do"
+        except (ocr.OcrUnavailable, media.MediaRejected) as exc:
+            return record_suggestions(rt, recording_id, "failed", error=str(exc))
+        except ObjectNotFound:
+            error = "The recording's media is missing from storage; upload it again."
+            return record_suggestions(rt, recording_id, "failed", error=error)
+        except crypto.DecryptionError:
+            error = "The recording's stored media failed its integrity check; upload it again."
+            return record_suggestions(rt, recording_id, "failed", error=error)
+    return record_suggestions(rt, recording_id, "ready", found=found)
+
+
+def record_suggestions(
+    rt: Runtime,
+    recording_id: uuid.UUID,
+    outcome: str,
+    *,
+    found: list[dict] | None = None,
+    error: str | None = None,
+) -> str:
+    with rt.db.session() as session:
+        recording = session.scalar(
+            select(Recording).where(Recording.id == recording_id).with_for_update()
+        )
+        if recording is None or recording.status is not RecordingStatus.DRAFT:
+            return "nothing_to_do"
+        sealed = None
+        if outcome == "ready":
+            sealed = suggestions.seal(session, rt, recording, found or [])
+        if not lifecycle.record_suggestions(
+            session, recording, outcome, sealed=sealed, error=error
+        ):
+            return "nothing_to_do"
+    # How many and why, never where or what: the matched text is not in any log.
+    log.info("suggestions for %s: %s (%d)", recording_id, outcome, len(found or []))
+    return outcome
 
 
 def _limits(rt: Runtime) -> media.Limits:

@@ -80,6 +80,22 @@ def probe_recording(self, recording_id: str) -> str:
         raise self.retry(countdown=_backoff(self.request.retries)) from None
 
 
+@shared_task(bind=True, name=jobs.SUGGEST_REDACTIONS, max_retries=MAX_RETRIES)
+def suggest_redactions(self, recording_id: str) -> str:
+    rid = uuid.UUID(recording_id)
+    try:
+        return pipeline.suggest_redactions(runtime(self), rid)
+    except TRANSIENT:
+        if self.request.retries < MAX_RETRIES:
+            raise self.retry(countdown=_backoff(self.request.retries)) from None
+        error = "Storage or the database was unavailable for too long; try again later."
+    except Exception:
+        # A bug or an unforeseen file: record it rather than leave "pending" forever.
+        log.exception("suggestions for %s: unexpected failure", recording_id)
+        error = "Reading the screen failed unexpectedly; try again."
+    return pipeline.record_suggestions(runtime(self), rid, "failed", error=error)
+
+
 @shared_task(bind=True, name=jobs.DELETE_OBJECTS, max_retries=None)
 def delete_objects(self, share_id: str) -> str:
     """Finish deleting a revoked share's objects when the store was down at revoke time."""

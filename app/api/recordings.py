@@ -13,11 +13,12 @@ from app.api.schemas import (
     RecordingListSchema,
     RecordingSchema,
     RecordingUploadSchema,
+    SuggestionsSchema,
 )
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role
-from app.services import ingest, policy, recordings
+from app.services import ingest, policy, recordings, suggestions
 from app.services.errors import InvalidRequest
 
 blp = Blueprint(
@@ -136,3 +137,27 @@ def delete_recording(recording_id: str):
     rt, session = runtime(), db_session()
     recording = recordings.delete_recording(session, rt, current_user(), recording_id)
     return recordings.present(session, rt, recording)
+
+
+@blp.route("/<string:recording_id>/redaction-suggestions", methods=["POST"])
+@require(Role.EMPLOYEE)
+@blp.response(202, SuggestionsSchema)
+@blp.alt_response(404, description="No such recording of yours")
+@blp.alt_response(422, description="A recording without video, or one that cannot be read")
+def request_suggestions(recording_id: str):
+    """Ask the worker to read my draft's screen and propose cover boxes over personal data
+    (SPEC §12). While a job is pending, asking again starts no second one."""
+    rt, session, user = runtime(), db_session(), current_user()
+    recording = suggestions.request(session, rt, user, recording_id)
+    session.commit()
+    return suggestions.answer(session, rt, recording), 202
+
+
+@blp.route("/<string:recording_id>/redaction-suggestions", methods=["GET"])
+@require(Role.EMPLOYEE)
+@blp.response(200, SuggestionsSchema)
+@blp.alt_response(404, description="No such recording of yours, or none asked for")
+def get_suggestions(recording_id: str):
+    """The suggestions' state; when ``ready``, the proposed boxes (never the text under them)."""
+    rt, session = runtime(), db_session()
+    return suggestions.present(session, rt, current_user(), recording_id)

@@ -147,6 +147,42 @@ class ShareCreateSchema(Strict):
     trim = ma.fields.Nested(TrimSchema, allow_none=True)
     include_customer_audio = ma.fields.Boolean(load_default=False)
     note = ma.fields.String(allow_none=True, validate=validate.Length(max=2000))
+    # Checked by the domain (SPEC §12), so that a bad item gets 422 ``invalid_redaction``
+    # naming its index and field rather than a schema error.
+    redactions = ma.fields.Raw(
+        allow_none=True,
+        metadata={
+            "description": "at most 200 items: cover/blur {kind, box {x, y, w, h}, start_s, "
+            "end_s} and mute {kind, start_s, end_s, channel}; times in the recording's own "
+            "timeline (before trim)",
+            "type": "array",
+            "items": {"type": "object"},
+        },
+    )
+
+
+class BoxSchema(ma.Schema):
+    x = ma.fields.Float(required=True)
+    y = ma.fields.Float(required=True)
+    w = ma.fields.Float(required=True)
+    h = ma.fields.Float(required=True)
+
+
+class SuggestionSchema(ma.Schema):
+    kind = ma.fields.String(required=True, metadata={"description": "cover"})
+    box = ma.fields.Nested(BoxSchema, required=True)
+    start_s = ma.fields.Float(required=True)
+    end_s = ma.fields.Float(required=True)
+    reason = ma.fields.String(
+        required=True,
+        metadata={"description": "national_id, card_number, account_number, email or phone"},
+    )
+
+
+class SuggestionsSchema(ma.Schema):
+    status = ma.fields.String(required=True, metadata={"description": "pending, ready, failed"})
+    suggestions = ma.fields.List(ma.fields.Nested(SuggestionSchema), required=True)
+    error = ma.fields.String(allow_none=True, metadata={"description": "why it failed"})
 
 
 class MediaLinksSchema(ma.Schema):
@@ -184,6 +220,11 @@ class ShareSchema(ma.Schema):
     duration_s = ma.fields.Float(allow_none=True)
     trim = ma.fields.Nested(TrimSchema, allow_none=True)
     include_customer_audio = ma.fields.Boolean()
+    redactions = ma.fields.List(
+        ma.fields.Dict(),
+        allow_none=True,
+        metadata={"description": "what is hidden, as applied; null once the share has ended"},
+    )
     media = ma.fields.Nested(MediaLinksSchema)
     receipt = ma.fields.String(
         allow_none=True,

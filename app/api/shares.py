@@ -61,6 +61,7 @@ def create_share(args, recording_id: str):
             trim_end_s=trim.get("end_s"),
             include_customer_audio=args["include_customer_audio"],
             note=args.get("note"),
+            redactions=args.get("redactions"),
         ),
     )
     session.commit()

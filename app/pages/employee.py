@@ -15,7 +15,7 @@ from flask import Blueprint, render_template, request
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, utcnow
-from app.pages.formatting import clock
+from app.pages.formatting import clock, redactions_text
 from app.services import policy
 from app.services import recordings as recording_service
 from app.services import shares as share_service
@@ -104,6 +104,7 @@ def shares():
         item["trim_text"] = (
             f"{clock(trim['start_s'])} – {clock(trim['end_s'])}" if trim else "The whole recording"
         )
+        item["redactions_text"] = redactions_text(item.get("redactions"))
         # Receipts and certificates are fetched on demand from the API, not put in the page.
         item.pop("receipt", None)
         item.pop("certificate", None)

@@ -21,3 +21,25 @@ def clock(seconds: float | None) -> str:
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+_HIDDEN_WORDS = {"cover": "covered area", "blur": "blurred area", "mute": "muted span"}
+_CHANNEL_WORDS = {"all": "", "agent": " (your voice)", "customer": " (the customer's voice)"}
+
+
+def redactions_text(redactions: list[dict] | None) -> str:
+    """What a share hides, in words: "2 covered areas, 1 muted span (the customer's voice)"."""
+    if not redactions:
+        return "Nothing"
+    counts: dict[str, int] = {}
+    for item in redactions:
+        label = _HIDDEN_WORDS[item["kind"]]
+        if item["kind"] == "mute":
+            label += _CHANNEL_WORDS[item.get("channel", "all")]
+        counts[label] = counts.get(label, 0) + 1
+    parts = []
+    for label, count in counts.items():
+        noun, _, rest = label.partition(" (")
+        noun = noun if count == 1 else f"{noun}s"
+        parts.append(f"{count} {noun}" + (f" ({rest}" if rest else ""))
+    return ", ".join(parts)

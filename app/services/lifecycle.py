@@ -6,7 +6,8 @@ function here, inside the caller's transaction. Each allowed transition is liste
 else raises :class:`TransitionRefused`. A test fails if another module writes a status column.
 
 Share:      processing → ready | failed;  processing | ready | failed → revoked | expired
-Recording:  draft → deleted;  its probe: pending → ok | failed
+Recording:  draft → deleted;  its probe: pending → ok | failed;
+            its redaction suggestions: (none) | ready | failed → pending → ready | failed
 
 What follows a transition after its commit (not in the transaction, so a slow store never
 holds a lock): ending a share or deleting a recording deletes its objects and signs a deletion
@@ -66,6 +67,13 @@ RECORDING_TRANSITIONS: dict[tuple[RecordingStatus, RecordingStatus], Transition]
     ),
 }
 PROBE_TRANSITIONS = {("pending", "ok"), ("pending", "failed")}
+SUGGESTION_TRANSITIONS = {
+    (None, "pending"),
+    ("ready", "pending"),
+    ("failed", "pending"),
+    ("pending", "ready"),
+    ("pending", "failed"),
+}
 # Why a share ends, and the status it ends in.
 END_REASONS = {
     "revoked": ShareStatus.REVOKED,
@@ -143,6 +151,7 @@ def end_share(
     share.note_sealed = None
     share.purpose_sealed = None
     share.receipt_sealed = None
+    share.redactions_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, share.key_id)
     session.execute(delete(Comment).where(Comment.share_id == share.id))
     revocations.announce(session, share.id)  # every web process learns of it on commit
@@ -174,6 +183,7 @@ def delete_recording(
     recording.deleted_at = now
     recording.title_sealed = None
     recording.media_sha256_sealed = None
+    recording.suggestions_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, recording.key_id)
     # Objects that came from a second resumable upload carry that upload's key: shred it too.
     own_keys = session.scalars(
@@ -215,4 +225,36 @@ def record_probe(
         recording.duration_s = duration_s
         recording.has_video = has_video
         recording.audio_channels = audio_channels
+    return True
+
+
+def suggestions_requested(session: Session, recording: Recording) -> bool:
+    """The employee asked for redaction suggestions; False if a job is already pending."""
+    if recording.status is not RecordingStatus.DRAFT or recording.suggestions_status == "pending":
+        return False
+    if (recording.suggestions_status, "pending") not in SUGGESTION_TRANSITIONS:
+        raise TransitionRefused(f"recording {recording.id}: suggestions → pending")
+    recording.suggestions_status = "pending"
+    recording.suggestions_error = None
+    recording.suggestions_sealed = None
+    return True
+
+
+def record_suggestions(
+    session: Session,
+    recording: Recording,
+    outcome: str,
+    *,
+    sealed: bytes | None = None,
+    error: str | None = None,
+) -> bool:
+    """The suggestion job's result (``ready`` with the sealed boxes, or ``failed`` and why).
+    False if it was already recorded (a job delivered twice) or the draft is gone."""
+    if recording.status is not RecordingStatus.DRAFT or recording.suggestions_status != "pending":
+        return False
+    if ("pending", outcome) not in SUGGESTION_TRANSITIONS:
+        raise TransitionRefused(f"recording {recording.id}: suggestions pending → {outcome}")
+    recording.suggestions_status = outcome
+    recording.suggestions_error = error
+    recording.suggestions_sealed = sealed if outcome == "ready" else None
     return True

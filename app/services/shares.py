@@ -27,9 +27,9 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys, policy, recordings, text
+from app.services import audit, keys, policy, recordings, redaction, text
 from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
-from app.services.sealing import open_text, seal_text
+from app.services.sealing import open_json, open_text, seal_json, seal_text
 
 MAX_COACHES = 10
 MAX_PURPOSE = 500
@@ -53,6 +53,8 @@ class ShareRequest:
     trim_end_s: float | None = None
     include_customer_audio: bool = False
     note: str | None = None
+    # The raw JSON value of ``redactions`` (SPEC §12): checked here, against the recording.
+    redactions: object = None
 
 
 def _channels(recording: Recording, include_customer: bool) -> dict[str, Any]:
@@ -112,6 +114,7 @@ def create_share(
             code="customer_not_informed",
         )
     trim = _validate_trim(recording, request.trim_start_s, request.trim_end_s)
+    redactions = _validate_redactions(recording, request.redactions)
     _check_jobs_in_flight(session, owner)
     note = text.check("note", request.note or "", multiline=True)
     if len(note) > MAX_NOTE:
@@ -140,6 +143,7 @@ def create_share(
             "scope": ["view", "comment"],
             "channels": channels,
             "trim": trim,
+            "redactions": redactions,
             "media_sha256": recordings.media_sha256_of(session, rt, recording),
             "policy": {"id": "consent-text", "version": current.version},
             "revocation_url": f"{rt.settings.public_url}/api/v1/shares/{share_id}/revoke",
@@ -161,6 +165,9 @@ def create_share(
         include_customer_audio=request.include_customer_audio,
         policy_version=current.version,
         receipt_sealed=seal_text(dek, key_id, "receipt", share_id, receipt),
+        redactions_sealed=(
+            seal_json(dek, key_id, "redactions", share_id, redactions) if redactions else None
+        ),
         created_at=now,
         expires_at=expires_at,
         grantees=[ShareGrantee(coach_id=c) for c in coach_ids],
@@ -177,6 +184,7 @@ def create_share(
             "coaches": [str(c) for c in coach_ids],
             "expires_in_days": request.expires_in_days,
             "policy_version": current.version,
+            "redactions": len(redactions),
         },
     )
     sid = str(share.id)
@@ -224,6 +232,28 @@ def _validate_trim(
     if duration is not None:
         end = min(end, duration)
     return {"start_s": round(start, 3), "end_s": round(end, 3)}
+
+
+def _validate_redactions(recording: Recording, value: object) -> list[dict[str, Any]]:
+    """SPEC §12: 422 ``invalid_redaction`` naming the item's index and field."""
+    if value is None or value == []:
+        return []
+    if recording.probe_status != "ok" or not recording.duration_s:
+        raise Unprocessable(
+            "Redactions can be chosen once the recording's length is known; try again in a moment.",
+            code="invalid_redaction",
+            details={"index": None, "field": None},
+        )
+    try:
+        return redaction.validate_redactions(
+            value,
+            duration_s=recording.duration_s,
+            has_video=bool(recording.has_video),
+            audio_channels=recording.audio_channels or 0,
+            agent_channel=recording.agent_channel,
+        )
+    except redaction.RedactionInvalid as exc:
+        raise Unprocessable(str(exc), code="invalid_redaction", details=exc.details) from None
 
 
 def _uuid(value: uuid.UUID | str, what: str) -> uuid.UUID:
@@ -325,6 +355,20 @@ def purpose_of(session: Session, rt: Runtime, share: Share) -> str | None:
     return _sealed_field(session, rt, share, "purpose")
 
 
+def redactions_of(session: Session, rt: Runtime, share: Share) -> list[dict[str, Any]] | None:
+    """What the employee hid, as applied ([] for nothing); None once the share is shredded."""
+    if not share.status.active:
+        return None
+    if share.redactions_sealed is None:
+        return []
+    try:
+        dek = share_dek(session, rt, share)
+        value = open_json(dek, share.key_id, "redactions", share.id, share.redactions_sealed)
+    except (Gone, crypto.DecryptionError):
+        return None
+    return list(value)
+
+
 def receipt_of(session: Session, rt: Runtime, share: Share) -> str | None:
     """The signed consent receipt while the share lives (its owner holds their copy)."""
     return _sealed_field(session, rt, share, "receipt")
@@ -356,6 +400,7 @@ def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[s
             else None
         ),
         "include_customer_audio": share.include_customer_audio,
+        "redactions": redactions_of(session, rt, share),
         "playable": is_viewable(share),
     }
     if is_owner:

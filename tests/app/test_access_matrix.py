@@ -94,6 +94,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "recordings.list_recordings": {E},
     "recordings.get_recording": {E},
     "recordings.delete_recording": {E},
+    "recordings.request_suggestions": {E},
+    "recordings.get_suggestions": {E},
     "uploads.create_upload": {E},
     "uploads.list_uploads": {E},
     "uploads.get_upload": {E},
@@ -292,6 +294,12 @@ def world(stack_app, rt, worker, samples) -> World:
             side.views[actor] = view.get_json()["id"]
         side.spare_recording = upload(client, side.employee, samples, "spare", full=False)
         side.upload_id = tus_upload(client, side.employee, samples)
+        # Suggestions asked for, so that reading them is a success to the owner (SPEC §12).
+        asked = client.post(
+            f"/api/v1/recordings/{side.recording['id']}/redaction-suggestions",
+            headers=side.employee.headers,
+        )
+        assert asked.status_code == 202, asked.get_json()
     world = World(people=people, sides=sides, client=client, samples=samples)
     for side in sides.values():
         side.employee_token_id = token_id_of(world, side.employee)

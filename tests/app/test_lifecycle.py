@@ -20,7 +20,7 @@ from app.storage import StorageUnavailable
 from tests.conftest import ROOT
 from tests.worker.test_pipeline import QuietApp, run_task, upload_ok
 
-STATUS_COLUMNS = {"status", "probe_status"}
+STATUS_COLUMNS = {"status", "probe_status", "suggestions_status"}
 MODELS = {"Share", "Recording"}
 LIFECYCLE = ROOT / "app" / "services" / "lifecycle.py"
 

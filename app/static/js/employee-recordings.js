@@ -1,6 +1,7 @@
 // My recordings: probe status, delete, and the opt-in (the share dialog with trim).
 import { $, api, clock, confirmDialog, el, showError, sleep, toast, upgradeTimes } from "./kit.js";
 import { decodeJwt, downloadReadable, downloadToken } from "./receipts.js";
+import { RedactionEditor, summary } from "./redaction-editor.js";
 
 upgradeTimes(document);
 
@@ -23,6 +24,12 @@ let current = null; // the recording the dialog is open for
 let main = video; // the element the trim handles are bound to
 let playingSelection = false;
 let policy = null;
+const redactions = new RedactionEditor({
+  video,
+  onChange: (items) => {
+    $("redaction-summary").textContent = summary(items);
+  },
+});
 
 // --- cards ------------------------------------------------------------------------------
 
@@ -37,11 +44,14 @@ function readCard(card) {
     parts: (card.dataset.parts || "").split(",").filter(Boolean),
     mainPart: card.dataset.mainPart,
     probeStatus: card.dataset.probeStatus,
+    channels: parseInt(card.dataset.channels, 10) || 0,
+    agentChannel: card.dataset.agentChannel,
   };
 }
 
 function applyRecording(card, rec) {
   card.dataset.probeStatus = rec.probe_status || "pending";
+  if (rec.audio_channels) card.dataset.channels = String(rec.audio_channels);
   if (rec.duration_s) {
     card.dataset.duration = String(rec.duration_s);
     card.querySelector('[data-field="duration"]').textContent = clock(rec.duration_s);
@@ -56,7 +66,9 @@ function applyRecording(card, rec) {
   }
   if (current && current.id === rec.id) {
     current.duration = rec.duration_s || current.duration;
+    current.channels = rec.audio_channels || current.channels;
     setupTrim();
+    redactions.configure();
   }
 }
 
@@ -240,6 +252,8 @@ async function openShare(card) {
   trimStart.value = "0";
   trimEnd.value = trimEnd.max; // "the whole recording" until the handles move
   setupTrim();
+  redactions.open(current);
+  $("redaction-summary").textContent = summary([]);
 
   dialog.showModal();
   $("share-purpose").focus();
@@ -442,6 +456,8 @@ form.addEventListener("submit", async (event) => {
     const { start, end } = trimValues();
     body.trim = { start_s: Math.round(start * 10) / 10, end_s: Math.round(end * 10) / 10 };
   }
+  const hidden = redactions.value();
+  if (hidden.length) body.redactions = hidden;
   shareError("");
   confirmButton.disabled = true;
   confirmButton.textContent = "Sharing…";
