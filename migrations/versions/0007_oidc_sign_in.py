@@ -2,7 +2,7 @@
 sign-in states and logout-token ids
 
 Revision ID: 0007
-Revises: 0009 (0005 when made; relinked after main brought 0009)
+Revises: 0006 (0005 when made; relinked after main brought 0009 and 0006)
 Create Date: 2026-12-07
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0009"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
