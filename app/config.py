@@ -223,6 +223,43 @@ def _check_metrics_token(name: str, raw: str) -> str:
     return raw
 
 
+# The roles of SPEC §3 (app.models.Role, which this lowest layer may not import).
+ROLE_NAMES = ("employee", "coach", "admin", "representative")
+
+
+def _check_issuer(name: str, raw: str) -> str:
+    # Kept exactly as given (a trailing slash included): ID tokens must name it the same way.
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.query or parts.fragment:
+        raise ConfigError(f"{name}={url!r} must be the provider's issuer URL (https://…)")
+    return url
+
+
+def _parse_role_map(name: str, raw: str) -> dict[str, str]:
+    """``role=group,role=group,…`` into {group: role}; a role may have several groups."""
+    mapping: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        role, sep, group = (text.strip() for text in item.partition("="))
+        if not sep or not group or role not in ROLE_NAMES:
+            raise ConfigError(
+                f"{name}: {item!r} must be ROLE=GROUP with ROLE one of {', '.join(ROLE_NAMES)} "
+                "(example: employee=cc-agents,coach=cc-coaches)"
+            )
+        if mapping.get(group, role) != role:
+            raise ConfigError(f"{name}: the group {group!r} is given two roles")
+        mapping[group] = role
+    if not mapping:
+        raise ConfigError(f"{name} maps no group to a role")
+    return mapping
+
+
+def _check_claim_name(name: str, raw: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_:/.\-]{1,200}", raw.strip()):
+        raise ConfigError(f"{name}={raw!r} is not a claim name")
+    return raw.strip()
+
+
 def _check_secret_key(name: str, raw: str) -> str:
     if len(raw) < 32:
         raise ConfigError(f"{name} must be at least 32 characters")  # never echo a secret
@@ -278,6 +315,7 @@ def _in_instance(filename: str) -> Derived:
 
 
 _S3 = "(required with `CR_STORE=s3`)"
+_OIDC = "(required with `CR_OIDC_ISSUER`)"
 _HSM = "with `CR_KEK_PROVIDER=pkcs11`:"
 
 # In reading order: a derived default may use only the settings above it.
@@ -395,6 +433,24 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CR_MAIL_RETRY_S", "mail_retry_s", _parse_int, "30",
             "the first retry's delay, doubled each time (at most an hour)",
             minimum=1, maximum=3600),
+    Setting("CR_OIDC_ISSUER", "oidc_issuer", _check_issuer, None,
+            "sign-in with the organisation's identity provider (OpenID Connect): its issuer URL "
+            "(discovery at `/.well-known/openid-configuration`)", shown="— (no provider)"),
+    Setting("CR_OIDC_CLIENT_ID", "oidc_client_id", _text, None,
+            f"the client registered at the provider {_OIDC}"),
+    Setting("CR_OIDC_CLIENT_SECRET", "oidc_client_secret", _text, None,
+            f"that client's secret {_OIDC}"),
+    Setting("CR_OIDC_ROLES_CLAIM", "oidc_roles_claim", _check_claim_name, "groups",
+            "the ID token claim that lists the user's groups (Entra ID: `groups` or `roles`; "
+            "Keycloak: `groups` with a group-membership mapper)"),
+    Setting("CR_OIDC_ROLE_MAP", "oidc_role_map", _parse_role_map, None,
+            "which group gives which role, e.g. `employee=cc-agents,coach=cc-coaches,"
+            f"admin=cr-admins,representative=union`; a user in no mapped group or in groups of "
+            f"two roles is refused {_OIDC}"),
+    Setting("CR_PASSWORD_LOGIN", "password_login", _parse_bool, "true",
+            "`false`: only the provider signs people in (API tokens still work)"),
+    Setting("CR_OIDC_NAME", "oidc_name", _text, "your organisation",
+            "the provider's name on the sign-in button"),
     Setting("CR_DEFAULT_LANGUAGE", "default_language",
             _one_of({"en": "en", "nb": "nb"}, "'en' or 'nb'"), "en",
             "the language of pages and messages when neither the person's choice nor the "
@@ -460,6 +516,14 @@ class Settings:
     mail_from: str = "consent-replay <no-reply@localhost>"
     mail_retries: int = 8
     mail_retry_s: int = 30
+    # Sign-in with the organisation's identity provider (SPEC §15); None: no provider.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = field(default=None, repr=False)
+    oidc_roles_claim: str = "groups"
+    oidc_role_map: dict[str, str] | None = None  # {group: role}
+    password_login: bool = True
+    oidc_name: str = "your organisation"
     default_language: str = "en"
 
     @property
@@ -557,6 +621,18 @@ def _check_pkcs11(values: dict[str, Any]) -> None:
         raise ConfigError(f"CR_PKCS11_PIN_FILE={str(pin_file)!r} is empty")
 
 
+def _check_oidc(values: dict[str, Any]) -> None:
+    names = ("CR_OIDC_CLIENT_ID", "CR_OIDC_CLIENT_SECRET", "CR_OIDC_ROLE_MAP")
+    if values["oidc_issuer"]:
+        _require(values, names, "CR_OIDC_ISSUER is set")
+        return
+    for name in names:
+        if values[BY_NAME[name].attr]:
+            raise ConfigError(f"{name} is set but CR_OIDC_ISSUER is not")
+    if not values["password_login"]:
+        raise ConfigError("CR_PASSWORD_LOGIN=false needs CR_OIDC_ISSUER: nobody could sign in")
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Parse the environment into :class:`Settings`, raising ConfigError naming a bad variable."""
     env = os.environ if environ is None else environ
@@ -566,6 +642,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values["instance_dir"].mkdir(parents=True, exist_ok=True, mode=0o700)
     _check_s3(values)
     _check_pkcs11(values)
+    _check_oidc(values)
     if values["visibility_timeout_s"] <= values["job_time_limit_s"]:
         # A shorter visibility timeout makes the broker hand a running job to a second worker.
         raise ConfigError(

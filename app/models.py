@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Text,
     TypeDecorator,
+    UniqueConstraint,
     Uuid,
     true,
 )
@@ -135,10 +136,20 @@ class User(Base):
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A reset not yet shown to the person (shown at their next sign-in, then cleared).
     reset_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Signed in by the organisation's identity provider (SPEC §15): the issuer and its `sub`,
+    # the only key of such an account (never the e-mail). Both None: a local account.
+    oidc_issuer: Mapped[str | None] = mapped_column(String(500))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
     # The person's own choice of language ("en" or "nb"); None: the browser's, then the default.
     language: Mapped[str | None] = mapped_column(String(8))
 
     team: Mapped[Team | None] = relationship()
+
+    __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
+
+    @property
+    def from_provider(self) -> bool:
+        return self.oidc_subject is not None
 
 
 class ApiToken(Base):
@@ -510,3 +521,14 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     seq: Mapped[int] = mapped_column(BigInteger)
     hash: Mapped[str] = mapped_column(String(64))
+
+
+class OidcSingleUse(Base):
+    """What may be used once in OpenID Connect sign-in: a sign-in's state (its PKCE verifier,
+    nonce and redirect URI, taken by the callback) and the `jti` of each logout token."""
+
+    __tablename__ = "oidc_single_use"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256, hex
+    data: Mapped[str | None] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

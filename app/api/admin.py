@@ -16,7 +16,7 @@ from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, Team
-from app.services import datamap, keys, mail, oversight, policy, users
+from app.services import account_links, datamap, keys, mail, oversight, policy, users
 from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
@@ -50,6 +50,14 @@ class AdminUserSchema(ma.Schema):
     enrolled = ma.fields.Boolean(
         required=True,
         metadata={"description": "has held a credential; from then on only they set the e-mail"},
+    )
+    source = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(["local", "provider"]),
+        metadata={
+            "description": "provider: signs in with the organisation's identity provider (no "
+            "password, no enrolment or reset link); local: a password or tokens made here"
+        },
     )
 
 
@@ -215,6 +223,7 @@ def _present_user(user) -> dict:
         "team": {"id": user.team.id, "name": user.team.name} if user.team else None,
         "email": user.email,
         "enrolled": user.enrolled_at is not None,
+        "source": "provider" if user.from_provider else "local",
     }
 
 
@@ -285,12 +294,17 @@ def update_user(args, user_id: str):
 @admin.route("/users/<string:user_id>/enrolment-link", methods=["POST"])
 @require(Role.ADMIN)
 @admin.response(202, LinkSentSchema)
-@admin.alt_response(409, description="No e-mail address, deactivated, or already enrolled")
+@admin.alt_response(
+    409,
+    description="No e-mail address, deactivated, already enrolled, or signs in with the "
+    "identity provider",
+)
 def send_enrolment_link(user_id: str):
     """E-mail the person a single-use link to set their password or make a token. Nothing
     comes back: the link goes only to their own address."""
     session, actor = db_session(), current_user()
     user = users.get_user_by_text_id(session, user_id)
+    account_links.refuse_provider_account(user)
     if user.enrolled_at is not None:
         raise Conflict(
             f"{user.name} has signed in before; send a reset link instead.",
@@ -304,7 +318,9 @@ def send_enrolment_link(user_id: str):
 @admin.route("/users/<string:user_id>/reset", methods=["POST"])
 @require(Role.ADMIN)
 @admin.response(202, LinkSentSchema)
-@admin.alt_response(409, description="No e-mail address, or deactivated")
+@admin.alt_response(
+    409, description="No e-mail address, deactivated, or signs in with the identity provider"
+)
 def reset_user(user_id: str):
     """Reset an account: every session and API token of the person ends at once, and a
     single-use link to choose a new password goes to their own e-mail address. The person

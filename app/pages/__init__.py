@@ -6,9 +6,11 @@ from flask import Blueprint, Flask, redirect, render_template, request, url_for
 from flask_wtf.csrf import generate_csrf
 
 from app.auth import current_user, db_session, sign_in, sign_out
+from app.context import runtime
 from app.extensions import limiter
 from app.links import safe_next
 from app.models import Role
+from app.pages import oidc
 from app.services import account_links, users
 from app.services.errors import DomainError
 from app.services.i18n import N_, _
@@ -61,6 +63,12 @@ def index():
 )
 def login():
     error = None
+    if request.method == "POST" and not runtime().settings.password_login:
+        error = _(
+            "Passwords are turned off here: sign in with %(provider)s.",
+            provider=runtime().settings.oidc_name,
+        )
+        return render_template("login.html", error=error, **oidc.sign_in_options()), 403
     if request.method == "POST":
         login_name = (request.form.get("login") or "")[:120]
         password = (request.form.get("password") or "")[:1024]
@@ -74,12 +82,16 @@ def login():
                 return redirect(url_for("account_pages.account"))
             return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
         error = _("That login and password do not match.")
-    return render_template("login.html", error=error), (401 if error else 200)
+    page = render_template("login.html", error=error, **oidc.sign_in_options())
+    return page, (401 if error else 200)
 
 
 @pages.route("/logout", methods=["POST"])
 def logout():
+    user = current_user()
     sign_out()
+    if user is not None and user.from_provider:
+        return oidc.provider_logout()  # RP-initiated logout, where the provider offers it
     return redirect(url_for("pages.login"))
 
 
@@ -130,6 +142,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(employee.bp)
     app.register_blueprint(coach.bp)
     app.register_blueprint(admin.bp)
+    oidc.init_app(app)
 
     @app.context_processor
     def template_globals():

@@ -24,7 +24,11 @@ bp = Blueprint("admin_pages", __name__)
 @bp.route("/admin/users")
 @require(Role.ADMIN, page=True)
 def users():
-    return render_template("admin/users.html", roles=[r.value for r in Role])
+    return render_template(
+        "admin/users.html",
+        roles=[r.value for r in Role],
+        provider_name=runtime().settings.oidc_name,
+    )
 
 
 @bp.route("/admin/policy")

@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from app.models import AccountLink, User, utcnow
 from app.services import audit
-from app.services.errors import Gone, InvalidRequest
+from app.services.errors import Conflict, Gone, InvalidRequest
+from app.services.i18n import _
 
 KINDS = ("enrolment", "reset")
 LIFETIME = {"enrolment": timedelta(hours=72), "reset": timedelta(hours=4)}
@@ -39,8 +40,23 @@ def hours_valid(kind: str) -> int:
     return int(LIFETIME[kind].total_seconds() // 3600)
 
 
+def refuse_provider_account(user: User) -> None:
+    """An account of the organisation's identity provider (SPEC §15) has no password and gets
+    no enrolment or reset link: its access is managed at the provider."""
+    if user.from_provider:
+        raise Conflict(
+            _(
+                "%(name)s signs in with the organisation's identity provider: there is no "
+                "password or sign-in link to set here. Their access is managed there.",
+                name=user.name,
+            ),
+            code="provider_account",
+        )
+
+
 def issue(session: Session, user: User, kind: str) -> str:
     """A new link secret for ``user`` (every earlier unused link of theirs stops working)."""
+    refuse_provider_account(user)
     if kind not in KINDS:
         raise InvalidRequest(f"Unknown link kind {kind!r}.", code="invalid_link_kind")
     session.execute(

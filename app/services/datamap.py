@@ -77,6 +77,7 @@ TABLES: dict[str, str] = {
     "users": "Accounts: employees, coaches, admins, representatives.",
     "api_tokens": "API tokens people made for themselves, and short-lived scoped credentials.",
     "web_sessions": "Signed-in browsers (server-side sessions).",
+    "oidc_single_use": "Sign-ins with the identity provider under way, and logout-token ids seen.",
     "account_links": "Single-use enrolment and reset links, sent to the person's own address.",
     "outgoing_mail": "E-mails owed to a person: to whom and what kind, never the text or link.",
     "policies": "Every version of the organisation's policy (limits and consent text).",
@@ -117,6 +118,12 @@ COLUMNS: dict[str, Entry] = {
     "users.language": Entry(
         "the language the person chose for pages and e-mails", HOLDER, True, PLAIN, WITH_ACCOUNT
     ),
+    "users.oidc_issuer": Entry(
+        "the identity provider that signs the person in", HOLDER, True, PLAIN, WITH_ACCOUNT
+    ),
+    "users.oidc_subject": Entry(
+        "the person's id at that provider (its `sub`)", HOLDER, True, PLAIN, WITH_ACCOUNT
+    ),
     "users.reset_notice_at": Entry(
         "a reset not yet shown to the person", HOLDER, True, PLAIN, "when shown at sign-in"
     ),
@@ -133,7 +140,19 @@ COLUMNS: dict[str, Entry] = {
     "web_sessions.id": _id("session id", HOLDER, WITH_SESSION),
     "web_sessions.token_hash": Entry("the session cookie", HOLDER, True, SECRET_HASH, WITH_SESSION),
     "web_sessions.user_id": _link("whose session", WITH_SESSION),
-    "web_sessions.data": _id("the form-protection (CSRF) secret", HOLDER, WITH_SESSION),
+    "web_sessions.data": _id(
+        "the form-protection (CSRF) secret; the identity provider's session id (`sid`)",
+        HOLDER,
+        WITH_SESSION,
+    ),
+    # oidc_single_use
+    "oidc_single_use.key": _id(
+        "SHA-256 of a sign-in's state, or of a logout token's id", NOBODY, LINK_LIFE
+    ),
+    "oidc_single_use.data": _id(
+        "a sign-in's PKCE verifier, nonce and return address (no person named)", NOBODY, LINK_LIFE
+    ),
+    "oidc_single_use.expires_at": _id("when it expires", NOBODY, LINK_LIFE),
     "web_sessions.created_at": _link("when signed in", WITH_SESSION),
     "web_sessions.last_seen_at": _link("last request", WITH_SESSION),
     # account_links

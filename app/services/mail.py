@@ -80,6 +80,8 @@ def queue(
     session: Session, rt: Runtime, user: User, kind: str, *, actor_id: uuid.UUID | None
 ) -> OutgoingMail:
     """Owe ``user`` a message of ``kind``; the worker sends it after the commit."""
+    if kind in ACCOUNT_KINDS:
+        account_links.refuse_provider_account(user)
     if not user.email:
         raise Conflict(no_address_message(user), code="no_email")
     if not user.active:

@@ -23,7 +23,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import AccountLink, ApiToken, AuditEvent, Role, Team, User, utcnow
-from app.services import audit, i18n, sessions, text
+from app.services import account_links, audit, i18n, sessions, text
 from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
@@ -132,6 +132,7 @@ def set_password(
     session: Session, user: User, password: str, *, actor_id: uuid.UUID | None
 ) -> None:
     """A new password ends every session of the person (each browser signs in again)."""
+    account_links.refuse_provider_account(user)
     validate_password(password)
     user.password_hash = _hasher.hash(password)
     _mark_enrolled(user)
@@ -381,6 +382,8 @@ ACCOUNT_EVENTS = {
     "user.link_used": "Sign-in link used",
     "user.email_changed": "E-mail address changed",
     "user.deactivated": "Account deactivated",
+    "user.role_changed": "Role changed by your groups at the identity provider",
+    "user.signed_out_by_provider": "Signed out everywhere by the identity provider",
     "user.activated": "Account reactivated",
 }
 

@@ -64,6 +64,11 @@ PUBLIC = {
     "api-docs.openapi_json",
     # Answers only for a receipt this deployment signed (tests/app/test_receipt_status.py).
     "receipts.receipt_status",
+    # Sign-in with the identity provider (SPEC §15): 404 where none is set up; the flows and
+    # their adversaries are in tests/oidc/.
+    "oidc.login",
+    "oidc.callback",
+    "oidc.backchannel_logout",
     # The language (SPEC §14): the scripts' catalog, and the switch (the CSRF check still
     # applies to a browser; a signed-in person's choice is their own).
     "i18n.script_catalog",

@@ -36,6 +36,7 @@ TABLES = {
     "outgoing_mail",
     "uploads",
     "upload_segments",
+    "oidc_single_use",
 }
 
 

@@ -2,7 +2,7 @@
 // enrolment link or reset an account (the link goes to the person's own e-mail — an admin
 // never sees a token, a password or a link); set the e-mail of someone not yet signed in.
 // No content and no per-person activity is ever shown here.
-import { $, api, confirmDialog, el, showError, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, showError, t, timeEl, toast } from "./kit.js";
 
 let users = [];
 let teams = [];
@@ -23,8 +23,10 @@ function button(text, action, extra) {
   return el("button", { type: "button", class: "button small", text, "data-action": action, ...(extra || {}) });
 }
 
+// People of the organisation's identity provider have no password here and get no link: their
+// access is managed there (the API refuses it too).
 function linkButton(user) {
-  if (!user.active) return null;
+  if (!user.active || user.source === "provider") return null;
   return user.enrolled ? button("Reset…", "reset") : button("Send enrolment link", "enrol");
 }
 
@@ -34,6 +36,14 @@ function emailCell(user) {
     : el("span", { class: "email muted", text: "no e-mail" });
   if (user.enrolled) return address;
   return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: "edit", "data-action": "email", "aria-label": `E-mail of ${user.name}` }));
+}
+
+function sourceLabel(user) {
+  const text =
+    user.source === "provider"
+      ? t("Signs in with %(provider)s", { provider: $("user-rows").dataset.providerName })
+      : t("Local account");
+  return el("span", { class: `source small ${user.source === "provider" ? "provider" : "muted"}`, text, "data-source": user.source });
 }
 
 function row(user) {
@@ -56,6 +66,7 @@ function row(user) {
       isMe ? el("span", { class: "muted small", text: " (you)" }) : null,
       el("span", { class: "login mono", text: user.login }),
       emailCell(user),
+      sourceLabel(user),
     ),
     el("td", {}, el("span", { class: `role-pill ${user.role}`, text: user.role })),
     el("td", {}, teamSelect(user)),
