@@ -63,10 +63,10 @@ def compose(kind: str, link: str, *, to: str, sender: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Auto-Submitted"] = "auto-generated"
-    message["Content-Language"] = i18n.current()
     message.set_content(
         i18n.translate(BODIES[kind]).format(link=link, hours=account_links.hours_valid(kind)) + "\n"
     )
+    message["Content-Language"] = i18n.current()  # after set_content, which drops Content-*
     return message
 
 

@@ -76,10 +76,11 @@ export function createComments(player) {
     if (!total) return;
     all.forEach((li) => {
       const at = parseFloat(li.dataset.at);
-      const marker = document.createElement("button");
-      marker.type = "button";
+      // Not a button: it sits inside the seek bar (a slider), and the list beside the player
+      // is how a keyboard reaches each comment.
+      const marker = document.createElement("span");
       marker.className = "marker";
-      marker.tabIndex = -1;
+      marker.setAttribute("role", "img");
       marker.style.left = `${clamp(at / total, 0, 1) * 100}%`;
       const body = li.querySelector(".comment-body");
       marker.title = `${clock(at)} · ${body ? body.textContent : ""}`;
