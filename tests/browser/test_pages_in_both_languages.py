@@ -216,7 +216,7 @@ def test_oversight_says_an_empty_chart_in_words_and_exports_the_figures(page, rt
     download = caught.value
     assert download.suggested_filename == "oversight-figures.csv"
     lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
-    assert lines[0].startswith('"Uke som starter","Delinger laget"')
+    assert lines[0].startswith('"Uke fra","Nye delinger"')
     assert len(lines) == 13  # twelve weeks and the header
     assert all(re.fullmatch(r'"\d{4}-\d\d-\d\d"(,"(< 5|\d+)"){5}', line) for line in lines[1:])
     page.emulate_media(media="print")
