@@ -123,7 +123,9 @@ def leaks(response, owners: Owners, caller: uuid.UUID) -> list[str]:
         for morsel in SimpleCookie(raw).values():
             hits = owners.foreign(morsel.value.encode(), caller)
             found += [f"a cookie holds the {hit}" for hit in hits]
-    if b"/account/link" in text or b"crl_" in text:
+    # A link's secret follows "#"; the page's own address (the language switch returns to it)
+    # is no link to anyone's account.
+    if b"/account/link#" in text or b"crl_" in text:
         found.append("the answer holds a sign-in link")
     for token in re.findall(rb"cr_[A-Za-z0-9_-]{20,}", text):
         owner = owners.by_hash.get(hashlib.sha256(token).hexdigest())
