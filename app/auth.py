@@ -21,7 +21,7 @@ from app import websession
 from app.context import close_db_session, db_session
 from app.extensions import csrf
 from app.models import Role, User
-from app.services import sessions, users
+from app.services import i18n, sessions, users
 from app.services.errors import Forbidden, Unauthenticated
 
 F = TypeVar("F", bound=Callable)
@@ -44,7 +44,7 @@ SCOPES: dict[str, frozenset[str]] = {
         }
     ),
 }
-SCOPE_PURPOSE = {users.UPLOAD_SCOPE: "upload a private draft recording"}
+SCOPE_PURPOSE = {users.UPLOAD_SCOPE: i18n.N_("upload a private draft recording")}
 
 
 def current_user() -> User | None:
@@ -61,15 +61,21 @@ def _bearer(header: str) -> None:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated(
-            "Use 'Authorization: Bearer <token>' with an API token.", code="bad_auth_header"
+            i18n._("Use 'Authorization: Bearer <token>' with an API token."),
+            code="bad_auth_header",
         )
     db = db_session()
     row = users.resolve_credential(db, token.strip())
     if row is None:
-        raise Unauthenticated("The API token is not valid (or has expired).", code="invalid_token")
+        raise Unauthenticated(
+            i18n._("The API token is not valid (or has expired)."), code="invalid_token"
+        )
     if row.scope is not None and request.endpoint not in SCOPES.get(row.scope, frozenset()):
         raise Forbidden(
-            f"This credential may only {SCOPE_PURPOSE.get(row.scope, 'do one thing')}.",
+            i18n._(
+                "This credential may only %(purpose)s.",
+                purpose=i18n.translate(SCOPE_PURPOSE.get(row.scope, i18n.N_("do one thing"))),
+            ),
             code="insufficient_scope",
         )
     if db.is_modified(row):
@@ -132,9 +138,9 @@ def require(*roles: Role, page: bool = False) -> Callable[[F], F]:
             if user is None:
                 if page:
                     return redirect(url_for("pages.login", next=request.full_path))
-                raise Unauthenticated("Sign in or send an API token.")
+                raise Unauthenticated(i18n._("Sign in or send an API token."))
             if roles and user.role not in roles:
-                raise Forbidden("Your role does not allow this.")
+                raise Forbidden(i18n._("Your role does not allow this."))
             return view(*args, **kwargs)
 
         wrapped.required_roles = roles  # type: ignore[attr-defined]
@@ -149,7 +155,7 @@ def require_session() -> None:
     must not be able to make itself permanent."""
     if g.get("auth_method") != "session":
         raise Forbidden(
-            "Do this on your account page, signed in; an API token cannot.",
+            i18n._("Do this on your account page, signed in; an API token cannot."),
             code="session_required",
         )
 

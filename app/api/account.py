@@ -26,7 +26,7 @@ from app.auth import (
 )
 from app.auth import sign_in as start_browser_session
 from app.models import Role
-from app.services import sessions, users
+from app.services import i18n, sessions, users
 from app.services.errors import InvalidRequest
 
 me = Blueprint("me", __name__, url_prefix="/api/v1", description="The caller and their account")
@@ -154,7 +154,7 @@ def update_me(args):
         require_session()
         if user.password_hash and not users.check_password(user, args.get("current_password", "")):
             raise InvalidRequest(
-                "Give your current password to change your e-mail address.",
+                i18n._("Give your current password to change your e-mail address."),
                 code="wrong_password",
             )
         users.set_email(session, user, args["email"], actor_id=user.id, by_admin=False)

@@ -16,7 +16,7 @@ from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, Team
-from app.services import account_links, datamap, keys, mail, oversight, policy, users
+from app.services import account_links, datamap, i18n, keys, mail, oversight, policy, users
 from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
@@ -232,7 +232,7 @@ def _team(session, team_id):
         return None
     team = session.get(Team, team_id)
     if team is None:
-        raise InvalidRequest("No such team.", code="unknown_team")
+        raise InvalidRequest(i18n._("No such team."), code="unknown_team")
     return team
 
 
@@ -280,7 +280,7 @@ def update_user(args, user_id: str):
     user = users.get_user_by_text_id(session, user_id)
     if "active" in args:
         if user.id == actor.id and not args["active"]:
-            raise Conflict("You cannot deactivate yourself.", code="self_deactivation")
+            raise Conflict(i18n._("You cannot deactivate yourself."), code="self_deactivation")
         users.set_active(session, user, args["active"], actor_id=actor.id)
     if "team_id" in args:
         team = _team(session, args["team_id"])
@@ -307,7 +307,7 @@ def send_enrolment_link(user_id: str):
     account_links.refuse_provider_account(user)
     if user.enrolled_at is not None:
         raise Conflict(
-            f"{user.name} has signed in before; send a reset link instead.",
+            i18n._("%(name)s has signed in before; send a reset link instead.", name=user.name),
             code="already_enrolled",
         )
     mail.queue(session, runtime(), user, "enrolment", actor_id=actor.id)

@@ -110,9 +110,9 @@ def account_link():
     password = (request.form.get("password") or "")[:1024]
     make_token = request.form.get("make_token") == "on"
     if password != (request.form.get("password_confirm") or "")[:1024]:
-        return _link_form("The two passwords differ.", secret, 400)
+        return _link_form(_("The two passwords differ."), secret, 400)
     if not password and not make_token:
-        return _link_form("Choose a password, or make an API token, or both.", secret, 400)
+        return _link_form(_("Choose a password, or make an API token, or both."), secret, 400)
     try:
         if password:
             users.validate_password(password)  # before the link is used up by a typo

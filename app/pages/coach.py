@@ -18,18 +18,14 @@ from app.context import runtime
 from app.links import share_media_links
 from app.models import Role, utcnow
 from app.pages.formatting import clock
-from app.services import shares
+from app.services import i18n, shares
 from app.services.errors import Gone, NotFound
 
 bp = Blueprint("coach_pages", __name__)
 
 ENDED = ("revoked", "expired")
-NOT_FOUND_MESSAGE = "There is no recording here that has been shared with you."
-ENDED_MESSAGE = "This share has ended. The recording is no longer available to you."
-
-
-def _plural(value: int, unit: str) -> str:
-    return f"{value} {unit}{'' if value == 1 else 's'}"
+NOT_FOUND_MESSAGE = i18n.N_("There is no recording here that has been shared with you.")
+ENDED_MESSAGE = i18n.N_("This share has ended. The recording is no longer available to you.")
 
 
 def ends_in(when: datetime | None, now: datetime | None = None) -> str:
@@ -41,22 +37,24 @@ def ends_in(when: datetime | None, now: datetime | None = None) -> str:
     future = seconds > 0
     seconds = abs(seconds)
     if seconds < 3600:
-        text = _plural(max(1, round(seconds / 60)), "minute")
+        text = i18n.ngettext("%(num)s minute", "%(num)s minutes", max(1, round(seconds / 60)))
     elif seconds < 86400 * 1.5:
-        text = _plural(round(seconds / 3600), "hour")
+        text = i18n.ngettext("%(num)s hour", "%(num)s hours", round(seconds / 3600))
     else:
-        text = _plural(round(seconds / 86400), "day")
-    return f"ends in {text}" if future else f"ended {text} ago"
+        text = i18n.ngettext("%(num)s day", "%(num)s days", round(seconds / 86400))
+    return (
+        i18n._("ends in %(time)s", time=text) if future else i18n._("ended %(time)s ago", time=text)
+    )
 
 
 def _date(when: datetime | None) -> str:
     if when is None:
         return ""
-    return f"{when.day} {when:%b %Y}, {when:%H:%M} UTC"
+    return i18n.format_datetime(when)
 
 
 def _day(when: datetime | None) -> str:
-    return f"{when.day} {when:%b %Y}" if when else ""
+    return i18n.format_date(when) if when else ""
 
 
 def duration_label(seconds: float | None) -> str:
@@ -129,12 +127,20 @@ def playback(share_id: str):
     except NotFound:
         # Someone else's share and no share at all look exactly alike.
         return _private(
-            render_template("error.html", status=404, code="not_found", message=NOT_FOUND_MESSAGE),
+            render_template(
+                "error.html",
+                status=404,
+                code="not_found",
+                message=i18n.translate(NOT_FOUND_MESSAGE),
+            ),
             404,
         )
     except Gone as gone:
         return _private(
-            render_template("error.html", status=410, code=gone.code, message=ENDED_MESSAGE), 410
+            render_template(
+                "error.html", status=410, code=gone.code, message=i18n.translate(ENDED_MESSAGE)
+            ),
+            410,
         )
     item = _decorate(shares.present(session, rt, share, user))
     if item["playable"]:
@@ -148,7 +154,7 @@ def playback(share_id: str):
             comments=comments,
             is_owner=share.owner_id == user.id,
             viewer=user,
-            today=f"{now.day} {now:%b %Y}",
+            today=i18n.format_date(now),
             clock=clock,
             date=_date,
         )

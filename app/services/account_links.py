@@ -18,7 +18,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from app.models import AccountLink, User, utcnow
-from app.services import audit
+from app.services import audit, i18n
 from app.services.errors import Conflict, Gone, InvalidRequest
 from app.services.i18n import _
 
@@ -76,21 +76,21 @@ def issue(session: Session, user: User, kind: str) -> str:
     return secret
 
 
-_INVALID = "This link has expired or was already used. Ask an admin to send you a new one."
+_INVALID = i18n.N_("This link has expired or was already used. Ask an admin to send you a new one.")
 
 
 def redeem(session: Session, secret: str) -> tuple[User, str]:
     """Use a link once: its person and kind. Refused (410) if unknown, used or expired."""
     secret = (secret or "").strip()
     if not secret.startswith(_SECRET_PREFIX) or len(secret) > 100:
-        raise Gone(_INVALID, code="link_invalid")
+        raise Gone(i18n.translate(_INVALID), code="link_invalid")
     link = session.scalar(select(AccountLink).where(AccountLink.token_hash == _hash(secret)))
     now = utcnow()
     if link is None or link.used_at is not None or link.expires_at <= now:
-        raise Gone(_INVALID, code="link_invalid")
+        raise Gone(i18n.translate(_INVALID), code="link_invalid")
     user = session.get(User, link.user_id)
     if user is None or not user.active:
-        raise Gone(_INVALID, code="link_invalid")
+        raise Gone(i18n.translate(_INVALID), code="link_invalid")
     # Claimed with a conditional UPDATE: of two requests racing with one link, one wins.
     claimed = session.execute(
         update(AccountLink)
@@ -98,7 +98,7 @@ def redeem(session: Session, secret: str) -> tuple[User, str]:
         .values(used_at=now)
     )
     if not getattr(claimed, "rowcount", 0):
-        raise Gone(_INVALID, code="link_invalid")
+        raise Gone(i18n.translate(_INVALID), code="link_invalid")
     audit.append(
         session,
         "user.link_used",

@@ -24,25 +24,26 @@ from app import jobs
 from app.db import after_commit
 from app.mailer import MailError
 from app.models import AccountLink, OutgoingMail, User, utcnow
-from app.services import account_links, audit
+from app.services import account_links, audit, i18n
 from app.services.errors import Conflict
 
 if TYPE_CHECKING:
     from app.runtime import Runtime
 
 ACCOUNT_KINDS = account_links.KINDS
+# In English here; each message goes out in its recipient's language (see compose).
 SUBJECTS = {
-    "enrolment": "Set up your consent-replay account",
-    "reset": "Your consent-replay account was reset",
+    "enrolment": i18n.N_("Set up your consent-replay account"),
+    "reset": i18n.N_("Your consent-replay account was reset"),
 }
 BODIES = {
-    "enrolment": (
+    "enrolment": i18n.N_(
         "Hello,\n\n"
         "An account on consent-replay was made for you. Open this link to choose your password "
         "or make an API token:\n\n{link}\n\n"
         "The link works once, for {hours} hours. If you did not expect this message, ignore it."
     ),
-    "reset": (
+    "reset": i18n.N_(
         "Hello,\n\n"
         "Your consent-replay account was reset: every session and API token of yours has ended. "
         "Open this link to choose a new password or make a new API token:\n\n{link}\n\n"
@@ -53,26 +54,30 @@ BODIES = {
 
 
 def compose(kind: str, link: str, *, to: str, sender: str) -> EmailMessage:
-    """The message for ``kind``: a subject, a link and when it ends — nothing else."""
+    """The message for ``kind``: a subject, a link and when it ends — nothing else; in the
+    current language (the worker sets the recipient's, see :func:`recipient_language`)."""
     message = EmailMessage()
-    message["Subject"] = SUBJECTS[kind]
+    message["Subject"] = i18n.translate(SUBJECTS[kind])
     message["From"] = sender
     message["To"] = to
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(
-        BODIES[kind].format(link=link, hours=account_links.hours_valid(kind)) + "\n"
+        i18n.translate(BODIES[kind]).format(link=link, hours=account_links.hours_valid(kind)) + "\n"
     )
+    message["Content-Language"] = i18n.current()  # after set_content, which drops Content-*
     return message
 
 
 def no_address_message(user: User) -> str:
-    return (
-        f"{user.name} has no e-mail address, so no link can reach them. Add their address "
+    return i18n._(
+        "%(name)s has no e-mail address, so no link can reach them. Add their address "
         "(possible until they first sign in), or ask the operator to run "
-        f"`consent-replay users reset {user.login}` on the server and hand the link over "
-        "in person."
+        "`consent-replay users reset %(login)s` on the server and hand the link over "
+        "in person.",
+        name=user.name,
+        login=user.login,
     )
 
 
@@ -85,7 +90,10 @@ def queue(
     if not user.email:
         raise Conflict(no_address_message(user), code="no_email")
     if not user.active:
-        raise Conflict(f"{user.name} is deactivated; reactivate them first.", code="inactive")
+        raise Conflict(
+            i18n._("%(name)s is deactivated; reactivate them first.", name=user.name),
+            code="inactive",
+        )
     row = OutgoingMail(user_id=user.id, kind=kind, status="queued")
     session.add(row)
     session.flush()
@@ -114,7 +122,14 @@ def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | No
             return None
         secret = account_links.issue(session, user, row.kind)
         link = account_links.url(rt.settings.public_url, secret)
-        return compose(row.kind, link, to=user.email, sender=rt.settings.mail_from)
+        with i18n.language(recipient_language(rt, user)):
+            return compose(row.kind, link, to=user.email, sender=rt.settings.mail_from)
+
+
+def recipient_language(rt: Runtime, user: User) -> str:
+    """The person's own choice of language, else the deployment's default (a worker has no
+    browser to ask)."""
+    return i18n.normalise(user.language) or rt.settings.default_language
 
 
 def deliver(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> str:

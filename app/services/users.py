@@ -47,9 +47,13 @@ def hash_token(token: str) -> str:
 
 def validate_password(password: str) -> None:
     if len(password) < 12:
-        raise InvalidRequest("A password needs at least 12 characters.", code="weak_password")
+        raise InvalidRequest(
+            i18n._("A password needs at least 12 characters."), code="weak_password"
+        )
     if len(password) > 1024:
-        raise InvalidRequest("A password can have at most 1024 characters.", code="weak_password")
+        raise InvalidRequest(
+            i18n._("A password can have at most 1024 characters."), code="weak_password"
+        )
 
 
 def normalise_email(email: str | None) -> str | None:
@@ -59,7 +63,8 @@ def normalise_email(email: str | None) -> str | None:
     email = email.strip()
     if len(email) > 254 or not _EMAIL.match(email):
         raise InvalidRequest(
-            "That is not an e-mail address (expected name@example.org).", code="invalid_email"
+            i18n._("That is not an e-mail address (expected name@example.org)."),
+            code="invalid_email",
         )
     local, _, domain = email.rpartition("@")
     return f"{local}@{domain.lower()}"
@@ -69,7 +74,7 @@ def _check_login(login: str) -> str:
     login = login.strip().lower()
     if not _LOGIN.match(login):
         raise InvalidRequest(
-            "A login is 2-63 lowercase letters, digits, dots, dashes or underscores.",
+            i18n._("A login is 2-63 lowercase letters, digits, dots, dashes or underscores."),
             code="invalid_login",
         )
     return login
@@ -80,7 +85,11 @@ def _check_role(role: Role | str) -> Role:
         return Role(role)
     except ValueError:
         raise InvalidRequest(
-            f"Unknown role {role!r}; use one of {', '.join(r.value for r in Role)}.",
+            i18n._(
+                "Unknown role %(role)r; use one of %(roles)s.",
+                role=role,
+                roles=", ".join(r.value for r in Role),
+            ),
             code="invalid_role",
         ) from None
 
@@ -99,11 +108,11 @@ def create_user(
     login = _check_login(login)
     name = text.check("name", name)
     if not name or len(name) > 200:
-        raise InvalidRequest("A name has 1-200 characters.", code="invalid_name")
+        raise InvalidRequest(i18n._("A name has 1-200 characters."), code="invalid_name")
     role = _check_role(role)
     address = normalise_email(email)
     if session.scalar(select(User.id).where(User.login == login)) is not None:
-        raise Conflict(f"The login {login!r} is taken.", code="login_taken")
+        raise Conflict(i18n._("The login %(login)r is taken.", login=login), code="login_taken")
     user = User(login=login, name=name, role=role, team_id=team_id, email=address)
     if password is not None:
         validate_password(password)
@@ -151,7 +160,7 @@ def check_password(user: User, password: str) -> bool:
 
 def change_own_password(session: Session, user: User, current: str | None, new: str) -> None:
     if user.password_hash and not check_password(user, current or ""):
-        raise Forbidden("Your current password is not right.", code="wrong_password")
+        raise Forbidden(i18n._("Your current password is not right."), code="wrong_password")
     set_password(session, user, new, actor_id=user.id)
 
 
@@ -190,7 +199,9 @@ def create_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     label = label.strip()[:120]
     if any(not ch.isprintable() for ch in label):
-        raise InvalidRequest("A token label is plain text on one line.", code="invalid_label")
+        raise InvalidRequest(
+            i18n._("A token label is plain text on one line."), code="invalid_label"
+        )
     row = ApiToken(user_id=user.id, token_hash=hash_token(token), label=label)
     session.add(row)
     session.flush()
@@ -242,7 +253,7 @@ def issue_upload_credential(
     """A short-lived credential that can only upload private drafts of ``user`` (the embed
     button's): refused by every other endpoint (``app/auth.SCOPES``)."""
     if user.role != Role.EMPLOYEE:
-        raise Forbidden("Only employees upload recordings.")
+        raise Forbidden(i18n._("Only employees upload recordings."))
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires = utcnow() + timedelta(minutes=minutes)
     session.add(
@@ -354,8 +365,11 @@ def set_email(
         return
     if by_admin and user.enrolled_at is not None:
         raise Conflict(
-            f"{user.name} has already signed in, so only they (on their account page) or the "
-            "operator (consent-replay users set-email) can change their e-mail address.",
+            i18n._(
+                "%(name)s has already signed in, so only they (on their account page) or the "
+                "operator (consent-replay users set-email) can change their e-mail address.",
+                name=user.name,
+            ),
             code="email_locked",
         )
     user.email = address
@@ -371,29 +385,29 @@ def take_reset_notice(user: User) -> datetime | None:
 # --- the person's security log ----------------------------------------------------------------
 
 ACCOUNT_EVENTS = {
-    "user.created": "Your account was created",
-    "user.signed_in": "Signed in",
-    "user.signed_out_everywhere": "Signed out everywhere",
-    "user.password_changed": "Password set or changed",
-    "user.token_created": "API token made",
-    "user.token_revoked": "API token revoked",
-    "user.reset": "Account reset: every session and API token ended",
-    "user.link_sent": "Sign-in link sent to your e-mail",
-    "user.link_used": "Sign-in link used",
-    "user.email_changed": "E-mail address changed",
-    "user.deactivated": "Account deactivated",
-    "user.role_changed": "Role changed by your groups at the identity provider",
-    "user.signed_out_by_provider": "Signed out everywhere by the identity provider",
-    "user.activated": "Account reactivated",
+    "user.created": i18n.N_("Your account was created"),
+    "user.signed_in": i18n.N_("Signed in"),
+    "user.signed_out_everywhere": i18n.N_("Signed out everywhere"),
+    "user.password_changed": i18n.N_("Password set or changed"),
+    "user.token_created": i18n.N_("API token made"),
+    "user.token_revoked": i18n.N_("API token revoked"),
+    "user.reset": i18n.N_("Account reset: every session and API token ended"),
+    "user.link_sent": i18n.N_("Sign-in link sent to your e-mail"),
+    "user.link_used": i18n.N_("Sign-in link used"),
+    "user.email_changed": i18n.N_("E-mail address changed"),
+    "user.deactivated": i18n.N_("Account deactivated"),
+    "user.role_changed": i18n.N_("Role changed by your groups at the identity provider"),
+    "user.signed_out_by_provider": i18n.N_("Signed out everywhere by the identity provider"),
+    "user.activated": i18n.N_("Account reactivated"),
 }
 
 
 def _by(event: AuditEvent, user: User, names: dict[uuid.UUID, str]) -> str:
     if event.actor_id == user.id:
-        return "you"
+        return i18n._("you")
     if event.actor_id is None:
-        return "the operator"
-    return f"{names.get(event.actor_id, 'someone')} (admin)"
+        return i18n._("the operator")
+    return i18n._("%(name)s (admin)", name=names.get(event.actor_id) or i18n._("someone"))
 
 
 def security_log(session: Session, user: User, limit: int = 200) -> list[dict[str, Any]]:
@@ -415,7 +429,7 @@ def security_log(session: Session, user: User, limit: int = 200) -> list[dict[st
         {
             "at": event.at,
             "action": event.action,
-            "description": ACCOUNT_EVENTS[event.action],
+            "description": i18n.translate(ACCOUNT_EVENTS[event.action]),
             "by": _by(event, user, names),
             "method": (event.detail or {}).get("by") if event.action == "user.signed_in" else None,
         }
@@ -478,9 +492,9 @@ def coach_choices(session: Session) -> list[dict[str, Any]]:
 def create_team(session: Session, name: str, *, actor_id: uuid.UUID | None = None) -> Team:
     name = text.check("name", name)
     if not name or len(name) > 200:
-        raise InvalidRequest("A team name has 1-200 characters.", code="invalid_name")
+        raise InvalidRequest(i18n._("A team name has 1-200 characters."), code="invalid_name")
     if session.scalar(select(Team.id).where(Team.name == name)) is not None:
-        raise Conflict(f"A team named {name!r} exists.", code="team_exists")
+        raise Conflict(i18n._("A team named %(name)r exists.", name=name), code="team_exists")
     team = Team(name=name)
     session.add(team)
     session.flush()

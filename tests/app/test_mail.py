@@ -208,6 +208,36 @@ def test_an_enrolment_link_reaches_the_person_alone(smtp):
             "user.signed_in"} <= set(log)  # fmt: skip
 
 
+def test_each_message_is_in_its_recipients_language(smtp):
+    """SPEC §14: an e-mail goes out in the person's own language, whatever the language of the
+    admin who caused it; without a choice of their own, in CR_DEFAULT_LANGUAGE (en here)."""
+    app, rt, inbox = smtp["app"], smtp["rt"], smtp["inbox"]
+    admin = admin_of(rt)
+    received = {}
+    for language in ("nb", None):
+        person = create_person(rt, "employee", password=PASSWORD)
+        address = f"lang-{language}-{uuid.uuid4().hex[:6]}@example.org"
+        with rt.db.session() as session:
+            user = session.get(User, person.id)
+            user.email, user.language = address, language
+        answered = app.test_client().post(
+            f"/api/v1/admin/users/{person.id}/reset",
+            headers={**admin.headers, "Accept-Language": "en"},
+        )
+        assert answered.status_code == 202
+        (received[language],) = wait_for(lambda a=address: inbox.to(a), 60, "the reset e-mail")
+    norwegian, english = received["nb"], received[None]
+    assert norwegian["Subject"] == "Kontoen din i consent-replay er tilbakestilt"
+    assert norwegian["Content-Language"] == "nb"
+    body = norwegian.get_content()
+    assert body.startswith("Hei,") and "Lenken virker én gang, i 4 timer." in body
+    assert "Hello" not in body and "The link works" not in body
+    link_in(norwegian)  # the link itself is untouched by the translation
+    assert english["Subject"] == mail.SUBJECTS["reset"]
+    assert english["Content-Language"] == "en"
+    assert english.get_content().startswith("Hello,")
+
+
 def test_a_reset_ends_everything_at_once_and_the_link_sets_a_new_password(smtp):
     app, rt, inbox = smtp["app"], smtp["rt"], smtp["inbox"]
     admin = admin_of(rt)

@@ -63,12 +63,8 @@ def wait_until_ready(live_server, rt, coach, share_ids: list[str], timeout: floa
         time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def shared(live_server, rt, samples):
-    """One recording shared four times with the coach: to watch, to withdraw while watching,
-    to reach its end date while watching, and one already withdrawn (listed as ended)."""
-    employee = create_person(rt, "employee", name=EMPLOYEE_NAME, password=PASSWORD)
-    coach = create_person(rt, "coach", name=COACH_NAME, password=PASSWORD)
+def upload_samples(live_server, employee, samples, title: str) -> dict:
+    """The session's screen and call samples, uploaded by ``employee`` as one recording."""
     with samples.screen_webm.open("rb") as screen, samples.call_wav.open("rb") as audio:
         response = api(
             live_server,
@@ -79,10 +75,19 @@ def shared(live_server, rt, samples):
                 "screen": ("screen.webm", screen, "video/webm"),
                 "audio": ("call.wav", audio, "audio/wav"),
             },
-            data={"title": "Billing question, 14 March", "customer_informed": "true"},
+            data={"title": title, "customer_informed": "true"},
         )
     assert response.status_code == 201, response.text
-    recording = response.json()
+    return response.json()
+
+
+@pytest.fixture(scope="module")
+def shared(live_server, rt, samples):
+    """One recording shared four times with the coach: to watch, to withdraw while watching,
+    to reach its end date while watching, and one already withdrawn (listed as ended)."""
+    employee = create_person(rt, "employee", name=EMPLOYEE_NAME, password=PASSWORD)
+    coach = create_person(rt, "coach", name=COACH_NAME, password=PASSWORD)
+    recording = upload_samples(live_server, employee, samples, "Billing question, 14 March")
 
     def make_share(purpose: str, days: int, **extra) -> str:
         response = api(

@@ -1,6 +1,6 @@
 // My account: API tokens (made here, shown once, revoked here), password, e-mail settings,
 // where I am signed in ("sign out everywhere") and my security log. All of it is mine only.
-import { $, api, confirmDialog, el, showError, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, showError, t, timeEl, toast } from "./kit.js";
 
 // --- API tokens -----------------------------------------------------------------------------
 
@@ -8,13 +8,13 @@ function tokenRow(token) {
   return el(
     "tr",
     { "data-token-id": token.id },
-    el("td", {}, el("strong", { text: token.label || "(no label)" })),
+    el("td", {}, el("strong", { text: token.label || t("(no label)") })),
     el("td", {}, timeEl(token.created_at)),
-    el("td", {}, token.last_used_at ? timeEl(token.last_used_at, "relative") : el("span", { class: "muted", text: "never" })),
+    el("td", {}, token.last_used_at ? timeEl(token.last_used_at, "relative") : el("span", { class: "muted", text: t("never") })),
     el(
       "td",
       { class: "right" },
-      el("button", { type: "button", class: "button small danger-outline", text: "Revoke", "data-action": "revoke" }),
+      el("button", { type: "button", class: "button small danger-outline", text: t("Revoke"), "data-action": "revoke" }),
     ),
   );
 }
@@ -23,7 +23,7 @@ async function loadTokens() {
   const { tokens } = await api("GET", "/api/v1/me/tokens");
   const body = $("token-rows");
   body.replaceChildren(...tokens.map(tokenRow));
-  if (!tokens.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "No API tokens. You need one only for scripts or the agent desktop." })));
+  if (!tokens.length) body.append(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: t("No API tokens. You need one only for scripts or the agent desktop.") })));
 }
 
 function showToken(token) {
@@ -63,9 +63,9 @@ $("token-rows").addEventListener("click", async (event) => {
   if (!button) return;
   const id = button.closest("tr").dataset.tokenId;
   const ok = await confirmDialog({
-    title: "Revoke this token?",
-    body: "Anything that uses it stops working at once. This cannot be undone.",
-    confirmLabel: "Revoke",
+    title: t("Revoke this token?"),
+    body: t("Anything that uses it stops working at once. This cannot be undone."),
+    confirmLabel: t("Revoke"),
     danger: true,
   });
   if (!ok) return;
@@ -86,8 +86,8 @@ $("password-form").addEventListener("submit", async (event) => {
   showError(box, "");
   const current = $("current-password");
   const next = $("new-password").value;
-  if (next.length < 12) return showError(box, "A password needs at least 12 characters.");
-  if (next !== $("new-password-2").value) return showError(box, "The two new passwords differ.");
+  if (next.length < 12) return showError(box, t("A password needs at least 12 characters."));
+  if (next !== $("new-password-2").value) return showError(box, t("The two new passwords differ."));
   try {
     await api("POST", "/api/v1/me/password", {
       current_password: current ? current.value : null,
@@ -121,7 +121,7 @@ $("email-form").addEventListener("submit", async (event) => {
 $("email-notifications").addEventListener("change", async (event) => {
   try {
     await api("PATCH", "/api/v1/me", { email_notifications: event.target.checked });
-    toast(event.target.checked ? "E-mail notifications on." : "E-mail notifications off.");
+    toast(event.target.checked ? t("E-mail notifications on.") : t("E-mail notifications off."));
   } catch (error) {
     event.target.checked = !event.target.checked;
     toast(error.message, "error");
@@ -132,14 +132,14 @@ $("email-notifications").addEventListener("change", async (event) => {
 
 async function loadSessions() {
   const body = await api("GET", "/api/v1/me/sessions");
-  $("session-rules").textContent = `A session ends after ${body.idle_minutes} minutes without use, and after ${body.max_hours} hours in any case.`;
+  $("session-rules").textContent = t("A session ends after %(idle)s minutes without use, and after %(max)s hours in any case.", { idle: body.idle_minutes, max: body.max_hours });
   $("session-list").replaceChildren(
     ...body.sessions.map((s) =>
       el(
         "li",
         {},
-        el("span", { text: s.current ? "This browser" : "Another browser" }),
-        el("span", { class: "muted small" }, " · signed in ", timeEl(s.created_at), ", last used ", timeEl(s.last_seen_at, "relative")),
+        el("span", { text: s.current ? t("This browser") : t("Another browser") }),
+        el("span", { class: "muted small" }, " · ", t("signed in"), " ", timeEl(s.created_at), ", ", t("last used"), " ", timeEl(s.last_seen_at, "relative")),
       ),
     ),
   );
@@ -147,9 +147,9 @@ async function loadSessions() {
 
 $("sign-out-everywhere").addEventListener("click", async () => {
   const ok = await confirmDialog({
-    title: "Sign out everywhere?",
-    body: "Every browser signed in as you is signed out, this one too. Your API tokens keep working (revoke them above if you need to).",
-    confirmLabel: "Sign out everywhere",
+    title: t("Sign out everywhere?"),
+    body: t("Every browser signed in as you is signed out, this one too. Your API tokens keep working (revoke them above if you need to)."),
+    confirmLabel: t("Sign out everywhere"),
     danger: true,
   });
   if (!ok) return;
@@ -163,7 +163,7 @@ $("sign-out-everywhere").addEventListener("click", async () => {
 
 // --- security log ---------------------------------------------------------------------------
 
-const METHODS = { password: "with your password", link: "with a sign-in link" };
+const METHODS = { password: t("with your password"), link: t("with a sign-in link") };
 
 async function loadLog() {
   const { events } = await api("GET", "/api/v1/me/security-log");
@@ -179,7 +179,7 @@ async function loadLog() {
       ),
     ),
   );
-  if (!events.length) body.append(el("tr", {}, el("td", { colSpan: 3, class: "muted", text: "Nothing yet." })));
+  if (!events.length) body.append(el("tr", {}, el("td", { colSpan: 3, class: "muted", text: t("Nothing yet.") })));
 }
 
 Promise.all([loadTokens(), loadSessions(), loadLog()]).catch((error) => toast(error.message, "error"));

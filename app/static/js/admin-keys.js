@@ -1,7 +1,7 @@
 // Keys: KEK versions with how many data keys each wraps; rotate and retire.
-import { $, api, confirmDialog, el, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, t, timeEl, tn, toast } from "./kit.js";
 
-const STATES = { active: "Active", retired: "Retired — kept while it wraps keys", destroyed: "Destroyed" };
+const STATES = { active: t("Active"), retired: t("Retired — kept while it wraps keys"), destroyed: t("Destroyed") };
 
 function result(text, kind) {
   const box = $("key-result");
@@ -20,10 +20,10 @@ async function load() {
       el(
         "tr",
         { "data-version": v.version },
-        el("td", {}, el("strong", { text: `v${v.version}` }), v.current ? el("span", { class: "badge ok current-badge", text: "current" }) : null),
+        el("td", {}, el("strong", { text: `v${v.version}` }), v.current ? el("span", { class: "badge ok current-badge", text: t("current") }) : null),
         el("td", {}, el("span", { class: `badge ${v.state === "active" ? "ready" : "deleted"}`, text: STATES[v.state] || v.state })),
         el("td", {}, v.created_at ? timeEl(String(v.created_at)) : "–"),
-        el("td", { class: "right in-use", text: inUse(v) ? "Yes" : "No" }),
+        el("td", { class: "right in-use", text: inUse(v) ? t("Yes") : t("No") }),
       ),
     ),
   );
@@ -36,37 +36,38 @@ async function load() {
 
 $("rotate").addEventListener("click", async () => {
   const ok = await confirmDialog({
-    title: "Rotate the key-encryption key?",
-    body: "A new KEK version is created and every live data key is rewrapped under it. Nothing is decrypted and nobody loses access. It can take a moment with many keys.",
-    confirmLabel: "Rotate now",
+    title: t("Rotate the key-encryption key?"),
+    body: t("A new KEK version is created and every live data key is rewrapped under it. Nothing is decrypted and nobody loses access. It can take a moment with many keys."),
+    confirmLabel: t("Rotate now"),
   });
   if (!ok) return;
   const button = $("rotate");
   button.disabled = true;
-  button.textContent = "Rotating…";
+  button.textContent = t("Rotating…");
   try {
     const report = await api("POST", "/api/v1/admin/keys/rotate");
-    result(`Rotated: version ${report.new_version} is current, and every live data key is rewrapped under it. Retire the old version when it no longer wraps any key.`);
+    result(t("Rotated: version %(version)s is current, and every live data key is rewrapped under it. Retire the old version when it no longer wraps any key.", { version: report.new_version }));
     await load();
   } catch (error) {
     result(error.message, "error");
   } finally {
     button.disabled = false;
-    button.textContent = "Rotate now";
+    button.textContent = t("Rotate now");
   }
 });
 
 $("retire").addEventListener("click", async () => {
   const ok = await confirmDialog({
-    title: "Retire unused versions?",
-    body: "KEK versions that no data key uses any more are destroyed for good. Old backups wrapped under them can then never be unwrapped.",
-    confirmLabel: "Retire",
+    title: t("Retire unused versions?"),
+    body: t("KEK versions that no data key uses any more are destroyed for good. Old backups wrapped under them can then never be unwrapped."),
+    confirmLabel: t("Retire"),
     danger: true,
   });
   if (!ok) return;
   try {
     const { destroyed } = await api("POST", "/api/v1/admin/keys/retire");
-    result(destroyed.length ? `Destroyed version${destroyed.length === 1 ? "" : "s"} ${destroyed.map((v) => `v${v}`).join(", ")}.` : "Nothing to retire: every version still wraps data keys, or only the current one is left.", destroyed.length ? "success" : "info");
+    const names = destroyed.map((v) => `v${v}`).join(", ");
+    result(destroyed.length ? tn("Destroyed version %(names)s.", "Destroyed versions %(names)s.", destroyed.length, { names }) : t("Nothing to retire: every version still wraps data keys, or only the current one is left."), destroyed.length ? "success" : "info");
     await load();
   } catch (error) {
     result(error.message, "error");

@@ -1,5 +1,5 @@
 // Policy: save the changed limits and consent text as a new version.
-import { $, api, showError, timeEl, toast, upgradeTimes } from "./kit.js";
+import { $, api, showError, t, timeEl, toast, upgradeTimes } from "./kit.js";
 
 upgradeTimes(document);
 
@@ -28,10 +28,10 @@ form.addEventListener("submit", async (event) => {
   const upload = parseInt($("upload-mib").value, 10);
   const text = $("consent-text").value.trim();
   const hardLimit = parseInt(form.dataset.hardLimitMib, 10);
-  if (!Number.isInteger(days) || days < 1 || days > 365) return fail("The longest share must be 1 to 365 days.");
-  if (!Number.isInteger(hours) || hours < 1 || hours > 720) return fail("The draft lifetime must be 1 to 720 hours.");
-  if (!Number.isInteger(upload) || upload < 1 || upload > hardLimit) return fail(`The upload limit must be 1 to ${hardLimit} MiB.`);
-  if (text.length < 20) return fail("The consent text needs at least 20 characters.");
+  if (!Number.isInteger(days) || days < 1 || days > 365) return fail(t("The longest share must be 1 to 365 days."));
+  if (!Number.isInteger(hours) || hours < 1 || hours > 720) return fail(t("The draft lifetime must be 1 to 720 hours."));
+  if (!Number.isInteger(upload) || upload < 1 || upload > hardLimit) return fail(t("The upload limit must be 1 to %(limit)s MiB.", { limit: hardLimit }));
+  if (text.length < 20) return fail(t("The consent text needs at least 20 characters."));
   const body = {};
   if (days !== was.max_share_days) body.max_share_days = days;
   if (hours !== was.draft_lifetime_hours) body.draft_lifetime_hours = hours;
@@ -51,7 +51,7 @@ form.addEventListener("submit", async (event) => {
     $("consent-text").defaultValue = saved.consent_text;
     $("policy-version").textContent = `Version ${saved.version}`;
     $("policy-changed").replaceChildren(`Version ${saved.version}, in force since `, timeEl(saved.created_at), ".");
-    toast(`Saved as version ${saved.version}.`);
+    toast(t("Saved as version %(version)s.", { version: saved.version }));
   } catch (error) {
     fail(error.message);
   } finally {

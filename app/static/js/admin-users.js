@@ -2,15 +2,16 @@
 // enrolment link or reset an account (the link goes to the person's own e-mail — an admin
 // never sees a token, a password or a link); set the e-mail of someone not yet signed in.
 // No content and no per-person activity is ever shown here.
-import { $, api, confirmDialog, el, showError, t, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, showError, t, timeEl, tn, toast } from "./kit.js";
 
+const roleNames = { employee: t("employee"), coach: t("coach"), admin: t("admin"), representative: t("representative") };
 let users = [];
 let teams = [];
 let me = null;
 
 function teamSelect(user) {
-  const select = el("select", { "aria-label": `Team of ${user.name}`, "data-action": "team" });
-  select.append(el("option", { value: "", text: "No team" }));
+  const select = el("select", { "aria-label": t("Team of %(name)s", { name: user.name }), "data-action": "team" });
+  select.append(el("option", { value: "", text: t("No team") }));
   teams.forEach((team) => {
     const option = el("option", { value: team.id, text: team.name });
     if (user.team && user.team.id === team.id) option.selected = true;
@@ -27,13 +28,13 @@ function button(text, action, extra) {
 // access is managed there (the API refuses it too).
 function linkButton(user) {
   if (!user.active || user.source === "provider") return null;
-  return user.enrolled ? button("Reset…", "reset") : button("Send enrolment link", "enrol");
+  return user.enrolled ? button(t("Reset…"), "reset") : button(t("Send enrolment link"), "enrol");
 }
 
 function emailCell(user) {
   const address = user.email
     ? el("span", { class: "email", text: user.email })
-    : el("span", { class: "email muted", text: "no e-mail" });
+    : el("span", { class: "email muted", text: t("no e-mail") });
   if (user.enrolled) return address;
   return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: "edit", "data-action": "email", "aria-label": `E-mail of ${user.name}` }));
 }
@@ -48,14 +49,14 @@ function sourceLabel(user) {
 
 function row(user) {
   const isMe = me && me.id === user.id;
-  const toggle = button(user.active ? "Deactivate" : "Reactivate", user.active ? "deactivate" : "reactivate", {
+  const toggle = button(user.active ? t("Deactivate") : t("Reactivate"), user.active ? "deactivate" : "reactivate", {
     class: `button small ${user.active ? "danger-outline" : ""}`,
     disabled: isMe,
-    title: isMe ? "You cannot deactivate yourself" : "",
+    title: isMe ? t("You cannot deactivate yourself") : "",
   });
   const status = user.active
-    ? el("span", { class: "badge ok", text: "Active" })
-    : el("span", { class: "badge deleted", text: "Deactivated" });
+    ? el("span", { class: "badge ok", text: t("Active") })
+    : el("span", { class: "badge deleted", text: t("Deactivated") });
   return el(
     "tr",
     { "data-user-id": user.id, class: user.active ? "" : "inactive" },
@@ -63,14 +64,14 @@ function row(user) {
       "td",
       { class: "person" },
       el("strong", { text: user.name }),
-      isMe ? el("span", { class: "muted small", text: " (you)" }) : null,
+      isMe ? el("span", { class: "muted small", text: t(" (you)") }) : null,
       el("span", { class: "login mono", text: user.login }),
       emailCell(user),
       sourceLabel(user),
     ),
-    el("td", {}, el("span", { class: `role-pill ${user.role}`, text: user.role })),
+    el("td", {}, el("span", { class: `role-pill ${user.role}`, text: roleNames[user.role] || user.role })),
     el("td", {}, teamSelect(user)),
-    el("td", {}, status, user.enrolled ? null : el("span", { class: "badge pending", text: "Not signed in yet" })),
+    el("td", {}, status, user.enrolled ? null : el("span", { class: "badge pending", text: t("Not signed in yet") })),
     el("td", { class: "right" }, el("div", { class: "actions" }, linkButton(user), toggle)),
   );
 }
@@ -83,30 +84,45 @@ function render() {
   const shown = users.filter((user) => (!role || user.role === role) && (!query || matches(user)));
   const body = $("user-rows");
   body.replaceChildren(...shown.map(row));
-  if (!shown.length) body.append(el("tr", {}, el("td", { colSpan: 5, class: "muted", text: "Nobody matches." })));
+  if (!shown.length) body.append(el("tr", {}, el("td", { colSpan: 5, class: "muted", text: t("Nobody matches.") })));
   $("user-count").textContent = `${users.length}`;
 }
 
 function renderTeams() {
   const list = $("team-list");
   list.replaceChildren(...teams.map((team) => el("li", {}, el("span", { class: "team-dot", "aria-hidden": "true" }), team.name)));
-  if (!teams.length) list.append(el("li", { class: "muted", text: "No teams yet." }));
+  if (!teams.length) list.append(el("li", { class: "muted", text: t("No teams yet.") }));
   const select = $("new-team");
   const chosen = select.value;
-  select.replaceChildren(el("option", { value: "", text: "No team" }), ...teams.map((team) => el("option", { value: team.id, text: team.name })));
+  select.replaceChildren(el("option", { value: "", text: t("No team") }), ...teams.map((team) => el("option", { value: team.id, text: team.name })));
   select.value = chosen;
 }
 
 async function loadMail() {
   const body = await api("GET", "/api/v1/admin/mail");
   $("mail-summary").textContent = body.failed
-    ? `${body.failed} message${body.failed === 1 ? "" : "s"} could not be sent after every retry${body.queued ? `; ${body.queued} waiting` : ""}. Check the mail server (CR_SMTP_URL), then send the link again.`
+    ? [
+        tn("%(num)s message could not be sent after every retry.", "%(num)s messages could not be sent after every retry.", body.failed),
+        body.queued ? tn("%(num)s message waiting.", "%(num)s messages waiting.", body.queued) : "",
+        t("Check the mail server (CR_SMTP_URL), then send the link again."),
+      ]
+        .filter(Boolean)
+        .join(" ")
     : body.queued
-      ? `${body.queued} message${body.queued === 1 ? "" : "s"} waiting to be sent. Nothing has failed.`
-      : "Nothing waiting, nothing failed.";
+      ? tn("%(num)s message waiting to be sent. Nothing has failed.", "%(num)s messages waiting to be sent. Nothing has failed.", body.queued)
+      : t("Nothing waiting, nothing failed.");
   $("mail-failures").replaceChildren(
     ...body.failures.map((f) =>
-      el("li", {}, el("span", { class: "mono", text: f.login || "—" }), ` · ${f.kind} link · `, timeEl(f.failed_at), el("span", { class: "muted small", text: ` · ${f.attempts} attempts · ${f.error || ""}` })),
+      el(
+        "li",
+        {},
+        el("span", { class: "mono", text: f.login || "—" }),
+        " · ",
+        f.kind === "reset" ? t("reset link") : t("enrolment link"),
+        " · ",
+        timeEl(f.failed_at),
+        el("span", { class: "muted small", text: [" ", tn("%(num)s attempt", "%(num)s attempts", f.attempts), f.error || ""].join(" · ") }),
+      ),
     ),
   );
 }
@@ -137,7 +153,7 @@ function replaceUser(updated) {
 let editing = null;
 function openEmail(user) {
   editing = user;
-  $("email-for").textContent = `For ${user.name} (${user.login}).`;
+  $("email-for").textContent = t("For %(name)s (%(login)s).", { name: user.name, login: user.login });
   $("email-value").value = user.email || "";
   showError($("email-error"), "");
   $("email-dialog").showModal();
@@ -159,41 +175,41 @@ $("email-form").addEventListener("submit", async (event) => {
 
 async function sendEnrolment(user) {
   const sent = await api("POST", `/api/v1/admin/users/${user.id}/enrolment-link`);
-  toast(`An enrolment link is on its way to ${sent.email}.`);
+  toast(t("An enrolment link is on its way to %(email)s.", { email: sent.email }));
 }
 
 async function reset(user) {
   const ok = await confirmDialog({
-    title: `Reset ${user.name}'s account?`,
+    title: t("Reset the account of %(name)s?", { name: user.name }),
     body: [
-      "Every session and API token of theirs ends at once. A single-use link to choose a new password goes to their own e-mail address; you do not see it.",
-      "They are told at their next sign-in and in their security log, and resets are counted in oversight.",
+      t("Every session and API token of theirs ends at once. A single-use link to choose a new password goes to their own e-mail address; you do not see it."),
+      t("They are told at their next sign-in and in their security log, and resets are counted in oversight."),
     ],
-    confirmLabel: "Reset and send the link",
+    confirmLabel: t("Reset and send the link"),
     danger: true,
   });
   if (!ok) return;
   const sent = await api("POST", `/api/v1/admin/users/${user.id}/reset`);
-  toast(`${user.name} is signed out everywhere; a reset link is on its way to ${sent.email}.`);
+  toast(t("%(name)s is signed out everywhere; a reset link is on its way to %(email)s.", { name: user.name, email: sent.email }));
 }
 
 async function deactivate(user, id) {
   const ok = await confirmDialog({
-    title: `Deactivate ${user.name}?`,
-    body: "They are signed out and their API tokens stop working. Their own recordings and shares are not touched; you can reactivate them later.",
-    confirmLabel: "Deactivate",
+    title: t("Deactivate %(name)s?", { name: user.name }),
+    body: t("They are signed out and their API tokens stop working. Their own recordings and shares are not touched; you can reactivate them later."),
+    confirmLabel: t("Deactivate"),
     danger: true,
   });
   if (!ok) return;
   replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: false }));
-  toast(`${user.name} is deactivated.`);
+  toast(t("%(name)s is deactivated.", { name: user.name }));
 }
 
 const ACTIONS = {
   deactivate: (user, id) => deactivate(user, id),
   reactivate: async (user, id) => {
     replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { active: true }));
-    toast(`${user.name} is active again.`);
+    toast(t("%(name)s is active again.", { name: user.name }));
   },
   enrol: (user) => sendEnrolment(user),
   reset: (user) => reset(user),
@@ -244,8 +260,8 @@ $("user-form").addEventListener("submit", async (event) => {
   if (team) body.team_id = team;
   if (email) body.email = email;
   let problem = "";
-  if (!body.name) problem = "Give the person's name.";
-  else if (body.login.length < 2) problem = "The login needs at least 2 characters.";
+  if (!body.name) problem = t("Give the person's name.");
+  else if (body.login.length < 2) problem = t("The login needs at least 2 characters.");
   if (problem) {
     showError(errorBox, problem);
     return;
@@ -258,8 +274,8 @@ $("user-form").addEventListener("submit", async (event) => {
     event.target.reset();
     toast(
       sent
-        ? `${user.name} is created; an enrolment link is on its way to ${user.email}.`
-        : `${user.name} is created. Without an e-mail address, the operator's consent-replay users reset ${user.login} prints their link.`,
+        ? t("%(name)s is created; an enrolment link is on its way to %(email)s.", { name: user.name, email: user.email })
+        : t("%(name)s is created. Without an e-mail address, the operator's %(command)s prints their link.", { name: user.name, command: `consent-replay users reset ${user.login}` }),
     );
     loadMail().catch(() => {});
   } catch (error) {
@@ -278,7 +294,7 @@ $("team-form").addEventListener("submit", async (event) => {
     renderTeams();
     render();
     event.target.reset();
-    toast(`Team “${team.name}” created.`);
+    toast(t("Team “%(name)s” created.", { name: team.name }));
   } catch (error) {
     toast(error.message, "error");
   }

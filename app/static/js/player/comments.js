@@ -1,7 +1,9 @@
 // Comments: the list beside the player (the one at the current time highlighted), a marker
 // for each on the seek bar, and adding one at a moment — the time stamp follows playback
-// until the coach starts writing, then stays where the comment belongs.
-import { $, api, clamp, clock, formatDate, showError } from "../kit.js";
+// until the coach starts writing, then stays where the comment belongs. Each comment is also
+// a cue of a "Comments" captions track, and is read out (a polite live region) when playback
+// reaches it, so a screen-reader user hears them where a sighted one sees the highlight.
+import { $, api, clamp, clock, formatDate, showError, t } from "../kit.js";
 
 export function createComments(player) {
   const { video } = player;
@@ -14,12 +16,16 @@ export function createComments(player) {
   const stampButton = $("comment-at");
   const formError = $("comment-error");
   const submit = $("comment-submit");
+  const spoken = $("comment-live");
+  const track = video.addTextTrack("captions", t("Comments"), document.documentElement.lang);
+  track.mode = "hidden"; // drawn by the list beside the picture; the cues feed the live region
+  const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
   let stamp = 0;
   let stampFrozen = false;
 
-  function setStamp(t) {
-    stamp = Math.max(0, t);
-    stampButton.textContent = `at ${clock(stamp)}`;
+  function setStamp(at) {
+    stamp = Math.max(0, at);
+    stampButton.textContent = t("at %(time)s", { time: clock(stamp) });
   }
 
   function commentItem(comment) {
@@ -30,7 +36,7 @@ export function createComments(player) {
     const button = document.createElement("button");
     button.type = "button";
     button.className = "comment-jump";
-    button.setAttribute("aria-label", `Jump to ${clock(comment.at_s)}`);
+    button.setAttribute("aria-label", t("Jump to %(time)s", { time: clock(comment.at_s) }));
     const chip = document.createElement("span");
     chip.className = "time-chip";
     chip.textContent = clock(comment.at_s);
@@ -66,34 +72,65 @@ export function createComments(player) {
     emptyNote.hidden = all.length > 0;
     const total = player.duration();
     markers.replaceChildren();
+    renderCues(all);
     if (!total) return;
     all.forEach((li) => {
       const at = parseFloat(li.dataset.at);
-      const marker = document.createElement("button");
-      marker.type = "button";
+      // Not a button: it sits inside the seek bar (a slider), and the list beside the player
+      // is how a keyboard reaches each comment.
+      const marker = document.createElement("span");
       marker.className = "marker";
-      marker.tabIndex = -1;
+      marker.setAttribute("role", "img");
       marker.style.left = `${clamp(at / total, 0, 1) * 100}%`;
       const body = li.querySelector(".comment-body");
       marker.title = `${clock(at)} · ${body ? body.textContent : ""}`;
-      marker.setAttribute("aria-label", `Comment at ${clock(at)}`);
+      marker.setAttribute("aria-label", t("Comment at %(time)s", { time: clock(at) }));
       marker.addEventListener("pointerdown", (event) => event.stopPropagation());
       marker.addEventListener("click", (event) => {
         event.stopPropagation();
         player.seek(at);
-        li.scrollIntoView({ block: "nearest", behavior: "smooth" });
+        li.scrollIntoView({ block: "nearest", behavior: reducedMotion.matches ? "auto" : "smooth" });
       });
       markers.append(marker);
     });
   }
 
-  // Playback moved to t: the stamp follows (unless a comment is being written) and the
+  // One cue a comment, shown for a few seconds from its moment.
+  function renderCues(all) {
+    Array.from(track.cues || []).forEach((cue) => track.removeCue(cue));
+    all.forEach((li) => {
+      const at = parseFloat(li.dataset.at);
+      const author = li.querySelector(".comment-author");
+      const body = li.querySelector(".comment-body");
+      const text = t("Comment by %(name)s at %(time)s: %(text)s", {
+        name: author ? author.textContent : "",
+        time: clock(at),
+        text: body ? body.textContent : "",
+      });
+      const cue = new VTTCue(at, at + 4, text);
+      cue.addEventListener("enter", () => {
+        if (!video.paused) spoken.textContent = text;
+      });
+      track.addCue(cue);
+    });
+  }
+
+  // "C": a comment at this moment — the picture stops, the stamp stays, the box takes focus.
+  function commentHere() {
+    if (player.ended) return;
+    if (!video.paused) video.pause();
+    setStamp(video.currentTime || 0);
+    stampFrozen = true;
+    textarea.focus();
+  }
+
+  // Playback moved to `now`: the stamp follows (unless a comment is being written) and the
   // comment at that moment is highlighted.
-  function follow(t) {
-    if (!stampFrozen) setStamp(t);
+  function follow(now) {
+    if (!stampFrozen) setStamp(now);
     items().forEach((li) => {
       const at = parseFloat(li.dataset.at);
-      li.classList.toggle("current", t >= at - 0.25 && t < at + 3);
+      li.classList.toggle("current", now >= at - 0.25 && now < at + 3);
     });
   }
 
@@ -113,7 +150,7 @@ export function createComments(player) {
     const body = textarea.value.trim();
     showError(formError, "");
     if (!body) {
-      showError(formError, "Write something first.");
+      showError(formError, t("Write something first."));
       textarea.focus();
       return;
     }
@@ -129,7 +166,7 @@ export function createComments(player) {
       setStamp(video.currentTime || 0);
     } catch (err) {
       if (err.status === 410) return player.end(null);
-      showError(formError, err.message || "The comment could not be saved.");
+      showError(formError, err.message || t("The comment could not be saved."));
     } finally {
       submit.disabled = false;
     }
@@ -139,6 +176,8 @@ export function createComments(player) {
   function clear() {
     list.replaceChildren();
     markers.replaceChildren();
+    renderCues([]);
+    spoken.textContent = "";
   }
 
   list.addEventListener("click", (event) => {
@@ -162,5 +201,5 @@ export function createComments(player) {
     stampFrozen = Boolean(textarea.value.trim());
   });
 
-  return { refresh, follow, clear };
+  return { refresh, follow, clear, commentHere };
 }

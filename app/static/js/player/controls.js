@@ -2,7 +2,7 @@
 // forward, speed, volume and mute, full screen, the status line over the picture, and the
 // watermark — the viewer's name, moving now and then so cropping it out is harder. The video
 // offers no download: its context menu and dragging are blocked.
-import { $, clamp } from "../kit.js";
+import { $, clamp, t } from "../kit.js";
 import { SEEK_STEP_S } from "./timeline.js";
 
 const WATERMARK_MS = 20000;
@@ -19,8 +19,8 @@ export function createControls(player) {
   function syncPlayButton() {
     const paused = video.paused || video.ended;
     card.classList.toggle("is-playing", !paused);
-    playButton.setAttribute("aria-label", paused ? "Play" : "Pause");
-    playButton.title = paused ? "Play (space)" : "Pause (space)";
+    playButton.setAttribute("aria-label", paused ? t("Play") : t("Pause"));
+    playButton.title = paused ? t("Play (space)") : t("Pause (space)");
   }
 
   function togglePlay() {
@@ -89,7 +89,7 @@ export function createControls(player) {
   mute.addEventListener("click", toggleMute);
   video.addEventListener("volumechange", () => {
     card.classList.toggle("is-muted", video.muted || video.volume === 0);
-    mute.setAttribute("aria-label", video.muted ? "Unmute" : "Mute");
+    mute.setAttribute("aria-label", video.muted ? t("Unmute") : t("Mute"));
     volume.value = video.muted ? "0" : String(video.volume);
   });
   video.addEventListener("ratechange", () => {

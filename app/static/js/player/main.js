@@ -16,7 +16,7 @@
 // Data comes from data-* attributes on #player (strict CSP: no inline script or style). Text is
 // always set with textContent; positions and sizes are set through element.style, which CSP
 // allows (only style attributes and <style> elements in the markup are refused).
-import { $, api, clamp, setProgress, upgradeTimes } from "../kit.js";
+import { $, api, clamp, setProgress, t, upgradeTimes } from "../kit.js";
 import { createComments } from "./comments.js";
 import { createControls } from "./controls.js";
 import { createMedia } from "./media.js";
@@ -73,18 +73,18 @@ function Player(root) {
     return player.waveform.duration();
   };
 
-  player.seek = (t) => {
+  player.seek = (at) => {
     if (player.ended) return;
     const total = player.duration();
     if (!total) return;
-    video.currentTime = clamp(t, 0, Math.max(0, total - 0.05));
+    video.currentTime = clamp(at, 0, Math.max(0, total - 0.05));
     player.render();
   };
 
   player.render = () => {
-    const t = video.currentTime || 0;
-    player.timeline.render(t, player.duration());
-    player.comments.follow(t);
+    const now = video.currentTime || 0;
+    player.timeline.render(now, player.duration());
+    player.comments.follow(now);
     player.waveform.paint();
   };
 
@@ -161,7 +161,7 @@ function wireVideo(player) {
   });
   video.addEventListener("waiting", () => {
     watch.stopWatching();
-    if (!video.paused) controls.showStatus("Loading…");
+    if (!video.paused) controls.showStatus(t("Loading…"));
   });
   video.addEventListener("ended", () => {
     controls.syncPlayButton();
@@ -180,9 +180,9 @@ function wireVideo(player) {
   });
   video.addEventListener("error", () => {
     if (player.ended || !video.getAttribute("src")) return;
-    controls.showStatus("The video stopped loading. Checking access…");
+    controls.showStatus(t("The video stopped loading. Checking access…"));
     watch.poll().then(() => {
-      if (!player.ended) controls.showStatus("The video could not be loaded. Reload the page to try again.");
+      if (!player.ended) controls.showStatus(t("The video could not be loaded. Reload the page to try again."));
     });
   });
 }

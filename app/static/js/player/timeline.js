@@ -1,7 +1,7 @@
 // The seek bar: the played and buffered parts, the handle, the clock beside the buttons, the
 // preview (time and thumbnail) under the pointer, dragging — on the bar and on the waveform —
 // and the bar's keys as a slider.
-import { $, clamp, clock } from "../kit.js";
+import { $, clamp, clock, t } from "../kit.js";
 
 export const SEEK_STEP_S = 5;
 
@@ -19,15 +19,15 @@ export function createTimeline(player) {
   let thumbs = null; // the sprite's layout, once it is loaded
   let dragging = null; // the element a pointer is dragging on
 
-  function render(t, total) {
-    const fraction = total ? clamp(t / total, 0, 1) : 0;
+  function render(at, total) {
+    const fraction = total ? clamp(at / total, 0, 1) : 0;
     played.style.width = `${fraction * 100}%`;
     handle.style.left = `${fraction * 100}%`;
-    timeCurrent.textContent = clock(t);
+    timeCurrent.textContent = clock(at);
     if (total) timeTotal.textContent = clock(total);
-    bar.setAttribute("aria-valuenow", t.toFixed(1));
+    bar.setAttribute("aria-valuenow", at.toFixed(1));
     bar.setAttribute("aria-valuemax", total.toFixed(1));
-    bar.setAttribute("aria-valuetext", `${clock(t)} of ${clock(total)}`);
+    bar.setAttribute("aria-valuetext", t("%(time)s of %(total)s", { time: clock(at), total: clock(total) }));
   }
 
   function renderBuffered() {
@@ -45,10 +45,10 @@ export function createTimeline(player) {
   function showPreview(fraction) {
     const total = player.duration();
     if (!total) return;
-    const t = fraction * total;
-    previewTime.textContent = clock(t);
+    const at = fraction * total;
+    previewTime.textContent = clock(at);
     if (thumbs) {
-      const index = clamp(Math.floor(t / thumbs.interval_s), 0, thumbs.count - 1);
+      const index = clamp(Math.floor(at / thumbs.interval_s), 0, thumbs.count - 1);
       const col = index % thumbs.columns;
       const row = Math.floor(index / thumbs.columns);
       previewThumb.style.backgroundPosition = `-${col * thumbs.width}px -${row * thumbs.height}px`;
@@ -57,7 +57,7 @@ export function createTimeline(player) {
     const width = bar.clientWidth;
     const half = preview.offsetWidth / 2;
     preview.style.left = `${clamp(fraction * width, half, Math.max(half, width - half))}px`;
-    player.waveform.hover(t);
+    player.waveform.hover(at);
   }
 
   function hidePreview() {

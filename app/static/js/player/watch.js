@@ -2,7 +2,7 @@
 // seconds. A viewing session is opened; a heartbeat reports the seconds watched and a poll
 // reads the share — a 410 (withdrawn or expired), 404 (gone) or 401 (signed out) from either
 // ends playback and says why in the ended notice. The end date itself is checked on time.
-import { $, api, csrf } from "../kit.js";
+import { $, api, csrf, t } from "../kit.js";
 
 const HEARTBEAT_MS = 5000;
 export const POLL_MS = 3000;
@@ -53,7 +53,7 @@ export function createWatch(player) {
     } catch (err) {
       if (err.status === 410 || err.status === 404) player.end(null);
       else if (err.status === 401) player.end("signed-out");
-      else player.controls.showStatus(`Playback could not start: ${err.message}`);
+      else player.controls.showStatus(t("Playback could not start: %(reason)s", { reason: err.message }));
       return false;
     }
   }
@@ -140,11 +140,13 @@ export function createWatch(player) {
 
   const MESSAGES = {
     revoked: () =>
-      `${data.isOwner === "true" ? "You" : data.employeeName} withdrew consent for this recording. It has been deleted.`,
-    expired: () => "This share reached its end date. The recording has been deleted.",
-    ended: () => "This share has ended. The recording is no longer available to you.",
-    gone: () => "This recording is no longer shared with you.",
-    "signed-out": () => "You were signed out, so playback stopped.",
+      data.isOwner === "true"
+        ? t("You withdrew consent for this recording. It has been deleted.")
+        : t("%(name)s withdrew consent for this recording. It has been deleted.", { name: data.employeeName }),
+    expired: () => t("This share reached its end date. The recording has been deleted."),
+    ended: () => t("This share has ended. The recording is no longer available to you."),
+    gone: () => t("This recording is no longer shared with you."),
+    "signed-out": () => t("You were signed out, so playback stopped."),
   };
 
   function showEnded(reason) {
@@ -152,20 +154,21 @@ export function createWatch(player) {
     const heading = $("ended-title");
     heading.textContent = (MESSAGES[reason] || MESSAGES.gone)();
     if (reason === "signed-out") {
-      $("ended-text").textContent = "Sign in again to keep watching.";
+      $("ended-text").textContent = t("Sign in again to keep watching.");
     } else if (reason === "gone" || reason === "ended") {
-      $("ended-text").textContent = "Playback has stopped.";
+      $("ended-text").textContent = t("Playback has stopped.");
     }
     // The title was sealed under the destroyed key: it goes with the recording.
-    $("share-title").textContent = "Recording deleted";
+    $("share-title").textContent = t("Recording deleted");
     const crumb = $("crumb-title");
-    if (crumb) crumb.textContent = "Recording deleted";
+    if (crumb) crumb.textContent = t("Recording deleted");
     ["share-facts", "share-length"].forEach((id) => {
       const el = $(id);
       if (el) el.hidden = true;
     });
     notice.hidden = false;
-    document.title = `${reason === "revoked" ? "Consent withdrawn" : "Playback ended"} · consent-replay`;
+    const pageTitle = reason === "revoked" ? t("Consent withdrawn") : t("Playback ended");
+    document.title = `${pageTitle} · consent-replay`;
     heading.setAttribute("tabindex", "-1");
     heading.focus({ preventScroll: true });
     window.scrollTo({ top: 0 });

@@ -1,7 +1,7 @@
 // The waveform under the seek bar: two layers drawn once per size (all of it, and the played
 // colour), then on every frame the played part, the play head and the hover line on top.
 // Clicking and dragging on it seeks (the timeline makes it scrubbable).
-import { $, api, clamp } from "../kit.js";
+import { $, api, clamp, t } from "../kit.js";
 
 const COLOURS = { base: "#3a4557", played: "#6fcbac", head: "#ffffff", hover: "rgba(255,255,255,.4)" };
 
@@ -21,14 +21,14 @@ export function createWaveform(player) {
       body = await api("GET", player.withView(player.data.waveformUrl));
     } catch (err) {
       if (err.status === 410) return player.watch.poll();
-      note.textContent = "The waveform is not available.";
+      note.textContent = t("The waveform is not available.");
       return;
     }
     if (player.ended) return;
     data = body;
     const peaks = Array.isArray(data.peaks) ? data.peaks : [];
     const loud = peaks.some((row) => row.some((v) => v > 0.002));
-    note.textContent = loud ? "" : "No sound in this recording.";
+    note.textContent = loud ? "" : t("No sound in this recording.");
     note.hidden = loud;
     build();
     player.render();
@@ -96,8 +96,8 @@ export function createWaveform(player) {
   }
 
   // The time under the pointer (a thin line), or null when the pointer left.
-  function hover(t) {
-    hoverT = t;
+  function hover(at) {
+    hoverT = at;
     paint();
   }
 
