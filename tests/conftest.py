@@ -25,6 +25,8 @@ import psycopg
 import pytest
 import redis as redis_lib
 
+from tests.chromium import browser  # noqa: F401 - the one browser of the session
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN = os.environ.get("CR_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_BASE = os.environ.get("CR_TEST_REDIS", "redis://127.0.0.1:6379")

@@ -8,11 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.browser.conftest import (  # noqa: F401 - the browser fixture
-    assert_accessible,
-    browser,
-    screenshot,
-)
+from tests.browser.conftest import assert_accessible, screenshot
 from tests.oidc.conftest import PROVIDER_NAME
 
 pytestmark = pytest.mark.browser
@@ -20,7 +16,7 @@ WIDE, NARROW = {"width": 1280, "height": 860}, {"width": 390, "height": 844}
 
 
 @pytest.fixture
-def context(browser, app_server) -> Iterator:  # noqa: F811 - the imported fixture
+def context(browser, app_server) -> Iterator:
     context = browser.new_context(base_url=app_server.url, viewport=WIDE)
     context.set_default_timeout(20_000)
     yield context
@@ -104,7 +100,7 @@ def test_the_no_role_page_says_why_and_whom_to_ask(page, app_server, person):
     screenshot(page, "oidc-no-role-390")
 
 
-def test_the_no_role_page_in_norwegian(browser, app_server, person):  # noqa: F811
+def test_the_no_role_page_in_norwegian(browser, app_server, person):
     context = browser.new_context(base_url=app_server.url, viewport=NARROW, locale="nb-NO")
     page = context.new_page()
     page.goto("/auth/oidc/login")
@@ -139,7 +135,7 @@ def test_an_admin_from_the_provider_sees_where_each_user_comes_from(page, app_se
     screenshot(page, "oidc-admin-users")
 
 
-def test_password_login_off_the_sign_in_page_offers_only_the_provider(browser, oidc_servers):  # noqa: F811
+def test_password_login_off_the_sign_in_page_offers_only_the_provider(browser, oidc_servers):
     context = browser.new_context(base_url=oidc_servers["nopw"].url, viewport=WIDE)
     page = context.new_page()
     page.goto("/login")
