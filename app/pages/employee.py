@@ -19,6 +19,7 @@ from app.pages.formatting import clock
 from app.services import policy
 from app.services import recordings as recording_service
 from app.services import shares as share_service
+from app.services.i18n import _, format_number, ngettext
 
 bp = Blueprint("employee_pages", __name__)
 
@@ -31,23 +32,29 @@ def in_words(moment: datetime | None, now: datetime | None = None) -> str:
         return ""
     seconds = (moment - (now or utcnow())).total_seconds()
     if seconds <= 60:
-        return "less than a minute"
+        return _("less than a minute")
     minutes = int(seconds // 60)
     if minutes < 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("%(num)s minute", "%(num)s minutes", minutes)
     hours = round(seconds / 3600)
     if hours < 48:
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    days = round(seconds / 86400)
-    return f"{days} days"
+        return ngettext("%(num)s hour", "%(num)s hours", hours)
+    return ngettext("%(num)s day", "%(num)s days", round(seconds / 86400))
 
 
 def _recording_view(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     shared = len(item["share_ids"])
     if shared:
-        keep = f"Kept while shared ({shared} active share{'s' if shared != 1 else ''})"
+        keep = ngettext(
+            "Kept while shared (%(num)s active share)",
+            "Kept while shared (%(num)s active shares)",
+            shared,
+        )
     else:
-        keep = f"Deleted automatically in {in_words(item['expires_at'], now)} unless shared"
+        keep = _(
+            "Deleted automatically in %(time)s unless shared",
+            time=in_words(item["expires_at"], now),
+        )
     return {
         **item,
         "keep_text": keep,
@@ -81,8 +88,8 @@ def recordings():
 
 def _size_text(size: int) -> str:
     if size >= 1 << 30:
-        return f"{size / (1 << 30):.1f}".rstrip("0").rstrip(".") + " GB"
-    return f"{size // (1 << 20)} MB"
+        return format_number(round(size / (1 << 30), 1)) + " GB"
+    return format_number(size // (1 << 20)) + " MB"
 
 
 @bp.route("/record")
@@ -102,7 +109,9 @@ def shares():
     for item in items:
         trim = item.get("trim")
         item["trim_text"] = (
-            f"{clock(trim['start_s'])} – {clock(trim['end_s'])}" if trim else "The whole recording"
+            f"{clock(trim['start_s'])} – {clock(trim['end_s'])}"
+            if trim
+            else _("The whole recording")
         )
         # Receipts and certificates are fetched on demand from the API, not put in the page.
         item.pop("receipt", None)
