@@ -16,7 +16,7 @@ from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, utcnow
 from app.pages.formatting import clock
-from app.services import policy
+from app.services import policy, receipts
 from app.services import recordings as recording_service
 from app.services import shares as share_service
 from app.services.i18n import _, format_number, ngettext
@@ -107,18 +107,35 @@ def shares():
         share_service.present(session, rt, s, user) for s in share_service.list_for(session, user)
     ]
     for item in items:
-        trim = item.get("trim")
-        item["trim_text"] = (
-            f"{clock(trim['start_s'])} – {clock(trim['end_s'])}"
-            if trim
-            else _("The whole recording")
-        )
+        item["trim_text"] = _trim_text(item.get("trim"))
         # Receipts and certificates are fetched on demand from the API, not put in the page.
         item.pop("receipt", None)
         item.pop("certificate", None)
     active = [s for s in items if s["status"] in ACTIVE_SHARE_STATES]
     ended = [s for s in items if s["status"] not in ACTIVE_SHARE_STATES]
     return render_template("employee/shares.html", active=active, ended=ended)
+
+
+@bp.route("/shares/<share_id>/receipt")
+@require(Role.EMPLOYEE, page=True)
+def receipt(share_id: str):
+    """The consent receipt for a person to read and print; the signed JWT stays for machines."""
+    rt, session, user = runtime(), db_session(), current_user()
+    readable = receipts.readable(session, rt, user, share_id)
+    public = rt.settings.public_url
+    return render_template(
+        "employee/receipt.html",
+        r=readable,
+        trim_text=_trim_text(readable["claims"].get("trim")),
+        jwks_url=f"{public}/.well-known/jwks.json",
+        status_url=f"{public}/api/v1/receipts/status",
+    )
+
+
+def _trim_text(trim: dict[str, float] | None) -> str:
+    if not trim:
+        return _("The whole recording")
+    return f"{clock(trim['start_s'])} – {clock(trim['end_s'])}"
 
 
 @bp.route("/my-data")

@@ -69,13 +69,14 @@ def ready_share(live_server, employee, coach, samples) -> dict:
 def test_every_employee_page_is_accessible(page, live_server, make_person, samples, language):
     employee = make_person("employee", password=PASSWORD)
     coach = make_person("coach", name=f"Coach Maren {uuid.uuid4().hex[:4]}")
-    ready_share(live_server, employee, coach, samples)
+    made = ready_share(live_server, employee, coach, samples)
     upload(live_server, employee, samples, title="Second call", customer_informed=False)
     choose_language(live_server, employee, language)
     sign_in(page, employee.login, PASSWORD)
     expect(page.locator("html")).to_have_attribute("lang", language)
 
-    for name, path in PAGES:
+    receipt = ("receipt", f"/shares/{made['share_id']}/receipt")
+    for name, path in [*PAGES, receipt]:
         for width, height in ((1280, 900), (390, 844)):
             page.set_viewport_size({"width": width, "height": height})
             page.goto(path)
@@ -85,6 +86,16 @@ def test_every_employee_page_is_accessible(page, live_server, make_person, sampl
             screenshot(page, f"employee-{name}-{language}{suffix}")
             scroll = page.evaluate("document.documentElement.scrollWidth")
             assert scroll <= width, f"{path} is {scroll} px wide at {width} px"
+
+    # The readable receipt: the coach by name, the consent text as shown, and on paper
+    # nothing but the receipt.
+    page.goto(receipt[1])
+    expect(page.locator(".receipt-facts")).to_contain_text(coach.name)
+    expect(page.locator(".consent-text")).to_contain_text(WORDS["en"]["consent"])
+    page.emulate_media(media="print")
+    screenshot(page, f"employee-receipt-print-{language}")
+    expect(page.locator(".topbar")).to_be_hidden()
+    page.emulate_media(media="screen")
 
     # The share dialog: its consent text in the page's language, axe on it, focus inside.
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -481,6 +481,7 @@ function showDone(share, coaches) {
   $("receipt-claims").textContent = claims;
   $("receipt-download").onclick = () => downloadToken("receipt", share.id, share.receipt);
   $("receipt-readable").onclick = () => downloadReadable("receipt", share.id, share.receipt);
+  $("receipt-page").href = `/shares/${encodeURIComponent(share.id)}/receipt`;
   $("receipt-download").focus();
 }
 

@@ -81,7 +81,9 @@ function apply(card, share) {
   const comments = card.querySelector('details[data-panel="comments"]');
   if (comments && ended) comments.remove();
   // The receipt is shredded with the share; the certificate takes its place.
-  if (ended) card.querySelectorAll('[data-action="receipt"], [data-action="receipt-json"]').forEach((b) => b.remove());
+  if (ended) {
+    card.querySelectorAll('[data-action="receipt"], [data-action="receipt-json"], [data-action-link="receipt-page"]').forEach((b) => b.remove());
+  }
 }
 
 async function poll(card) {
