@@ -125,6 +125,7 @@ def init_app(app: Flask) -> None:
             "lang": lang,
             "other_language": other,
             "language_names": i18n.NAMES,
+            "language_name": i18n.language_name,
             "catalog_url": _catalog_url(lang),
             "role_names": {role: i18n.translate(name) for role, name in ROLE_NAMES.items()},
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 
 from app.auth import current_user, db_session, require
 from app.context import runtime
@@ -122,13 +122,13 @@ def receipt(share_id: str):
     """The consent receipt for a person to read and print; the signed JWT stays for machines."""
     rt, session, user = runtime(), db_session(), current_user()
     readable = receipts.readable(session, rt, user, share_id)
-    public = rt.settings.public_url
     return render_template(
         "employee/receipt.html",
         r=readable,
         trim_text=_trim_text(readable["claims"].get("trim")),
-        jwks_url=f"{public}/.well-known/jwks.json",
-        status_url=f"{public}/api/v1/receipts/status",
+        # Where this page is served from, which is where the reader can reach them.
+        jwks_url=url_for("ops.jwks", _external=True),
+        status_url=url_for("receipts.receipt_status", _external=True),
     )
 
 

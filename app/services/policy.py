@@ -97,20 +97,25 @@ def _checked_text(value: str | None, language: str) -> str:
     return checked
 
 
-def consent_text_for(current: Policy, language: str) -> str:
-    """The consent text an employee reads in ``language``; 422 when there is none."""
+def require_language(language: str) -> None:
+    """A language this service speaks (en, nb), else a 422 naming them."""
     if language not in i18n.LANGUAGES:
         raise Unprocessable(
             _("The language must be one of: %(languages)s.", languages=", ".join(i18n.LANGUAGES)),
             code="unsupported_language",
         )
+
+
+def consent_text_for(current: Policy, language: str) -> str:
+    """The consent text an employee reads in ``language``; 422 when there is none."""
+    require_language(language)
     found = current.consent_texts.get(language)
     if not found:
         raise Unprocessable(
             _(
                 "The policy has no consent text in %(language)s yet, so nothing can be shared in "
                 "that language. Switch the language, or ask an admin to add the text.",
-                language=i18n.NAMES[language],
+                language=i18n.language_name(language),
             ),
             code="consent_text_missing",
         )
