@@ -74,6 +74,11 @@ function apply(card, share) {
   badge.className = `badge ${share.status}`;
   badge.textContent = LABELS[share.status] || share.status;
   card.querySelector('[data-field="state"]').replaceChildren(...stateNodes(share, card.dataset.coaches));
+  if (share.status === "ready" && !card.querySelector('[data-action-link="watch"]')) {
+    const href = `/coach/shares/${encodeURIComponent(card.dataset.shareId)}`;
+    const watch = el("a", { class: "button small primary", href, "data-action-link": "watch", text: t("Watch the coaching copy") });
+    card.querySelector('[data-field="actions"]').prepend(watch);
+  }
   const ended = !ACTIVE.includes(share.status);
   card.querySelector('[data-action="certificate"]').classList.toggle("hidden", !ended);
   const revoke = card.querySelector('[data-action="revoke"]');
@@ -82,7 +87,7 @@ function apply(card, share) {
   if (comments && ended) comments.remove();
   // The receipt is shredded with the share; the certificate takes its place.
   if (ended) {
-    card.querySelectorAll('[data-action="receipt"], [data-action="receipt-json"], [data-action-link="receipt-page"]').forEach((b) => b.remove());
+    card.querySelectorAll('[data-action="receipt"], [data-action="receipt-json"], [data-action-link="receipt-page"], [data-action-link="watch"]').forEach((b) => b.remove());
   }
 }
 
