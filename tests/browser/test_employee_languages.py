@@ -6,6 +6,7 @@ languages go to tests/artifacts/screenshots/."""
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -156,3 +157,33 @@ def test_review_and_revoke_in_two_taps_on_a_phone(
         assert phone.evaluate("document.documentElement.scrollWidth") <= 390
     finally:
         context.close()
+
+
+def test_the_end_is_whole_days_or_a_date_within_the_policy(page, live_server, make_person, samples):
+    employee = make_person("employee", password=PASSWORD)
+    make_person("coach")
+    upload(live_server, employee, samples, title="Date call", customer_informed=False)
+    sign_in(page, employee.login, PASSWORD)
+    card = page.locator(".recording", has_text="Date call")
+    expect(card).to_have_attribute("data-probe-status", "ok", timeout=30_000)
+    card.get_by_role("button", name="Share for coaching").click()
+    policy = requests.get(
+        f"{live_server.url}/api/v1/policy", headers=employee.headers, timeout=10
+    ).json()
+    end = page.locator("#share-end-date")
+    expect(end).to_have_attribute("max", re.compile(r"\d{4}-\d{2}-\d{2}"))
+    # A date chosen sets the days; the days set the date.
+    page.locator("#share-days").fill("3")
+    three = end.input_value()
+    page.locator("#share-days").fill("1")
+    end.fill(three)
+    end.dispatch_event("change")
+    expect(page.locator("#share-days")).to_have_value("3")
+    # 2.5 days is not quietly 2: refused, said, and nothing is sent.
+    page.locator("#coach-list input").first.check()
+    page.locator("#share-purpose").fill("Half days")
+    page.locator("#share-days").fill("2.5")
+    page.get_by_role("button", name="Confirm and share").click()
+    error = page.locator("#share-error")
+    expect(error).to_contain_text(f"1 to {policy['max_share_days']} days")
+    expect(error).to_be_focused()

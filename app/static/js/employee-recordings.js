@@ -188,13 +188,14 @@ function renderPolicy(current) {
   confirmButton.disabled = !shown;
   $("consent-version").textContent = t("version %(version)s", { version: current.version });
   daysInput.max = String(current.max_share_days);
-  if (parseInt(daysInput.value, 10) > current.max_share_days) daysInput.value = String(current.max_share_days);
+  if (Number(daysInput.value) > current.max_share_days) daysInput.value = String(current.max_share_days);
+  setDateBounds(current.max_share_days);
   updateDaysHint();
 }
 
 function updateDaysHint() {
   const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
-  const days = parseInt(daysInput.value, 10);
+  const days = wholeDays();
   const hint = $("share-days-hint");
   if (!Number.isInteger(days) || days < 1 || days > max) {
     hint.textContent = t("Choose 1 to %(max)s days (the organisation's maximum is %(max)s).", { max });
@@ -203,9 +204,33 @@ function updateDaysHint() {
   }
   hint.classList.remove("invalid");
   const end = new Date(Date.now() + days * 86400000);
+  if (document.activeElement !== endDate) endDate.value = isoDay(end);
   hint.textContent = t("Access ends on %(date)s. At most %(max)s days (organisation policy).", { date: end.toLocaleDateString(locale, { dateStyle: "full" }), max });
 }
 daysInput.addEventListener("input", updateDaysHint);
+
+// The end as a date too (the policy's bounds as min and max); it and the days agree.
+const endDate = $("share-end-date");
+const isoDay = (date) => `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+function setDateBounds(max) {
+  endDate.min = isoDay(new Date(Date.now() + 86400000));
+  endDate.max = isoDay(new Date(Date.now() + max * 86400000));
+}
+endDate.addEventListener("change", () => {
+  const [y, m, d] = endDate.value.split("-").map(Number);
+  if (!y) return;
+  const today = new Date();
+  const chosen = Date.UTC(y, m - 1, d);
+  const base = Date.UTC(today.getFullYear(), today.getMonth(), today.getDate());
+  daysInput.value = String(Math.round((chosen - base) / 86400000));
+  updateDaysHint();
+});
+
+// A whole number of days, or NaN: "2.5" is refused, not read as 2.
+function wholeDays() {
+  const value = Number(daysInput.value);
+  return daysInput.value.trim() !== "" && Number.isInteger(value) ? value : NaN;
+}
 form.addEventListener("input", () => {
   if (!errorBox.classList.contains("hidden")) shareError("");
 });
@@ -429,7 +454,7 @@ form.addEventListener("submit", async (event) => {
   if (!current) return;
   const coaches = chosenCoaches();
   const purpose = $("share-purpose").value.trim();
-  const days = parseInt(daysInput.value, 10);
+  const days = wholeDays();
   const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
   if (!coaches.length) return shareError(t("Choose the coach who may watch it."));
   if (!purpose) {
