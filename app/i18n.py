@@ -55,7 +55,12 @@ def script_catalog(lang: str):
     if lang not in i18n.LANGUAGES:
         abort(404)
     response = jsonify({"language": lang, "messages": i18n.catalog(lang)})
-    response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    # The pages ask for it by version (?v=): that URL never changes meaning. The embeddable
+    # button asks without one, so it hears of a new catalog within minutes.
+    versioned = request.args.get("v") == i18n.catalog_version(lang)
+    response.headers["Cache-Control"] = (
+        "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+    )
     return response
 
 
@@ -120,6 +125,7 @@ def init_app(app: Flask) -> None:
             "lang": lang,
             "other_language": other,
             "language_names": i18n.NAMES,
+            "language_name": i18n.language_name,
             "catalog_url": _catalog_url(lang),
             "role_names": {role: i18n.translate(name) for role, name in ROLE_NAMES.items()},
         }

@@ -236,11 +236,19 @@ class Policy(Base):
     max_share_days: Mapped[int] = mapped_column(Integer)
     draft_lifetime_hours: Mapped[int] = mapped_column(Integer)
     max_upload_bytes: Mapped[int] = mapped_column(BigInteger)
+    # The consent text in English, and in Norwegian Bokmål (None until an admin writes it: no
+    # share can then be made in Norwegian).
     consent_text: Mapped[str] = mapped_column(Text)
+    consent_text_nb: Mapped[str | None] = mapped_column(Text)
     changed_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    @property
+    def consent_texts(self) -> dict[str, str | None]:
+        """The consent text per language (SPEC §14), None where there is none."""
+        return {"en": self.consent_text, "nb": self.consent_text_nb}
 
 
 class DataKey(Base):

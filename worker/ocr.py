@@ -31,7 +31,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,11 +99,23 @@ class _Track:
     seen: bool = True
 
 
-def check_tesseract(tesseract_bin: str = TESSERACT) -> None:
-    """Raise :class:`OcrUnavailable` unless tesseract runs and has the nor and eng data."""
+@contextlib.contextmanager
+def _tesseract(tesseract_bin: str) -> Iterator[None]:
+    """pytesseract takes its binary from a module global: set it for one call, then put the
+    previous one back, so that one job's setting is not left for everything after it."""
+    previous = pytesseract.pytesseract.tesseract_cmd
     pytesseract.pytesseract.tesseract_cmd = tesseract_bin
     try:
-        languages = set(pytesseract.get_languages(config=""))
+        yield
+    finally:
+        pytesseract.pytesseract.tesseract_cmd = previous
+
+
+def check_tesseract(tesseract_bin: str = TESSERACT) -> None:
+    """Raise :class:`OcrUnavailable` unless tesseract runs and has the nor and eng data."""
+    try:
+        with _tesseract(tesseract_bin):
+            languages = set(pytesseract.get_languages(config=""))
     except (pytesseract.TesseractNotFoundError, FileNotFoundError, PermissionError):
         raise OcrUnavailable(
             f"Text recognition is not installed on this server ({tesseract_bin!r} not found): "
@@ -493,16 +505,16 @@ class _Reader:
             remaining = self.deadline - time.monotonic()
             if remaining <= 0:
                 raise media.MediaTimeout("Reading the screen for suggestions took too long.")
-            pytesseract.pytesseract.tesseract_cmd = self.tesseract_bin
             try:
-                pytesseract.pytesseract.run_tesseract(
-                    str(listing if len(pages) > 1 else paths[0]),
-                    str(base),
-                    extension="tsv",
-                    lang="+".join(LANGUAGES),
-                    config=f"--psm {PAGE_SEGMENTATION} -c tessedit_create_tsv=1",
-                    timeout=max(1, int(remaining)),
-                )
+                with _tesseract(self.tesseract_bin):
+                    pytesseract.pytesseract.run_tesseract(
+                        str(listing if len(pages) > 1 else paths[0]),
+                        str(base),
+                        extension="tsv",
+                        lang="+".join(LANGUAGES),
+                        config=f"--psm {PAGE_SEGMENTATION} -c tessedit_create_tsv=1",
+                        timeout=max(1, int(remaining)),
+                    )
             except pytesseract.TesseractNotFoundError:
                 raise OcrUnavailable("Text recognition (tesseract) is not installed.") from None
             except RuntimeError as exc:  # pytesseract's timeout

@@ -127,6 +127,11 @@ class PolicyUpdateSchema(Strict):
     draft_lifetime_hours = ma.fields.Integer(strict=True, validate=validate.Range(min=1, max=720))
     max_upload_bytes = ma.fields.Integer(strict=True, validate=validate.Range(min=1 << 20))
     consent_text = ma.fields.String(validate=validate.Length(min=20, max=20000))
+    # {"en": "…", "nb": "…"}; a null Norwegian text removes it (the domain checks the rest).
+    consent_texts = ma.fields.Dict(
+        keys=ma.fields.String(validate=validate.Length(max=16)),
+        values=ma.fields.String(allow_none=True, validate=validate.Length(max=20000)),
+    )
 
 
 class KeyVersionSchema(ma.Schema):

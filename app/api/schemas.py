@@ -147,6 +147,13 @@ class ShareCreateSchema(Strict):
     trim = ma.fields.Nested(TrimSchema, allow_none=True)
     include_customer_audio = ma.fields.Boolean(load_default=False)
     note = ma.fields.String(allow_none=True, validate=validate.Length(max=2000))
+    language = ma.fields.String(
+        validate=validate.Length(max=16),
+        metadata={
+            "description": "the language of the consent text shown (en or nb); by default the "
+            "request's language. 422 when the policy has no text in it"
+        },
+    )
     # Checked by the domain (SPEC §12), so that a bad item gets 422 ``invalid_redaction``
     # naming its index and field rather than a schema error.
     redactions = ma.fields.Raw(
@@ -317,5 +324,10 @@ class PolicySchema(ma.Schema):
     max_share_days = ma.fields.Integer(required=True)
     draft_lifetime_hours = ma.fields.Integer(required=True)
     max_upload_bytes = ma.fields.Integer(required=True)
-    consent_text = ma.fields.String(required=True)
+    consent_text = ma.fields.String(required=True, metadata={"description": "in English"})
+    consent_texts = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.String(allow_none=True),
+        metadata={"description": "the consent text per language (en, nb); null: none yet"},
+    )
     created_at = ma.fields.AwareDateTime()

@@ -23,7 +23,7 @@ from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.links import share_media_links
 from app.models import Role
-from app.services import policy, revocations, shares, shredding, users, viewing
+from app.services import i18n, policy, revocations, shares, shredding, users, viewing
 
 blp = Blueprint(
     "shares", __name__, url_prefix="/api/v1", description="Shares: the opt-in and its withdrawal"
@@ -62,6 +62,7 @@ def create_share(args, recording_id: str):
             include_customer_audio=args["include_customer_audio"],
             note=args.get("note"),
             redactions=args.get("redactions"),
+            language=args.get("language") or i18n.current(),
         ),
     )
     session.commit()

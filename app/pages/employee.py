@@ -10,15 +10,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, render_template, request, url_for
 
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, utcnow
 from app.pages.formatting import clock, redactions_text
-from app.services import policy
+from app.services import policy, receipts
 from app.services import recordings as recording_service
 from app.services import shares as share_service
+from app.services.i18n import _, format_number, ngettext
 
 bp = Blueprint("employee_pages", __name__)
 
@@ -31,23 +32,29 @@ def in_words(moment: datetime | None, now: datetime | None = None) -> str:
         return ""
     seconds = (moment - (now or utcnow())).total_seconds()
     if seconds <= 60:
-        return "less than a minute"
+        return _("less than a minute")
     minutes = int(seconds // 60)
     if minutes < 60:
-        return f"{minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("%(num)s minute", "%(num)s minutes", minutes)
     hours = round(seconds / 3600)
     if hours < 48:
-        return f"{hours} hour{'s' if hours != 1 else ''}"
-    days = round(seconds / 86400)
-    return f"{days} days"
+        return ngettext("%(num)s hour", "%(num)s hours", hours)
+    return ngettext("%(num)s day", "%(num)s days", round(seconds / 86400))
 
 
 def _recording_view(item: dict[str, Any], now: datetime) -> dict[str, Any]:
     shared = len(item["share_ids"])
     if shared:
-        keep = f"Kept while shared ({shared} active share{'s' if shared != 1 else ''})"
+        keep = ngettext(
+            "Kept while shared (%(num)s active share)",
+            "Kept while shared (%(num)s active shares)",
+            shared,
+        )
     else:
-        keep = f"Deleted automatically in {in_words(item['expires_at'], now)} unless shared"
+        keep = _(
+            "Deleted automatically in %(time)s unless shared",
+            time=in_words(item["expires_at"], now),
+        )
     return {
         **item,
         "keep_text": keep,
@@ -81,8 +88,8 @@ def recordings():
 
 def _size_text(size: int) -> str:
     if size >= 1 << 30:
-        return f"{size / (1 << 30):.1f}".rstrip("0").rstrip(".") + " GB"
-    return f"{size // (1 << 20)} MB"
+        return format_number(round(size / (1 << 30), 1)) + " GB"
+    return format_number(size // (1 << 20)) + " MB"
 
 
 @bp.route("/record")
@@ -100,10 +107,7 @@ def shares():
         share_service.present(session, rt, s, user) for s in share_service.list_for(session, user)
     ]
     for item in items:
-        trim = item.get("trim")
-        item["trim_text"] = (
-            f"{clock(trim['start_s'])} – {clock(trim['end_s'])}" if trim else "The whole recording"
-        )
+        item["trim_text"] = _trim_text(item.get("trim"))
         item["redactions_text"] = redactions_text(item.get("redactions"))
         # Receipts and certificates are fetched on demand from the API, not put in the page.
         item.pop("receipt", None)
@@ -111,6 +115,28 @@ def shares():
     active = [s for s in items if s["status"] in ACTIVE_SHARE_STATES]
     ended = [s for s in items if s["status"] not in ACTIVE_SHARE_STATES]
     return render_template("employee/shares.html", active=active, ended=ended)
+
+
+@bp.route("/shares/<share_id>/receipt")
+@require(Role.EMPLOYEE, page=True)
+def receipt(share_id: str):
+    """The consent receipt for a person to read and print; the signed JWT stays for machines."""
+    rt, session, user = runtime(), db_session(), current_user()
+    readable = receipts.readable(session, rt, user, share_id)
+    return render_template(
+        "employee/receipt.html",
+        r=readable,
+        trim_text=_trim_text(readable["claims"].get("trim")),
+        # Where this page is served from, which is where the reader can reach them.
+        jwks_url=url_for("ops.jwks", _external=True),
+        status_url=url_for("receipts.receipt_status", _external=True),
+    )
+
+
+def _trim_text(trim: dict[str, float] | None) -> str:
+    if not trim:
+        return _("The whole recording")
+    return f"{clock(trim['start_s'])} – {clock(trim['end_s'])}"
 
 
 @bp.route("/my-data")

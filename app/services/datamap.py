@@ -179,6 +179,9 @@ COLUMNS: dict[str, Entry] = {
     "policies.draft_lifetime_hours": _id("how long a draft lives", ORGANISATION, KEPT),
     "policies.max_upload_bytes": _id("largest upload", ORGANISATION, KEPT),
     "policies.consent_text": Entry("the consent text shown", ORGANISATION, False, PLAIN, KEPT),
+    "policies.consent_text_nb": Entry(
+        "the consent text shown in Norwegian", ORGANISATION, False, PLAIN, KEPT
+    ),
     "policies.changed_by": _link("the admin who changed the policy", KEPT),
     "policies.created_at": _id("when the version took effect", ORGANISATION, KEPT),
     # data_keys

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.services.i18n import N_
+
 
 class DomainError(Exception):
     """A refusal with a machine ``code`` (stable, English) and a human ``message``."""
@@ -38,13 +40,26 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+# Marked for the catalog; the web edge shows them in the reader's language.
+_NOT_FOUND = {
+    "recording": N_("No such recording."),
+    "share": N_("No such share."),
+    "upload": N_("No such upload."),
+    "view": N_("No such view."),
+    "media": N_("No such media."),
+    "token": N_("No such token."),
+    "user": N_("No such user."),
+    "resource": N_("No such resource."),
+}
+
+
 class NotFound(DomainError):
     """Also what a foreign id gets: someone else's record is indistinguishable from none."""
 
     code = "not_found"
 
     def __init__(self, what: str = "resource") -> None:
-        super().__init__(f"No such {what}.")
+        super().__init__(_NOT_FOUND.get(what) or f"No such {what}.")
 
 
 class Conflict(DomainError):

@@ -31,8 +31,9 @@ LANGUAGES: tuple[str, ...] = ("en", "nb")
 DEFAULT_LANGUAGE = "en"
 # What each language calls itself (the switch shows the other one in its own words).
 NAMES = {"en": "English", "nb": "Norsk (bokmål)"}
+
+
 TRANSLATIONS_DIR = Path(__file__).resolve().parent.parent / "translations"
-DOMAINS = ("messages", "js")
 
 _current: contextvars.ContextVar[str] = contextvars.ContextVar(
     "cr_language", default=DEFAULT_LANGUAGE
@@ -116,6 +117,15 @@ def ngettext(singular: str, plural: str, n: int, **values: object) -> str:
 def N_(message: str) -> str:
     """Marks a message for extraction where it is defined; translated where it is shown."""
     return message
+
+
+# Each language named in the reader's words (translated where shown).
+IN_WORDS = {"en": N_("English"), "nb": N_("Norwegian (bokmål)")}
+
+
+def language_name(language: str) -> str:
+    """A language named in the current one ("Norwegian (bokmål)", "engelsk")."""
+    return translate(IN_WORDS.get(language, language))
 
 
 def translate(message: str) -> str:

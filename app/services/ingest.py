@@ -20,6 +20,7 @@ from typing import cast
 
 import crypto
 from app.services.errors import InvalidRequest, UnsupportedMedia
+from app.services.i18n import _
 from app.storage import ObjectStore
 
 log = logging.getLogger(__name__)
@@ -143,10 +144,15 @@ def store_part(
     container = sniff_container(head)
     if container is None:
         if not head:
-            raise InvalidRequest(f"The {field_name} file is empty.", code="empty_file")
+            raise InvalidRequest(
+                _("The %(field)s file is empty.", field=field_name), code="empty_file"
+            )
         raise UnsupportedMedia(
-            f"The {field_name} file is not audio or video we accept "
-            "(WebM, Matroska, MP4, M4A, WAV, Ogg/Opus, MP3).",
+            _(
+                "The %(field)s file is not audio or video we accept (WebM, Matroska, MP4, M4A, "
+                "WAV, Ogg/Opus, MP3).",
+                field=field_name,
+            ),
             code="not_media",
         )
     object_id = uuid.uuid4()

@@ -29,6 +29,7 @@ import crypto
 from app.models import MediaObject, Share
 from app.runtime import Runtime
 from app.services.errors import DomainError, Gone, NotFound, ServiceUnavailable
+from app.services.i18n import _
 from app.storage import ObjectStore, RangeStream, StorageError
 
 log = logging.getLogger(__name__)
@@ -238,11 +239,12 @@ def store_failed(
         allowed = True
     if not allowed:
         return Gone(
-            "This share has ended: the employee withdrew it or it expired.", code="share_ended"
+            _("This share has ended: the employee withdrew it or it expired."), code="share_ended"
         )
     log.warning("media object %s could not be read: %s", obj.id, exc)
     return ServiceUnavailable(
-        "The media could not be read from storage. Try again shortly.", code="storage_unavailable"
+        _("The media could not be read from storage. Try again shortly."),
+        code="storage_unavailable",
     )
 
 
@@ -268,7 +270,7 @@ class MediaStream:
             )
         except crypto.DecryptionError:
             log.error("integrity check failed on the header of %s", obj.id)
-            raise IntegrityFailure("The stored media failed its integrity check.") from None
+            raise IntegrityFailure(_("The stored media failed its integrity check.")) from None
         except StorageError as exc:
             raise store_failed(obj, exc, still_allowed) from None
         self._source.remember_head()
@@ -302,7 +304,7 @@ class MediaStream:
         except crypto.DecryptionError:
             self.close()
             log.error("integrity check failed in %s at %d", self.obj.id, start)
-            raise IntegrityFailure("The stored media failed its integrity check.") from None
+            raise IntegrityFailure(_("The stored media failed its integrity check.")) from None
         except StorageError as exc:
             self.close()
             raise store_failed(self.obj, exc, self._still_allowed) from None

@@ -16,6 +16,7 @@ from app.models import MediaObject, Recording, RecordingStatus, Share, User, utc
 from app.runtime import Runtime
 from app.services import audit, keys, policy, shredding, text, uploads
 from app.services.errors import InvalidRequest, NotFound, PayloadTooLarge
+from app.services.i18n import _
 from app.services.ingest import FILE_FIELDS, IngestResult, StoredPart, discard
 from app.services.sealing import open_json, open_text, seal_json, seal_text
 
@@ -36,10 +37,10 @@ def _parse_bool(name: str, raw: str | None) -> bool:
 def validate_fields(fields: dict[str, str]) -> dict[str, Any]:
     title = text.check("title", fields.get("title") or "")
     if len(title) > 200:
-        raise InvalidRequest("The title can have at most 200 characters.", code="invalid_field")
+        raise InvalidRequest(_("The title can have at most 200 characters."), code="invalid_field")
     channel = (fields.get("agent_channel") or "left").strip().lower()
     if channel not in AGENT_CHANNELS:
-        raise InvalidRequest("agent_channel must be left, right or mono.", code="invalid_field")
+        raise InvalidRequest(_("agent_channel must be left, right or mono."), code="invalid_field")
     return {
         "title": title or "Untitled recording",
         "agent_channel": channel,
@@ -54,8 +55,10 @@ def create_recording(session: Session, rt: Runtime, owner: User, upload: IngestR
     if upload.total_size > current.max_upload_bytes:
         # The store already holds it; the caller deletes the objects when this raises.
         raise PayloadTooLarge(
-            f"The upload is larger than the policy limit of "
-            f"{current.max_upload_bytes // (1 << 20)} MiB.",
+            _(
+                "The upload is larger than the policy limit of %(limit)s MiB.",
+                limit=current.max_upload_bytes // (1 << 20),
+            ),
             code="upload_too_large",
         )
     if not upload.key_stored:
@@ -125,7 +128,7 @@ def create_from_uploads(
     or deletes the result's objects (``ingest.discard``) if that fails."""
     if not upload_ids:
         raise InvalidRequest(
-            "Name at least one finished upload: upload_ids.screen and/or upload_ids.audio.",
+            _("Name at least one finished upload: upload_ids.screen and/or upload_ids.audio."),
             code="no_media",
         )
     validate_fields(fields)

@@ -29,6 +29,7 @@ from app.models import (
 from app.runtime import Runtime
 from app.services import audit, keys, policy, recordings, redaction, text
 from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
+from app.services.i18n import N_, _
 from app.services.sealing import open_json, open_text, seal_json, seal_text
 
 MAX_COACHES = 10
@@ -41,7 +42,7 @@ MAX_PROCESSING_PER_USER = 3
 # What a grantee learns of a share that has ended: that it ended. Not who, what, why, nor
 # whether it was withdrawn or ran out (that would tell them the employee withdrew).
 ENDED = "ended"
-ENDED_MESSAGE = "This share has ended."
+ENDED_MESSAGE = N_("This share has ended.")  # translated where it is shown
 
 
 @dataclass
@@ -55,6 +56,8 @@ class ShareRequest:
     note: str | None = None
     # The raw JSON value of ``redactions`` (SPEC §12): checked here, against the recording.
     redactions: object = None
+    # The language of the consent text the employee was shown (SPEC §14).
+    language: str = "en"
 
 
 def _channels(recording: Recording, include_customer: bool) -> dict[str, Any]:
@@ -77,40 +80,50 @@ def create_share(
         raise NotFound("recording")
     if recording.probe_status == "failed":
         raise Unprocessable(
-            f"This recording cannot be shared: {recording.probe_error or 'it is not playable.'}",
+            _("This recording cannot be shared: %(reason)s", reason=recording.probe_error)
+            if recording.probe_error
+            else _("This recording cannot be shared: it is not playable."),
             code="recording_unusable",
         )
     current = policy.current_policy(session)
+    policy.consent_text_for(current, request.language)  # the text shown must exist
 
     purpose = text.check("purpose", request.purpose, multiline=True)
     if not purpose:
-        raise InvalidRequest("Say what the coaching is for (purpose).", code="purpose_required")
+        raise InvalidRequest(_("Say what the coaching is for (purpose)."), code="purpose_required")
     if len(purpose) > MAX_PURPOSE:
         raise InvalidRequest(
-            f"The purpose can have at most {MAX_PURPOSE} characters.", code="purpose_too_long"
+            _("The purpose can have at most %(most)s characters.", most=MAX_PURPOSE),
+            code="purpose_too_long",
         )
     if not 1 <= request.expires_in_days <= current.max_share_days:
         raise InvalidRequest(
-            f"expires_in_days must be between 1 and the policy maximum of "
-            f"{current.max_share_days}.",
+            _(
+                "The share must end in 1 to %(most)s days (the policy's maximum).",
+                most=current.max_share_days,
+            ),
             code="invalid_expiry",
         )
     coach_ids = list(dict.fromkeys(request.coach_ids))
     if not coach_ids:
-        raise InvalidRequest("Pick at least one coach.", code="coach_required")
+        raise InvalidRequest(_("Pick at least one coach."), code="coach_required")
     if len(coach_ids) > MAX_COACHES:
-        raise InvalidRequest(f"Pick at most {MAX_COACHES} coaches.", code="too_many_coaches")
+        raise InvalidRequest(
+            _("Pick at most %(most)s coaches.", most=MAX_COACHES), code="too_many_coaches"
+        )
     coaches = list(
         session.scalars(
             select(User).where(User.id.in_(coach_ids), User.role == Role.COACH, User.active)
         )
     )
     if len(coaches) != len(coach_ids):
-        raise InvalidRequest("Every coach_id must name an active coach.", code="unknown_coach")
+        raise InvalidRequest(_("Every coach_id must name an active coach."), code="unknown_coach")
     if request.include_customer_audio and not recording.customer_informed:
         raise Unprocessable(
-            "The customer's voice can be included only when the recording says the customer "
-            "was informed.",
+            _(
+                "The customer's voice can be included only when the recording says the customer "
+                "was informed."
+            ),
             code="customer_not_informed",
         )
     trim = _validate_trim(recording, request.trim_start_s, request.trim_end_s)
@@ -119,7 +132,8 @@ def create_share(
     note = text.check("note", request.note or "", multiline=True)
     if len(note) > MAX_NOTE:
         raise InvalidRequest(
-            f"The note can have at most {MAX_NOTE} characters.", code="note_too_long"
+            _("The note can have at most %(most)s characters.", most=MAX_NOTE),
+            code="note_too_long",
         )
 
     now = utcnow()
@@ -145,7 +159,11 @@ def create_share(
             "trim": trim,
             "redactions": redactions,
             "media_sha256": recordings.media_sha256_of(session, rt, recording),
-            "policy": {"id": "consent-text", "version": current.version},
+            "policy": {
+                "id": "consent-text",
+                "version": current.version,
+                "language": request.language,
+            },
             "revocation_url": f"{rt.settings.public_url}/api/v1/shares/{share_id}/revoke",
             "key_id": str(key_id),
         },
@@ -203,8 +221,11 @@ def _check_jobs_in_flight(session: Session, owner: User) -> None:
     )
     if (processing or 0) >= MAX_PROCESSING_PER_USER:
         raise RateLimited(
-            f"You already have {MAX_PROCESSING_PER_USER} shares being prepared. Wait until one "
-            "of them is ready, then share this one.",
+            _(
+                "You already have %(count)s shares being prepared. Wait until one of them is "
+                "ready, then share this one.",
+                count=MAX_PROCESSING_PER_USER,
+            ),
             code="too_many_jobs",
         )
 
@@ -219,16 +240,20 @@ def _validate_trim(
     if end is None:
         if duration is None:
             raise InvalidRequest(
-                "Give trim.end_s (the length is not known yet).", code="invalid_trim"
+                _("Give trim.end_s (the length is not known yet)."), code="invalid_trim"
             )
         end = duration
     end = float(end)
     if start < 0 or end <= start:
-        raise InvalidRequest("trim needs 0 <= start_s < end_s.", code="invalid_trim")
+        raise InvalidRequest(_("trim needs 0 <= start_s < end_s."), code="invalid_trim")
     if end - start < 1:
-        raise InvalidRequest("A trimmed share must last at least one second.", code="invalid_trim")
+        raise InvalidRequest(
+            _("A trimmed share must last at least one second."), code="invalid_trim"
+        )
     if duration is not None and start >= duration:
-        raise InvalidRequest("trim.start_s is past the end of the recording.", code="invalid_trim")
+        raise InvalidRequest(
+            _("trim.start_s is past the end of the recording."), code="invalid_trim"
+        )
     if duration is not None:
         end = min(end, duration)
     return {"start_s": round(start, 3), "end_s": round(end, 3)}
@@ -311,7 +336,7 @@ def require_viewable(share: Share) -> None:
     if has_ended(share):
         raise Gone(ENDED_MESSAGE, code="share_ended")
     if share.status is not ShareStatus.READY:
-        raise Unprocessable("This share is not ready to play yet.", code="share_not_ready")
+        raise Unprocessable(_("This share is not ready to play yet."), code="share_not_ready")
 
 
 def list_for(session: Session, user: User) -> list[Share]:
@@ -443,13 +468,14 @@ def add_comment(
         raise Gone(ENDED_MESSAGE, code="share_ended")
     body = text.check("comment", body, multiline=True)
     if not body:
-        raise InvalidRequest("A comment needs some text.", code="comment_empty")
+        raise InvalidRequest(_("A comment needs some text."), code="comment_empty")
     if len(body) > MAX_COMMENT:
         raise InvalidRequest(
-            f"A comment can have at most {MAX_COMMENT} characters.", code="comment_too_long"
+            _("A comment can have at most %(most)s characters.", most=MAX_COMMENT),
+            code="comment_too_long",
         )
     if at_s < 0 or (share.duration_s is not None and at_s > share.duration_s + 1):
-        raise InvalidRequest("at_s must be a time within the recording.", code="invalid_time")
+        raise InvalidRequest(_("at_s must be a time within the recording."), code="invalid_time")
     dek = share_dek(session, rt, share)
     comment = Comment(
         id=uuid.uuid4(), share_id=share.id, author_id=author.id, at_s=round(float(at_s), 3)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import unicodedata
 
 from app.services.errors import InvalidRequest
+from app.services.i18n import _
 
 _DIRECTION = {
     *range(0x202A, 0x202F),
@@ -53,8 +54,14 @@ def check(field: str, value: str, *, multiline: bool = False) -> str:
             code = f"U+{ord(char):04X}"
             name = unicodedata.name(char, "a control or unassigned character")
             raise InvalidRequest(
-                f"{field} contains a character that is not allowed: {code} ({name.lower()}) at "
-                f"position {position + 1}. Remove control and text-direction characters.",
+                _(
+                    "%(field)s contains a character that is not allowed: %(code)s (%(name)s) at "
+                    "position %(position)s. Remove control and text-direction characters.",
+                    field=field,
+                    code=code,
+                    name=name.lower(),
+                    position=position + 1,
+                ),
                 code="invalid_characters",
                 details={"field": field, "character": code, "position": position + 1},
             )

@@ -59,6 +59,7 @@ from app.services.errors import (
     PayloadTooLarge,
     UnsupportedMedia,
 )
+from app.services.i18n import _, format_number
 from app.services.ingest import UploadAborted, put_overlapped, sniff_container
 from app.services.sealing import open_text, seal_text
 
@@ -85,10 +86,18 @@ def limit_bytes(session: Session, rt: Runtime) -> int:
 
 def too_large(limit: int, size: int | None = None) -> PayloadTooLarge:
     mib = max(1, limit // (1 << 20))
-    what = f"This file ({size / (1 << 20):.0f} MiB)" if size else "This upload"
+    what = (
+        _("This file (%(size)s MiB)", size=format_number(round(size / (1 << 20))))
+        if size
+        else _("This upload")
+    )
     return PayloadTooLarge(
-        f"{what} is larger than the upload limit of {mib} MiB. Shorten it (trim the recording "
-        "or record the call in parts), or ask an admin about the limit.",
+        _(
+            "%(what)s is larger than the upload limit of %(limit)s MiB. Shorten it (trim the "
+            "recording or record the call in parts), or ask an admin about the limit.",
+            what=what,
+            limit=format_number(mib),
+        ),
         code="upload_too_large",
         details={"limit_bytes": limit},
     )
@@ -103,12 +112,15 @@ def parse_metadata(header: str | None) -> dict[str, str]:
     if not header or not header.strip():
         return result
     if len(header) > 4096:
-        raise InvalidRequest("Upload-Metadata is too long.", code="invalid_metadata")
+        raise InvalidRequest(_("Upload-Metadata is too long."), code="invalid_metadata")
     for pair in header.split(","):
-        key, _, value = pair.strip().partition(" ")
+        key, _space, value = pair.strip().partition(" ")
         if not key or not key.isascii() or " " in value.strip() or key in result:
             raise InvalidRequest(
-                "Upload-Metadata must be comma-separated 'key base64value' pairs, each key once.",
+                _(
+                    "Upload-Metadata must be comma-separated 'key base64value' pairs, "
+                    "each key once."
+                ),
                 code="invalid_metadata",
             )
         try:
@@ -139,8 +151,11 @@ def _file_type(metadata: dict[str, str]) -> str | None:
         filetype.startswith(MEDIA_TYPES) or filetype.startswith(OTHER_MEDIA_TYPES)
     ):
         raise UnsupportedMedia(
-            f"A file of type {filetype[:100]!r} is not audio or video. Upload screen video "
-            "(WebM, MP4, Matroska) or call audio (WAV, Ogg/Opus, MP3, M4A).",
+            _(
+                "A file of type %(type)s is not audio or video. Upload screen video (WebM, MP4, "
+                "Matroska) or call audio (WAV, Ogg/Opus, MP3, M4A).",
+                type=repr(filetype[:100]),
+            ),
             code="not_media",
         )
     return filetype
@@ -156,7 +171,7 @@ def create_upload(
     limit = limit_bytes(session, rt)
     if length is not None:
         if length == 0:
-            raise InvalidRequest("The file is empty.", code="empty_file")
+            raise InvalidRequest(_("The file is empty."), code="empty_file")
         if length > limit:
             raise too_large(limit, length)
     filetype = _file_type(metadata)
@@ -169,8 +184,11 @@ def create_upload(
     )
     if (open_count or 0) >= MAX_OPEN_UPLOADS:
         raise Conflict(
-            f"You have {MAX_OPEN_UPLOADS} unfinished uploads. Finish or cancel some of them "
-            "(My recordings) before starting another.",
+            _(
+                "You have %(count)s unfinished uploads. Finish or cancel some of them (My "
+                "recordings) before starting another.",
+                count=MAX_OPEN_UPLOADS,
+            ),
             code="too_many_uploads",
         )
     key_id, dek = keys.create_data_key(session, rt.kek, owner_id=owner.id)
@@ -218,7 +236,7 @@ def get_own(
 def _not_used(upload: Upload) -> Upload:
     if upload.recording_id is not None:
         raise Gone(
-            "This upload has already become a recording; find it in My recordings.",
+            _("This upload has already become a recording; find it in My recordings."),
             code="upload_used",
         )
     return upload
@@ -431,7 +449,7 @@ def parse_checksum(header: str | None) -> Checksum | None:
     """tus ``Upload-Checksum``: ``<algorithm> <base64 digest>``."""
     if header is None:
         return None
-    algorithm, _, value = header.strip().partition(" ")
+    algorithm, _space, value = header.strip().partition(" ")
     if algorithm.lower() not in CHECKSUM_ALGORITHMS:
         raise InvalidRequest(
             f"Unsupported checksum algorithm {algorithm[:20]!r}; use sha256.",
@@ -443,7 +461,7 @@ def parse_checksum(header: str | None) -> Checksum | None:
         digest = b""
     if len(digest) != 32:
         raise InvalidRequest(
-            "Upload-Checksum must be 'sha256 <base64 of the 32-byte digest>'.",
+            _("Upload-Checksum must be 'sha256 <base64 of the 32-byte digest>'."),
             code="invalid_checksum",
         )
     return Checksum(algorithm.lower(), digest)
@@ -580,8 +598,10 @@ def _store_run(rt: Runtime, run: _Run, body: Iterable[bytes], piece: str) -> int
     if run.checksum is not None and run.body_hash.digest() != run.checksum.digest:
         _delete_quietly(rt, [piece])
         raise ChecksumMismatch(
-            "The bytes received do not match Upload-Checksum; nothing of this request was "
-            "kept. Send them again from the same offset.",
+            _(
+                "The bytes received do not match Upload-Checksum; nothing of this request was "
+                "kept. Send them again from the same offset."
+            ),
         )
     if run.sealer.offset == run.state.offset and not run.final:
         _delete_quietly(rt, [piece])  # header only, or nothing: no piece for this request
@@ -647,8 +667,10 @@ def _sniff_when_ready(run: _Run, *, end: bool) -> None:
     container = sniff_container(run.head)
     if container is None:
         raise UnsupportedMedia(
-            "This file is not audio or video we accept (WebM, Matroska, MP4, M4A, WAV, "
-            "Ogg/Opus, MP3); nothing of it was kept.",
+            _(
+                "This file is not audio or video we accept (WebM, Matroska, MP4, M4A, WAV, "
+                "Ogg/Opus, MP3); nothing of it was kept."
+            ),
             code="not_media",
         )
     run.state.container = container
@@ -663,7 +685,7 @@ def _commit(
         upload = get_open(session, owner, state.id)
         session.refresh(upload, with_for_update=True)
         if upload.offset != state.offset:  # cannot happen while we hold the lock
-            raise Conflict("The upload changed under this request.", code="offset_mismatch")
+            raise Conflict(_("The upload changed under this request."), code="offset_mismatch")
         if stored is not None:
             session.add(
                 UploadSegment(
@@ -863,7 +885,7 @@ def take_for_recording(
     The caller deletes the joined objects if its transaction fails."""
     if len(set(upload_ids.values())) != len(upload_ids):
         raise InvalidRequest(
-            "The screen and the audio must be two different uploads.", code="duplicate_upload"
+            _("The screen and the audio must be two different uploads."), code="duplicate_upload"
         )
     rows = {
         field: get_own(session, owner, uid, for_update=True) for field, uid in upload_ids.items()

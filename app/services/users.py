@@ -23,8 +23,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import AccountLink, ApiToken, AuditEvent, Role, Team, User, utcnow
-from app.services import account_links, audit, i18n, sessions, text
-from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
+from app.services import account_links, audit, i18n, policy, sessions, text
+from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
 UPLOAD_SCOPE = "upload"
@@ -345,13 +345,8 @@ def set_active(
 
 def set_language(user: User, language: str | None) -> None:
     """The person's own language; None goes back to the browser's choice."""
-    if language is not None and language not in i18n.LANGUAGES:
-        raise Unprocessable(
-            i18n._(
-                "The language must be one of: %(languages)s.", languages=", ".join(i18n.LANGUAGES)
-            ),
-            code="unsupported_language",
-        )
+    if language is not None:
+        policy.require_language(language)
     user.language = language
 
 

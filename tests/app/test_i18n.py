@@ -120,9 +120,11 @@ def test_api_error_messages_in_norwegian_codes_in_english(client, make_person):
 
 
 def test_the_scripts_catalog(client):
-    response = client.get("/i18n/nb.json")
+    response = client.get(f"/i18n/nb.json?v={i18n.catalog_version('nb')}")
     assert response.status_code == 200
     assert "immutable" in response.headers["Cache-Control"]
+    # Without the version (the embeddable button), only for minutes.
+    assert client.get("/i18n/nb.json").headers["Cache-Control"] == "public, max-age=300"
     body = response.get_json()
     assert body["language"] == "nb" and body["messages"]["Cancel"] == "Avbryt"
     assert client.get("/i18n/en.json").get_json()["messages"] == {}

@@ -166,12 +166,16 @@ def test_admin_runs_the_system_and_the_representative_oversees_it(
     page.locator("#max-share-days").fill(str(new_days))
     consent = before["consent_text"] + "\n\nAsk your representative if anything is unclear."
     page.locator("#consent-text").fill(consent)
+    # The Norwegian text beside it (SPEC §14): both are kept in the new version.
+    consent_nb = before["consent_texts"]["nb"] + "\n\nSpør den tillitsvalgte om noe er uklart."
+    page.locator("#consent-text-nb").fill(consent_nb)
     page.get_by_role("button", name="Save as a new version").click()
     expect(page.locator("#policy-version")).to_have_text(f"Version {before['version'] + 1}")
     after = api(live_server, "GET", "/api/v1/policy", admin).json()
     assert after["version"] == before["version"] + 1
     assert after["max_share_days"] == new_days
     assert after["consent_text"] == consent.strip()
+    assert after["consent_texts"] == {"en": consent.strip(), "nb": consent_nb.strip()}
     assert after["draft_lifetime_hours"] == before["draft_lifetime_hours"]
     page.locator("#draft-hours").fill("0")
     page.get_by_role("button", name="Save as a new version").click()

@@ -53,7 +53,7 @@ def test_record_send_as_it_records_discard_then_save(page, live_server, make_per
     expect(page.locator("#indicator")).to_be_visible()
     expect(page.locator("#indicator")).to_contain_text("Recording")
     expect(page.locator("#timer")).to_have_text("0:01", timeout=5_000)
-    page.get_by_role("button", name="■ Stop").click()
+    page.get_by_role("button", name="Stop").click()
     expect(page.locator("#save-card")).to_be_visible(timeout=20_000)
     assert len(unfinished_of(live_server, employee)) == 1
     page.get_by_role("button", name="Discard").click()
@@ -78,7 +78,7 @@ def test_record_send_as_it_records_discard_then_save(page, live_server, make_per
     expect(page.locator("#timer")).to_have_text("0:04", timeout=8_000)
     wait_for(lambda: len(patches) >= 1, 15, "a PATCH while recording")
     sent_before_stop = len(patches)
-    page.get_by_role("button", name="■ Stop").click()
+    page.get_by_role("button", name="Stop").click()
 
     expect(page.locator("#save-card")).to_be_visible(timeout=20_000)
     expect(page.locator("#indicator")).to_be_hidden()

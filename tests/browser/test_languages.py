@@ -55,3 +55,18 @@ def test_switch_in_the_header_is_the_persons_choice(page, browser, live_server, 
     sign_in(elsewhere, person.login, PASSWORD)
     expect(elsewhere.locator("html")).to_have_attribute("lang", "nb")
     other.close()
+
+
+def test_the_embeddable_button_speaks_the_host_pages_language(page, live_server, make_person):
+    """optin.js reads <html lang> of the page it is on and takes its words from the catalog."""
+    person = make_person("employee", password=PASSWORD)
+    sign_in(page, person.login, PASSWORD)
+    page.get_by_role("button", name="Norsk (bokmål)").click()
+    page.goto("/embed/example")
+    expect(page.locator("html")).to_have_attribute("lang", "nb")
+    page.wait_for_load_state("networkidle")  # the catalog has arrived
+    page.locator("#demo-optin").click()
+    expect(page.locator("#demo-status")).to_have_text(
+        "Velg først skjermvideoen eller lyden fra samtalen."
+    )
+    assert_accessible(page)

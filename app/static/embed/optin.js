@@ -28,8 +28,26 @@
   const defaults = {
     openIn: (script && script.dataset.open) || "tab", // "tab" or "none"
   };
-  const SIGN_IN_FIRST =
-    "Sign in to consent-replay in this browser first (the new tab shows the sign-in page), then press the button again.";
+
+  // Its words in the host page's language (data-lang on the script, else <html lang>, else the
+  // browser's): Norwegian (nb) or English, from the catalog the app's own pages use.
+  const wanted = ((script && script.dataset.lang) || document.documentElement.lang || navigator.language || "en").toLowerCase();
+  const language = /^(nb|no|nn)\b/.test(wanted) ? "nb" : "en";
+  let catalog = {};
+  if (language !== "en") {
+    fetch(`${origin}/i18n/${language}.json`, { credentials: "omit" })
+      .then((response) => (response.ok ? response.json() : { messages: {} }))
+      .then((body) => {
+        catalog = body.messages || {};
+      })
+      .catch(() => {}); // the English words still work
+  }
+  function t(message, values) {
+    const text = typeof catalog[message] === "string" ? catalog[message] : message;
+    return text.replace(/%\((\w+)\)s/g, (whole, name) => (values && name in values ? String(values[name]) : whole));
+  }
+  const SIGN_IN_FIRST = () =>
+    t("Sign in to consent-replay in this browser first (the new tab shows the sign-in page), then press the button again.");
 
   function pick(selector) {
     return selector ? document.querySelector(selector) : null;
@@ -60,7 +78,7 @@
     const me = await fetch(`${origin}/api/v1/me`, get);
     const who = await json(me);
     if (me.status === 401 || !who || !who.csrf_token) {
-      const error = new Error(SIGN_IN_FIRST);
+      const error = new Error(SIGN_IN_FIRST());
       error.signIn = true; // the tab opened for the share dialog shows the sign-in page: keep it
       throw error;
     }
@@ -71,7 +89,7 @@
     });
     const body = await json(made);
     if (made.status !== 201 || !body || !body.credential) {
-      throw new Error(body && body.error ? body.error.message : `No upload credential (HTTP ${made.status}).`);
+      throw new Error(body && body.error ? body.error.message : t("No upload credential (HTTP %(status)s).", { status: made.status }));
     }
     return body.credential;
   }
@@ -80,7 +98,7 @@
   // API token (it would sit in the host page).
   async function credentials(opts) {
     if (opts.token) {
-      throw new Error("The button no longer takes an API token (it would sit in the host page). Remove it, revoke it on your account page, and sign in to consent-replay in this browser instead.");
+      throw new Error(t("The button no longer takes an API token (it would sit in the host page). Remove it, revoke it on your account page, and sign in to consent-replay in this browser instead."));
     }
     return { Authorization: `Bearer ${opts.credential || (await credential())}` };
   }
@@ -96,7 +114,7 @@
         tag.addEventListener("load", () => resolve(window.tus));
         tag.addEventListener("error", () => {
           tusLoading = null;
-          reject(new Error("The upload component could not be loaded from consent-replay."));
+          reject(new Error(t("The upload component could not be loaded from consent-replay.")));
         });
         document.head.append(tag);
       });
@@ -106,14 +124,14 @@
 
   function failure(error) {
     const response = error && error.originalResponse;
-    if (!response) return new Error("The upload broke off (network error) and could not resume.");
+    if (!response) return new Error(t("The upload broke off (network error) and could not resume."));
     let body = null;
     try {
       body = JSON.parse(response.getBody());
     } catch (parseError) {
       body = null;
     }
-    const failed = new Error(body && body.error ? body.error.message : `The upload failed (HTTP ${response.getStatus()}).`);
+    const failed = new Error(body && body.error ? body.error.message : t("The upload failed (HTTP %(status)s).", { status: response.getStatus() }));
     failed.status = response.getStatus();
     return failed;
   }
@@ -157,7 +175,7 @@
   async function send(options) {
     const opts = options || {};
     if (!opts.screen && !opts.audio) {
-      throw new Error("Nothing to send: give the call's screen video and/or its audio.");
+      throw new Error(t("Nothing to send: give the call's screen video and/or its audio."));
     }
     const headers = await credentials(opts);
     const tus = await loadTus();
@@ -187,7 +205,7 @@
     });
     const body = await response.json().catch(() => null);
     if (response.status === 201 && body && body.id) return body;
-    const error = new Error(body && body.error ? body.error.message : `The upload failed (HTTP ${response.status}).`);
+    const error = new Error(body && body.error ? body.error.message : t("The upload failed (HTTP %(status)s).", { status: response.status }));
     error.status = response.status;
     throw error;
   }
@@ -252,7 +270,7 @@
       a.href = link;
       a.target = "_blank";
       a.rel = "opener";
-      a.textContent = " Open the share dialog";
+      a.textContent = ` ${t("Open the share dialog")}`;
       node.append(a);
     }
   }
@@ -273,20 +291,20 @@
         title: given.title || valueFrom(button.dataset.titleInput),
         customerInformed: given.customerInformed ?? valueFrom(button.dataset.informedInput),
         agentChannel: given.agentChannel || valueFrom(button.dataset.channelInput),
-        onProgress: (percent) => say(status, `Sending the call… ${percent}%`),
+        onProgress: (percent) => say(status, t("Sending the call… %(percent)s", { percent: `${percent}%` })),
       };
       if (!options.screen && !options.audio) {
-        say(status, "Pick the call's screen video or audio first.", true);
+        say(status, t("Pick the call's screen video or audio first."), true);
         return;
       }
       button.disabled = true;
-      say(status, "Sending the call…");
+      say(status, t("Sending the call…"));
       try {
         const recording = await optIn(options);
         if (recording.shareWindowOpened) {
-          say(status, "Sent as a private draft. Choose the coach and confirm in the new tab.");
+          say(status, t("Sent as a private draft. Choose the coach and confirm in the new tab."));
         } else {
-          say(status, "Sent as a private draft.", false, recording.shareUrl);
+          say(status, t("Sent as a private draft."), false, recording.shareUrl);
         }
         button.dispatchEvent(new CustomEvent("consent-replay:sent", { detail: recording, bubbles: true }));
       } catch (error) {

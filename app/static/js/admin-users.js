@@ -10,7 +10,7 @@ let teams = [];
 let me = null;
 
 function teamSelect(user) {
-  const select = el("select", { "aria-label": t("Team of %(name)s", { name: user.name }), "data-action": "team" });
+  const select = el("select", { class: "team-select", "aria-label": t("Team of %(name)s", { name: user.name }), "data-action": "team" });
   select.append(el("option", { value: "", text: t("No team") }));
   teams.forEach((team) => {
     const option = el("option", { value: team.id, text: team.name });
@@ -63,7 +63,7 @@ function row(user) {
     el(
       "td",
       { class: "person" },
-      el("strong", { text: user.name }),
+      el("strong", { class: "person-name", text: user.name }),
       isMe ? el("span", { class: "muted small", text: t(" (you)") }) : null,
       el("span", { class: "login mono", text: user.login }),
       emailCell(user),

@@ -4,7 +4,7 @@
 // closed tab loses at most the last few seconds, and the browser never holds the whole
 // recording — only what the server has not acknowledged yet. Until Save the upload is
 // unfinished and private (My recordings lists it); Discard deletes it on the server.
-import { $, clock, confirmDialog, el, toast } from "./kit.js";
+import { $, clock, confirmDialog, el, locale, t, toast } from "./kit.js";
 import { RecordingSource, cancelUpload, finishHere, makeRecording, markFailed, startUpload, uploadIdOf } from "./tus.js";
 
 const root = $("capture");
@@ -56,7 +56,7 @@ function stopStreams() {
 
 async function getScreen() {
   if (!navigator.mediaDevices || !navigator.mediaDevices.getDisplayMedia) {
-    const error = new Error("Screen capture is not available in this browser.");
+    const error = new Error(t("Screen capture is not available in this browser."));
     error.name = "NotSupportedError";
     throw error;
   }
@@ -74,7 +74,7 @@ async function getMicrophone() {
 async function start() {
   message("");
   if (!window.MediaRecorder || !navigator.mediaDevices) {
-    message("This browser cannot record. Try a current Chrome, Edge or Firefox.", "error");
+    message(t("This browser cannot record. Try a current Chrome, Edge or Firefox."), "error");
     return;
   }
   const mode = document.querySelector('input[name="mode"]:checked').value;
@@ -87,26 +87,26 @@ async function start() {
       sources.push("screen");
     } catch (error) {
       if (error.name === "NotAllowedError" || error.name === "AbortError") {
-        message("No screen was picked (or screen sharing is blocked here), so nothing is being recorded. Choose “Microphone only” to record sound alone.", "info");
+        message(t("No screen was picked (or screen sharing is blocked here), so nothing is being recorded. Choose “Microphone only” to record sound alone."), "info");
         return;
       }
       // Screen capture is not possible here: fall back to the camera, and say so.
       try {
         video = await navigator.mediaDevices.getUserMedia({ video: true });
         sources.push("camera");
-        note = "Screen capture is not available here, so your camera is recorded instead.";
+        note = t("Screen capture is not available here, so your camera is recorded instead.");
       } catch (cameraError) {
-        note = "Neither screen nor camera capture is available here: recording your microphone only.";
+        note = t("Neither screen nor camera capture is available here: recording your microphone only.");
       }
     }
   }
   const mic = await getMicrophone();
   if (mic) sources.push("microphone");
   if (!video && !mic) {
-    message("No microphone or screen could be opened, so nothing is being recorded. Check the browser's permissions.", "error");
+    message(t("No microphone or screen could be opened, so nothing is being recorded. Check the browser's permissions."), "error");
     return;
   }
-  if (video && !mic) note = `${note} ${"The microphone could not be opened: recording without sound."}`.trim();
+  if (video && !mic) note = `${note} ${t("The microphone could not be opened: recording without sound.")}`.trim();
   streams = [video, mic].filter(Boolean);
   const tracks = streams.flatMap((stream) => stream.getTracks());
   const kind = video ? "screen" : "audio";
@@ -115,7 +115,7 @@ async function start() {
     recorder = new MediaRecorder(new MediaStream(tracks), mime ? { mimeType: mime } : undefined);
   } catch (error) {
     stopStreams();
-    message(`The browser refused to record: ${error.message}`, "error");
+    message(t("The browser refused to record: %(reason)s", { reason: error.message }), "error");
     return;
   }
   recorded = 0;
@@ -170,8 +170,8 @@ async function start() {
   show("placeholder", !video);
   if (!video) {
     $("placeholder").replaceChildren(
-      el("strong", { text: "Recording sound only" }),
-      el("span", { text: "Your microphone is being recorded." }),
+      el("strong", { text: t("Recording sound only") }),
+      el("span", { text: t("Your microphone is being recorded.") }),
     );
   }
   show("live", Boolean(video));
@@ -198,9 +198,9 @@ function showSent() {
   const line = $("sent");
   if (!line) return;
   const behind = recorded - accepted;
-  let text = `Sent ${formatBytes(accepted)} of ${formatBytes(recorded)} recorded`;
+  let text = t("Sent %(sent)s of %(recorded)s recorded", { sent: formatBytes(accepted), recorded: formatBytes(recorded) });
   if (uploadError && uploadError.status !== 413) {
-    text += ` · ${uploadError.status ? uploadError.message : "connection lost: it goes on by itself when it is back"}`;
+    text += ` · ${uploadError.status ? uploadError.message : t("connection lost: it goes on by itself when it is back")}`;
   } else if (behind > 512 * 1024) {
     text += " · catching up";
   }
@@ -218,7 +218,7 @@ async function finish(kind) {
   stopStreams();
   recorder = null;
   source.end();
-  document.title = "Record · consent-replay";
+  document.title = `${t("Record")} · consent-replay`;
   show("indicator", false);
   show("live", false);
   show("stage-note", false);
@@ -229,8 +229,8 @@ async function finish(kind) {
   const upload = live_upload;
   const id = uploadIdOf(upload);
   $("placeholder").replaceChildren(
-    el("strong", { text: "Sending the last seconds…" }),
-    el("span", { text: "Everything before them is already on the server, encrypted." }),
+    el("strong", { text: t("Sending the last seconds…") }),
+    el("span", { text: t("Everything before them is already on the server, encrypted.") }),
   );
   show("placeholder", true);
   let limited = null;
@@ -241,7 +241,7 @@ async function finish(kind) {
       if (upload && upload.cr_stopListening) upload.cr_stopListening();
       source = null;
       reset();
-      message(`The recording could not be sent: ${error.message}`, "error");
+      message(t("The recording could not be sent: %(reason)s", { reason: error.message }), "error");
       return;
     }
     limited = error; // the upload limit: what arrived is kept
@@ -252,29 +252,29 @@ async function finish(kind) {
   source = null;
   recording = { id: id || uploadIdOf(upload), kind, seconds, size: recorded, sources: [...sources] };
   $("placeholder").replaceChildren(
-    el("strong", { text: kind === "audio" ? "Sound recording sent" : "Recording sent" }),
-    el("span", { text: "Encrypted on the server, visible to nobody but you. Save it as a draft, or discard it." }),
+    el("strong", { text: kind === "audio" ? t("Sound recording sent") : t("Recording sent") }),
+    el("span", { text: t("Encrypted on the server, visible to nobody but you. Save it as a draft, or discard it.") }),
   );
   const what = recording.sources.includes("screen")
-    ? "Screen"
+    ? t("Screen")
     : recording.sources.includes("camera")
-      ? "Camera"
-      : "Sound";
-  const withMic = recording.sources.includes("microphone") && kind === "screen" ? " + microphone" : "";
-  $("review-facts").textContent = `${what}${withMic} · ${clock(seconds)} · ${formatBytes(recorded)} · sent, not yet saved`;
+      ? t("Camera")
+      : t("Sound");
+  const withMic = recording.sources.includes("microphone") && kind === "screen" ? ` + ${t("microphone")}` : "";
+  $("review-facts").textContent = `${what}${withMic} · ${clock(seconds)} · ${formatBytes(recorded)} · ${t("sent, not yet saved")}`;
   if (!$("title").value) {
-    $("title").value = `Recording ${new Date().toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" })}`;
+    $("title").value = t("Recording %(date)s", { date: new Date().toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" }) });
   }
   show("save-card", true);
   show("about-card", false);
-  message(limited ? `${limited.message} The recording stopped there; what was sent until then is kept.` : "", "error");
+  message(limited ? `${limited.message} ${t("The recording stopped there; what was sent until then is kept.")}` : "", "error");
   $("save").disabled = false;
 }
 
 function formatBytes(bytes) {
   if (!Number.isFinite(bytes)) return "–";
-  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024)).toLocaleString(locale)} KB`;
+  return `${(bytes / (1024 * 1024)).toLocaleString(locale, { maximumFractionDigits: 1 })} MB`;
 }
 
 function reset() {
@@ -288,8 +288,8 @@ function reset() {
   show("upload-progress", false);
   show("controls-idle", true);
   $("placeholder").replaceChildren(
-    el("strong", { text: "Nothing is being recorded" }),
-    el("span", { text: "Press Start recording. Your browser will ask which screen, window or tab to share, and for your microphone." }),
+    el("strong", { text: t("Nothing is being recorded") }),
+    el("span", { text: t("Press Start recording. Your browser will ask which screen, window or tab to share, and for your microphone.") }),
   );
   show("placeholder", true);
   message("");
@@ -298,9 +298,9 @@ function reset() {
 async function discard() {
   if (saving || !recording) return;
   const ok = await confirmDialog({
-    title: "Discard this recording?",
-    body: "What was sent is deleted from the server at once. It was never a recording anyone could see.",
-    confirmLabel: "Discard",
+    title: t("Discard this recording?"),
+    body: t("What was sent is deleted from the server at once. It was never a recording anyone could see."),
+    confirmLabel: t("Discard"),
     danger: true,
   });
   if (!ok) return;
@@ -308,12 +308,12 @@ async function discard() {
     await cancelUpload(recording.id);
   } catch (error) {
     if (error.status !== 404) {
-      message(`It could not be deleted just now: ${error.message} It is deleted automatically after the draft lifetime, or from My recordings.`, "error");
+      message(`${t("It could not be deleted just now: %(reason)s", { reason: error.message })} ${t("It is deleted automatically after the draft lifetime, or from My recordings.")}`, "error");
       return;
     }
   }
   reset();
-  toast("Discarded and deleted from the server.");
+  toast(t("Discarded and deleted from the server."));
 }
 
 async function save(event) {
@@ -324,7 +324,7 @@ async function save(event) {
   $("discard").disabled = true;
   show("upload-progress", true);
   $("upload-bar").style.width = "100%";
-  $("upload-text").textContent = "Saving as a private draft…";
+  $("upload-text").textContent = t("Saving as a private draft…");
   try {
     const field = recording.kind === "screen" ? "screen" : "audio";
     const saved_recording = await makeRecording(
@@ -335,7 +335,7 @@ async function save(event) {
         customer_informed: $("customer-informed").checked,
       },
     );
-    $("upload-text").textContent = "Saved.";
+    $("upload-text").textContent = t("Saved.");
     saved(saved_recording);
   } catch (error) {
     failed(error.message);
@@ -358,12 +358,12 @@ function saved(rec) {
   $("done-share").href = `/recordings?share=${encodeURIComponent(rec.id)}`;
   $("done-open").href = `/recordings?highlight=${encodeURIComponent(rec.id)}`;
   $("placeholder").replaceChildren(
-    el("strong", { text: "Saved as a private draft" }),
-    el("span", { text: rec.title || "Untitled recording" }),
+    el("strong", { text: t("Saved as a private draft") }),
+    el("span", { text: rec.title || t("Untitled recording") }),
   );
   show("placeholder", true);
   $("discard").disabled = false;
-  toast("Saved to My recordings.");
+  toast(t("Saved to My recordings."));
 }
 
 $("start").addEventListener("click", start);

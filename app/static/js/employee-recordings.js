@@ -1,5 +1,5 @@
 // My recordings: probe status, delete, and the opt-in (the share dialog with trim).
-import { $, api, clock, confirmDialog, el, showError, sleep, toast, upgradeTimes } from "./kit.js";
+import { $, api, clock, confirmDialog, el, locale, openModal, showError, sleep, t, tn, toast, upgradeTimes } from "./kit.js";
 import { decodeJwt, downloadReadable, downloadToken } from "./receipts.js";
 import { RedactionEditor, summary } from "./redaction-editor.js";
 
@@ -59,10 +59,10 @@ function applyRecording(card, rec) {
   const probe = card.querySelector('[data-field="probe"]');
   probe.className = `probe probe-${rec.probe_status || "pending"}`;
   if (rec.probe_status === "failed") {
-    probe.textContent = `This file cannot be shared: ${rec.probe_error || "it could not be read."}`;
+    probe.textContent = t("This file cannot be shared: %(reason)s", { reason: rec.probe_error || t("it could not be read.") });
     card.querySelector('[data-action="share"]').disabled = true;
   } else if (rec.probe_status === "ok") {
-    probe.textContent = "Checked and ready to share.";
+    probe.textContent = t("Checked and ready to share.");
   }
   if (current && current.id === rec.id) {
     current.duration = rec.duration_s || current.duration;
@@ -90,24 +90,24 @@ function markShared(card) {
   card.dataset.shares = String(count);
   const badge = card.querySelector('[data-field="badge"]');
   badge.className = "badge ready";
-  badge.textContent = "Shared";
+  badge.textContent = t("Shared");
   const keep = card.querySelector('[data-field="keep"]');
   keep.classList.remove("soon");
-  keep.textContent = `Kept while shared (${count} active share${count === 1 ? "" : "s"})`;
+  keep.textContent = tn("Kept while shared (%(num)s active share)", "Kept while shared (%(num)s active shares)", count);
 }
 
 async function deleteRecording(card) {
   const info = readCard(card);
   const shares = parseInt(card.dataset.shares || "0", 10);
   const ok = await confirmDialog({
-    title: "Delete this recording?",
+    title: t("Delete this recording?"),
     body: [
-      `“${info.title}” is shredded at once: its key is destroyed and its files are deleted. This cannot be undone.`,
+      t("“%(title)s” is shredded at once: its key is destroyed and its files are deleted. This cannot be undone.", { title: info.title }),
       shares
-        ? `It is shared right now; deleting it also withdraws ${shares === 1 ? "that share" : `those ${shares} shares`}.`
-        : "You will find its deletion certificate in My data.",
+        ? tn("It is shared right now; deleting it also withdraws that share.", "It is shared right now; deleting it also withdraws those %(num)s shares.", shares)
+        : t("You will find its deletion certificate in My data."),
     ],
-    confirmLabel: "Delete for good",
+    confirmLabel: t("Delete for good"),
     danger: true,
   });
   if (!ok) return;
@@ -119,7 +119,7 @@ async function deleteRecording(card) {
     });
     await api("DELETE", `/api/v1/recordings/${info.id}`);
     card.remove();
-    toast("Deleted. The deletion certificate is in My data.");
+    toast(t("Deleted. The deletion certificate is in My data."));
     if (!list.querySelector(".recording")) empty.classList.remove("hidden");
   } catch (error) {
     toast(error.message, "error");
@@ -164,14 +164,14 @@ function renderCoaches(coaches) {
   const host = $("coach-list");
   host.replaceChildren();
   if (!coaches.length) {
-    host.append(el("p", { class: "muted small", text: "No coaches are set up yet. Ask an admin to add one." }));
+    host.append(el("p", { class: "muted small", text: t("No coaches are set up yet. Ask an admin to add one.") }));
     return;
   }
   // Told apart by login and team, so an account made with a known coach's name cannot pass
   // as that coach; a recently made account, and a name two coaches share, are marked.
   coaches.forEach((coach) => {
     const box = el("input", { type: "checkbox", name: "coach_ids", value: coach.id, "data-name": coach.name, "data-login": coach.login });
-    const who = [coach.login, coach.team || "no team"].join(" · ");
+    const who = [coach.login, coach.team || t("no team")].join(" · ");
     host.append(
       el(
         "label",
@@ -181,8 +181,8 @@ function renderCoaches(coaches) {
           "span",
           { class: "coach-who" },
           el("span", { class: "coach-name", text: coach.name }),
-          coach.new_account ? el("span", { class: "badge new-account", text: "new account", title: "Made in the last 14 days" }) : null,
-          coach.name_shared ? el("span", { class: "badge same-name", text: "same name as another coach" }) : null,
+          coach.new_account ? el("span", { class: "badge new-account", text: t("new account"), title: t("Made in the last 14 days") }) : null,
+          coach.name_shared ? el("span", { class: "badge same-name", text: t("same name as another coach") }) : null,
           el("span", { class: "coach-meta mono", text: who }),
         ),
       ),
@@ -192,27 +192,57 @@ function renderCoaches(coaches) {
 
 function renderPolicy(current) {
   policy = current;
-  $("consent-text").textContent = current.consent_text;
-  $("consent-version").textContent = `version ${current.version}`;
+  // The text in the page's language is the one shown, and the one the receipt names.
+  const texts = current.consent_texts || { en: current.consent_text };
+  const shown = texts[locale];
+  $("consent-text").textContent = shown || t("There is no consent text in this language yet, so nothing can be shared in it. Switch the language at the top of the page, or ask an admin to add the text.");
+  $("consent-text").classList.toggle("missing", !shown);
+  confirmButton.disabled = !shown;
+  $("consent-version").textContent = t("version %(version)s", { version: current.version });
   daysInput.max = String(current.max_share_days);
-  if (parseInt(daysInput.value, 10) > current.max_share_days) daysInput.value = String(current.max_share_days);
+  if (Number(daysInput.value) > current.max_share_days) daysInput.value = String(current.max_share_days);
+  setDateBounds(current.max_share_days);
   updateDaysHint();
 }
 
 function updateDaysHint() {
   const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
-  const days = parseInt(daysInput.value, 10);
+  const days = wholeDays();
   const hint = $("share-days-hint");
   if (!Number.isInteger(days) || days < 1 || days > max) {
-    hint.textContent = `Choose 1 to ${max} days (the organisation's maximum is ${max}).`;
+    hint.textContent = t("Choose 1 to %(max)s days (the organisation's maximum is %(max)s).", { max });
     hint.classList.add("invalid");
     return;
   }
   hint.classList.remove("invalid");
   const end = new Date(Date.now() + days * 86400000);
-  hint.textContent = `Access ends on ${end.toLocaleDateString(undefined, { dateStyle: "full" })}. At most ${max} days (organisation policy).`;
+  if (document.activeElement !== endDate) endDate.value = isoDay(end);
+  hint.textContent = t("Access ends on %(date)s. At most %(max)s days (organisation policy).", { date: end.toLocaleDateString(locale, { dateStyle: "full" }), max });
 }
 daysInput.addEventListener("input", updateDaysHint);
+
+// The end as a date too (the policy's bounds as min and max); it and the days agree.
+const endDate = $("share-end-date");
+const isoDay = (date) => `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+function setDateBounds(max) {
+  endDate.min = isoDay(new Date(Date.now() + 86400000));
+  endDate.max = isoDay(new Date(Date.now() + max * 86400000));
+}
+endDate.addEventListener("change", () => {
+  const [y, m, d] = endDate.value.split("-").map(Number);
+  if (!y) return;
+  const today = new Date();
+  const chosen = Date.UTC(y, m - 1, d);
+  const base = Date.UTC(today.getFullYear(), today.getMonth(), today.getDate());
+  daysInput.value = String(Math.round((chosen - base) / 86400000));
+  updateDaysHint();
+});
+
+// A whole number of days, or NaN: "2.5" is refused, not read as 2.
+function wholeDays() {
+  const value = Number(daysInput.value);
+  return daysInput.value.trim() !== "" && Number.isInteger(value) ? value : NaN;
+}
 form.addEventListener("input", () => {
   if (!errorBox.classList.contains("hidden")) shareError("");
 });
@@ -221,8 +251,13 @@ function mediaUrl(id, part) {
   return `/media/recordings/${encodeURIComponent(id)}/${part}`;
 }
 
+// Shown where the eye is and focused, so a screen reader says it and nothing seems silent.
 function shareError(message) {
   showError(errorBox, message);
+  if (message) {
+    errorBox.scrollIntoView({ block: "nearest" });
+    errorBox.focus();
+  }
 }
 
 async function openShare(card) {
@@ -233,7 +268,7 @@ async function openShare(card) {
   updateDaysHint();
   shareError("");
   confirmButton.disabled = false;
-  confirmButton.textContent = "Confirm and share";
+  confirmButton.textContent = t("Confirm and share");
   $("share-recording-title").textContent = current.title;
 
   const hasScreen = current.parts.includes("screen");
@@ -255,7 +290,7 @@ async function openShare(card) {
   redactions.open(current);
   $("redaction-summary").textContent = summary([]);
 
-  dialog.showModal();
+  openModal(dialog);
   $("share-purpose").focus();
   try {
     const [coaches, currentPolicy] = await Promise.all([loadCoaches(), api("GET", "/api/v1/policy")]);
@@ -263,7 +298,7 @@ async function openShare(card) {
     renderPolicy(currentPolicy);
   } catch (error) {
     coachesPromise = null;
-    shareError(`Could not load the choices: ${error.message}`);
+    shareError(t("Could not load the choices: %(reason)s", { reason: error.message }));
   }
 }
 
@@ -343,7 +378,7 @@ function updateTrim() {
   $("trim-start-out").textContent = clock(start);
   $("trim-end-out").textContent = clock(end);
   $("trim-length").textContent = isWhole()
-    ? `the whole recording (${clock(end - start)})`
+    ? t("the whole recording (%(length)s)", { length: clock(end - start) })
     : `${clock(start)} – ${clock(end)} (${clock(end - start)})`;
   const selection = $("trim-selection");
   selection.style.left = `${(start / duration) * 100}%`;
@@ -380,13 +415,13 @@ document.querySelectorAll("[data-set]").forEach((button) => {
     const { start, end } = trimValues();
     if (button.dataset.set === "start") {
       if (now > end - 1) {
-        toast("The start must be at least one second before the end.", "error");
+        toast(t("The start must be at least one second before the end."), "error");
         return;
       }
       trimStart.value = String(now);
     } else {
       if (now < start + 1) {
-        toast("The end must be at least one second after the start.", "error");
+        toast(t("The end must be at least one second after the start."), "error");
         return;
       }
       trimEnd.value = String(now);
@@ -433,22 +468,23 @@ form.addEventListener("submit", async (event) => {
   if (!current) return;
   const coaches = chosenCoaches();
   const purpose = $("share-purpose").value.trim();
-  const days = parseInt(daysInput.value, 10);
+  const days = wholeDays();
   const max = policy ? policy.max_share_days : parseInt(daysInput.max, 10);
-  if (!coaches.length) return shareError("Choose the coach who may watch it.");
+  if (!coaches.length) return shareError(t("Choose the coach who may watch it."));
   if (!purpose) {
     $("share-purpose").focus();
-    return shareError("Say what the coaching is for.");
+    return shareError(t("Say what the coaching is for."));
   }
   if (!Number.isInteger(days) || days < 1 || days > max) {
     daysInput.focus();
-    return shareError(`Access can last 1 to ${max} days.`);
+    return shareError(t("Access can last 1 to %(max)s days.", { max }));
   }
   const body = {
     coach_ids: coaches.map((coach) => coach.id),
     purpose,
     expires_in_days: days,
     include_customer_audio: current.customerInformed && $("share-customer").checked,
+    language: locale, // the consent text shown is the one in the page's language
   };
   const note = $("share-note").value.trim();
   if (note) body.note = note;
@@ -460,7 +496,7 @@ form.addEventListener("submit", async (event) => {
   if (hidden.length) body.redactions = hidden;
   shareError("");
   confirmButton.disabled = true;
-  confirmButton.textContent = "Sharing…";
+  confirmButton.textContent = t("Sharing…");
   try {
     const share = await api("POST", `/api/v1/recordings/${current.id}/shares`, body);
     markShared(current.card);
@@ -468,7 +504,7 @@ form.addEventListener("submit", async (event) => {
   } catch (error) {
     shareError(error.message);
     confirmButton.disabled = false;
-    confirmButton.textContent = "Confirm and share";
+    confirmButton.textContent = t("Confirm and share");
   }
 });
 
@@ -481,11 +517,12 @@ function showDone(share, coaches) {
   try {
     claims = JSON.stringify(decodeJwt(share.receipt).claims, null, 2);
   } catch (error) {
-    claims = "(the receipt could not be read)";
+    claims = t("(the receipt could not be read)");
   }
   $("receipt-claims").textContent = claims;
   $("receipt-download").onclick = () => downloadToken("receipt", share.id, share.receipt);
   $("receipt-readable").onclick = () => downloadReadable("receipt", share.id, share.receipt);
+  $("receipt-page").href = `/shares/${encodeURIComponent(share.id)}/receipt`;
   $("receipt-download").focus();
 }
 
@@ -501,7 +538,7 @@ if (wanted) {
     card.scrollIntoView({ block: "center" });
     openShare(card);
   } else {
-    toast("That recording is not among your drafts any more.", "error");
+    toast(t("That recording is not among your drafts any more."), "error");
   }
 }
 const highlighted = list.dataset.highlight && document.getElementById(`rec-${list.dataset.highlight}`);

@@ -1,6 +1,6 @@
 // My recordings: the upload form (resumable tus uploads with a progress bar per file) and the
 // list of unfinished uploads (keep what arrived as a draft, or delete it). See ./tus.js.
-import { $, api, confirmDialog, el, formatDate, toast } from "./kit.js";
+import { $, api, confirmDialog, el, formatDate, locale, t, toast } from "./kit.js";
 import { cancelUpload, finishHere, makeRecording, markFailed, startUpload, uploadIdOf } from "./tus.js";
 
 const card = $("upload-card");
@@ -11,23 +11,25 @@ let paused = false;
 
 function formatBytes(bytes) {
   if (!Number.isFinite(bytes)) return "–";
-  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / (1024 * 1024)).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+  const number = (value, digits) => value.toLocaleString(locale, { maximumFractionDigits: digits });
+  if (bytes < 1024 * 1024) return `${number(Math.max(1, Math.round(bytes / 1024)), 0)} KB`;
+  if (bytes < 1024 ** 3) return `${number(bytes / (1024 * 1024), 1)} MB`;
+  return `${number(bytes / 1024 ** 3, 2)} GB`;
 }
 
 function showError(text) {
   const box = $("upload-error");
   box.textContent = text || "";
   box.classList.toggle("hidden", !text);
+  if (text) box.focus(); // said by a screen reader, and where the eye goes
 }
 
 // A file too large for the limit: say so before sending a byte, with what to do instead.
 function tooLarge(file) {
   return (
-    `${file.name} is ${formatBytes(file.size)}, larger than the upload limit of ${formatBytes(maxUpload())}. ` +
-    "Trim it to the part of the call you want coaching on (any video editor, or ffmpeg -ss START -to END), " +
-    "or record the call in parts — or ask an admin whether the limit can be raised."
+    t("%(name)s is %(size)s, larger than the upload limit of %(limit)s.", { name: file.name, size: formatBytes(file.size), limit: formatBytes(maxUpload()) }) +
+    " " +
+    t("Trim it to the part of the call you want coaching on (any video editor, or ffmpeg -ss START -to END), or record the call in parts — or ask an admin whether the limit can be raised.")
   );
 }
 
@@ -39,11 +41,11 @@ function progressLine(field, file) {
     "aria-valuemin": "0",
     "aria-valuemax": "100",
     "aria-valuenow": "0",
-    "aria-label": `Upload of ${file.name}`,
+    "aria-label": t("Upload of %(name)s", { name: file.name }),
   }, bar);
-  const text = el("span", { class: "small muted", text: "Starting…" });
+  const text = el("span", { class: "small muted", text: t("Starting…") });
   const line = el("div", { class: "upload-file", "data-field": field },
-    el("span", { class: "name", text: `${field === "screen" ? "Screen" : "Audio"}: ${file.name}` }), progress, text);
+    el("span", { class: "name", text: `${field === "screen" ? t("Screen") : t("Audio")}: ${file.name}` }), progress, text);
   return { line, bar, progress, text };
 }
 
@@ -57,12 +59,12 @@ function sendFile(field, file, view) {
         const percent = total ? Math.floor((sent / total) * 100) : 0;
         view.bar.style.width = `${percent}%`;
         view.progress.setAttribute("aria-valuenow", String(percent));
-        view.text.textContent = `${percent}% · ${formatBytes(sent)} of ${formatBytes(total)}`;
+        view.text.textContent = t("%(percent)s · %(sent)s of %(total)s", { percent: `${percent}%`, sent: formatBytes(sent), total: formatBytes(total) });
       },
       onSuccess: (done) => {
         view.bar.style.width = "100%";
         view.progress.setAttribute("aria-valuenow", "100");
-        view.text.textContent = "Arrived, encrypted.";
+        view.text.textContent = t("Arrived, encrypted.");
         resolve(uploadIdOf(done));
       },
       onError: (error) => {
@@ -84,7 +86,7 @@ async function submit(event) {
   showError("");
   const files = FIELDS.map((field) => [field, $(`upload-${field}`).files[0]]).filter(([, file]) => file);
   if (!files.length) {
-    showError("Pick a screen video and/or the call's audio first.");
+    showError(t("Pick a screen video and/or the call's audio first."));
     return;
   }
   const big = files.find(([, file]) => file.size > maxUpload());
@@ -94,7 +96,7 @@ async function submit(event) {
   }
   const empty = files.find(([, file]) => file.size === 0);
   if (empty) {
-    showError(`${empty[1].name} is empty.`);
+    showError(t("%(name)s is empty.", { name: empty[1].name }));
     return;
   }
   const list = $("upload-files");
@@ -118,12 +120,12 @@ async function submit(event) {
       agent_channel: $("upload-channel").value,
       customer_informed: $("upload-informed").checked,
     });
-    toast("Uploaded: a new private draft.");
+    toast(t("Uploaded: a new private draft."));
     window.location.assign(`/recordings?highlight=${encodeURIComponent(recording.id)}`);
   } catch (error) {
     running.forEach((upload) => upload.abort());
     const message = error.status === 413 && files.length ? `${error.message}` : error.message;
-    showError(message || "The upload failed.");
+    showError(message || t("The upload failed."));
     $("upload-start").disabled = false;
     $("upload-pause").classList.add("hidden");
     running = [];
@@ -134,16 +136,16 @@ async function submit(event) {
 function togglePause() {
   paused = !paused;
   running.forEach((upload) => (paused ? upload.abort() : upload.start()));
-  $("upload-pause").textContent = paused ? "Resume" : "Pause";
+  $("upload-pause").textContent = paused ? t("Resume") : t("Pause");
 }
 
 // --- unfinished uploads ---------------------------------------------------------------------
 
 function describe(item) {
   const arrived = formatBytes(item.offset);
-  if (item.complete) return `${arrived} · arrived whole, not yet a recording`;
-  if (item.length === null) return `${arrived} arrived · the recording was cut off (the tab was closed or the connection lost)`;
-  return `${arrived} of ${formatBytes(item.length)} arrived · pick the same file in the form above to continue`;
+  if (item.complete) return t("%(arrived)s · arrived whole, not yet a recording", { arrived });
+  if (item.length === null) return t("%(arrived)s arrived · the recording was cut off (the tab was closed or the connection lost)", { arrived });
+  return t("%(arrived)s of %(total)s arrived · pick the same file in the form above to continue", { arrived, total: formatBytes(item.length) });
 }
 
 async function keep(item) {
@@ -162,15 +164,15 @@ async function keep(item) {
 
 async function remove(item) {
   const ok = await confirmDialog({
-    title: "Delete this unfinished upload?",
-    body: "What arrived is deleted from the server at once.",
-    confirmLabel: "Delete",
+    title: t("Delete this unfinished upload?"),
+    body: t("What arrived is deleted from the server at once."),
+    confirmLabel: t("Delete"),
     danger: true,
   });
   if (!ok) return;
   try {
     await cancelUpload(item.id);
-    toast("Deleted.");
+    toast(t("Deleted."));
   } catch (error) {
     toast(error.message, "error");
   }
@@ -181,18 +183,18 @@ function row(item) {
   const keepable = item.complete || item.length === null;
   const actions = el("div", { class: "row" });
   if (keepable && item.offset > 0) {
-    const button = el("button", { class: "button primary", type: "button", text: "Keep as a draft" });
+    const button = el("button", { class: "button primary", type: "button", text: t("Keep as a draft") });
     button.addEventListener("click", () => keep(item));
     actions.append(button);
   }
-  const del = el("button", { class: "button danger-outline", type: "button", text: "Delete" });
+  const del = el("button", { class: "button danger-outline", type: "button", text: t("Delete") });
   del.addEventListener("click", () => remove(item));
   actions.append(del);
   return el("li", { "data-upload-id": item.id },
     el("div", { class: "what" },
-      el("strong", { text: item.filename || "Untitled upload" }),
+      el("strong", { text: item.filename || t("Untitled upload") }),
       el("span", { class: "small muted", text: describe(item) }),
-      el("span", { class: "small muted", text: `Started ${formatDate(item.created_at)} · deleted ${formatDate(item.expires_at)} unless kept` })),
+      el("span", { class: "small muted", text: t("Started %(started)s · deleted %(ends)s unless kept", { started: formatDate(item.created_at), ends: formatDate(item.expires_at) }) })),
     actions);
 }
 

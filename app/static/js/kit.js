@@ -200,6 +200,39 @@ export function toast(message, kind) {
   setTimeout(() => item.remove(), 6000);
 }
 
+// A <dialog> opened as a modal: Tab and Shift+Tab stay inside it (wrapping at either end),
+// and when it closes, focus goes back to what opened it (WCAG 2.4.3).
+export function openModal(dialog) {
+  const opener = document.activeElement;
+  const focusables = () =>
+    [...dialog.querySelectorAll("a[href], button, input, select, textarea, audio[controls], video[controls], summary, [tabindex]")]
+      .filter((node) => !node.disabled && node.tabIndex >= 0 && node.getClientRects().length && !node.closest("[hidden]"));
+  const wrap = (event) => {
+    if (event.key !== "Tab") return;
+    const items = focusables();
+    if (!items.length) return;
+    const first = items[0];
+    const last = items[items.length - 1];
+    if (event.shiftKey && (document.activeElement === first || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      last.focus();
+    } else if (!event.shiftKey && (document.activeElement === last || !dialog.contains(document.activeElement))) {
+      event.preventDefault();
+      first.focus();
+    }
+  };
+  dialog.addEventListener("keydown", wrap);
+  dialog.addEventListener(
+    "close",
+    () => {
+      dialog.removeEventListener("keydown", wrap);
+      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+    },
+    { once: true },
+  );
+  dialog.showModal();
+}
+
 // A small modal "are you sure?" — resolves true on confirm, false on cancel/escape.
 export function confirmDialog({ title, body, confirmLabel, danger }) {
   return new Promise((resolve) => {
@@ -234,7 +267,7 @@ export function confirmDialog({ title, body, confirmLabel, danger }) {
     dialog.addEventListener("cancel", () => finish(false));
     dialog.addEventListener("close", () => finish(false));
     document.body.appendChild(dialog);
-    dialog.showModal();
+    openModal(dialog);
     confirmButton.focus();
   });
 }
