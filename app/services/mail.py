@@ -31,9 +31,12 @@ if TYPE_CHECKING:
     from app.runtime import Runtime
 
 ACCOUNT_KINDS = account_links.KINDS
+# Notifications (SPEC §13): the page they link to, and nothing about what is there.
+NOTIFICATION_PATHS = {"feedback_sent": "/feedback"}
 SUBJECTS = {
     "enrolment": "Set up your consent-replay account",
     "reset": "Your consent-replay account was reset",
+    "feedback_sent": "You have new coaching feedback",
 }
 BODIES = {
     "enrolment": (
@@ -49,6 +52,11 @@ BODIES = {
         "The link works once, for {hours} hours. If you did not ask for this, tell your "
         "representative; your account page lists who reset it and when."
     ),
+    "feedback_sent": (
+        "Hello,\n\n"
+        "A coach has sent you feedback on consent-replay. Sign in to read it:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
 }
 
 
@@ -61,9 +69,8 @@ def compose(kind: str, link: str, *, to: str, sender: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
-        BODIES[kind].format(link=link, hours=account_links.hours_valid(kind)) + "\n"
-    )
+    hours = account_links.hours_valid(kind) if kind in ACCOUNT_KINDS else None
+    message.set_content(BODIES[kind].format(link=link, hours=hours) + "\n")
     return message
 
 
@@ -99,6 +106,21 @@ def queue(
     return row
 
 
+def notify(session: Session, rt: Runtime, user: User, kind: str) -> OutgoingMail | None:
+    """Owe ``user`` a notification of ``kind`` if they want e-mail and can get it; a person
+    without an address (or who turned e-mail off) just is not notified."""
+    if not (user.email and user.email_notifications and user.active):
+        return None
+    return queue(session, rt, user, kind, actor_id=None)
+
+
+def _link(rt: Runtime, session: Session, user: User, kind: str) -> str:
+    if kind in ACCOUNT_KINDS:
+        secret = account_links.issue(session, user, kind)
+        return account_links.url(rt.settings.public_url, secret)
+    return rt.settings.public_url.rstrip("/") + NOTIFICATION_PATHS[kind]
+
+
 def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | None:
     """Make the message (and its link) in one transaction; None if there is nothing to send."""
     with rt.db.session() as session:
@@ -110,8 +132,7 @@ def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | No
         if not user.active or not user.email:
             _fail(session, row, "no_recipient")
             return None
-        secret = account_links.issue(session, user, row.kind)
-        link = account_links.url(rt.settings.public_url, secret)
+        link = _link(rt, session, user, row.kind)
         return compose(row.kind, link, to=user.email, sender=rt.settings.mail_from)
 
 

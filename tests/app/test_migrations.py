@@ -36,6 +36,8 @@ TABLES = {
     "outgoing_mail",
     "uploads",
     "upload_segments",
+    "feedback_forms",
+    "feedback",
 }
 
 
