@@ -530,3 +530,46 @@ def test_nobody_else_gets_ratings_per_person(client, rt, people, form, shares):
     # Fewer than five sent this week in a fresh test database would be hidden; any figure
     # shown is at least five.
     assert this_week["feedback_sent"] is None or this_week["feedback_sent"] >= 5
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+XSS = "<script>alert(1)</script>"
+
+
+def page(client, person, path):
+    return client.get(path, headers={**person.headers, "Accept": "text/html"})
+
+
+def test_the_pages_show_feedback_to_the_employee_and_the_panel_to_the_coach(
+    client, rt, form, shares
+):
+    share = shares[0]
+    marker = f"page-{uuid.uuid4().hex[:6]}"
+    sent_feedback(client, share, form, summary=f"{XSS} {marker}")
+    received = page(client, share.owner, "/feedback")
+    assert received.status_code == 200
+    html = received.get_data(as_text=True)
+    assert marker in html and XSS not in html and "&lt;script&gt;" in html
+    assert "Often" in html and "Shows empathy" in html  # the label of 3 on its scale
+    assert f'href="/coach/shares/{share.id}#t=2.5"' in html
+    assert received.headers["Cache-Control"].startswith("no-store") or "private" in (
+        received.headers.get("Cache-Control") or ""
+    )
+
+    progress = page(client, share.owner, "/progress")
+    assert progress.status_code == 200
+    html = progress.get_data(as_text=True)
+    assert "<svg" in html and 'role="img"' in html and "<table>" in html
+    assert "Shows empathy" in html and "Summarise" in html
+
+    coach_view = page(client, share.coach, f"/coach/shares/{share.id}").get_data(as_text=True)
+    assert 'id="feedback-panel"' in coach_view and "Link this moment" in coach_view
+    assert "Sometimes" in coach_view  # the scale's labels, to choose from
+    owner_view = page(client, share.owner, f"/coach/shares/{share.id}").get_data(as_text=True)
+    assert 'id="feedback-panel"' not in owner_view
+
+    stranger = create_person(rt, "employee")
+    assert marker not in page(client, stranger, "/feedback").get_data(as_text=True)
+    assert marker not in page(client, stranger, "/progress").get_data(as_text=True)
+    assert page(client, share.coach, "/feedback").status_code == 403
