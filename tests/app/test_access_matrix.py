@@ -129,6 +129,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "admin_pages.users": {A},
     "admin_pages.policy": {A},
     "admin_pages.keys": {A},
+    "admin_pages.feedback_forms": {A},
     "admin_pages.oversight": {R},
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},

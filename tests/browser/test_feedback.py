@@ -167,3 +167,68 @@ def test_coach_gives_feedback_and_the_employee_keeps_it(page, browser, live_serv
         assert "no longer shared" in kept and mine.locator("a.time-chip").count() == 0
     finally:
         context.close()
+
+
+def test_admin_proposes_and_the_representative_approves_seeing_the_change(
+    page, browser, live_server, rt
+):
+    admin = create_person(rt, "admin", name="Astrid Admin", password=PASSWORD)
+    representative = create_person(rt, "representative", name="Rune Rep", password=PASSWORD)
+    name = "Phone etiquette"
+
+    sign_in(page, admin.login, PASSWORD)
+    page.goto("/admin/feedback-forms")
+    page.fill("#form-name", name)
+    first = page.locator(".criterion-row").first
+    first.locator('[data-field="title"]').fill("Greets the customer")
+    first.locator('[data-field="description"]').fill("Name, company, an offer to help.")
+    page.click("#add-criterion")
+    second = page.locator(".criterion-row").nth(1)
+    second.locator('[data-field="title"]').fill("Confirms the next step")
+    second.locator('[data-field="scale"]').select_option("yes_no")
+    page.click("#propose")
+    row = page.locator("#form-rows tr", has_text=name)
+    row.locator(".badge.proposed").wait_for()
+    at_width(page, 1280, "feedback-forms-admin")
+    at_width(page, 390, "feedback-forms-admin-390")
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    context, rep = other_page(browser, live_server)
+    try:
+        sign_in(rep, representative.login, PASSWORD)
+        rep.goto("/oversight")
+        proposal = rep.locator(".proposal", has_text=name)
+        assert "A new form" in proposal.inner_text()
+        proposal.get_by_role("button", name="Approve").click()
+        rep.locator("#form-history tr", has_text=name).locator(".badge.approved").wait_for()
+
+        # A change comes back as version 2, showing what changed; rejected with a reason.
+        page.reload()
+        page.locator("#form-rows tr", has_text=name).get_by_role(
+            "button", name="Propose a change"
+        ).first.click()
+        page.locator(".criterion-row").nth(1).locator('[data-action="remove"]').click()
+        page.locator(".criterion-row").first.locator('[data-field="scale"]').select_option("5")
+        page.click("#propose")
+        page.locator("#form-rows tr", has_text="version 2").locator(".badge.proposed").wait_for()
+
+        rep.reload()
+        proposal = rep.locator(".proposal", has_text="version 2")
+        changes = proposal.locator(".changes").inner_text()
+        assert "Removed: Confirms the next step" in changes
+        assert "Changed Greets the customer: scale 1–4" in changes
+        at_width(rep, 1280, "feedback-forms-oversight")
+        at_width(rep, 390, "feedback-forms-oversight-390")
+        rep.set_viewport_size({"width": 1280, "height": 900})
+        proposal.get_by_role("button", name="Reject").click()
+        refusal = proposal.locator(".form-error")
+        refusal.wait_for()
+        assert "reason" in refusal.inner_text().lower()
+        proposal.locator("textarea").fill("Keep the yes/no question about next steps.")
+        proposal.get_by_role("button", name="Reject").click()
+        rep.locator("#form-history tr", has_text="version 2").locator(".badge.rejected").wait_for()
+    finally:
+        context.close()
+    page.reload()
+    rejected = page.locator("#form-rows tr", has_text="version 2")
+    assert "Keep the yes/no question" in rejected.inner_text()

@@ -10,7 +10,13 @@ const FIGURES = [
 ];
 // In the table only: account resets by an admin or the operator (each ended someone's
 // sessions and tokens), counted like the rest.
-const COLUMNS = [...FIGURES, ["account_resets", "resets", "Account resets"]];
+// Coaching feedback (SPEC §13): how much is sent and acknowledged, never by whom or how rated.
+const COLUMNS = [
+  ...FIGURES,
+  ["account_resets", "resets", "Account resets"],
+  ["feedback_sent", "fsent", "Feedback sent"],
+  ["feedback_acknowledged", "fack", "Feedback acknowledged"],
+];
 let below = 5;
 
 function shown(value) {
@@ -70,6 +76,7 @@ async function loadFigures() {
     ),
   );
   $("figures-note").textContent = `“< ${below}” means fewer than ${below}: exact small numbers are hidden so that no one person's choice can be read from them — including the choice not to share.`;
+  $("forms-in-use").textContent = `Forms in use now: ${summary.forms_in_use}.`;
   renderChart(weeks);
 }
 
