@@ -5,16 +5,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
+.PHONY: run test lint format docs translations proof bench bench-crypto bench-pipeline bench-serve bench-upload clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test]'
+	@scripts/i18n.sh compile
 	@touch $(STAMP)
 
-run: $(STAMP)
+# The gettext catalogs compiled (.po → .mo); `scripts/i18n.sh extract` gathers new strings.
+translations: $(STAMP)
+	@scripts/i18n.sh compile
+
+run: $(STAMP) translations
 	@scripts/ensure-system.sh
 	$(BIN)/consent-replay up
 
@@ -28,10 +33,13 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP) lint
+test: $(STAMP) translations lint
 	@scripts/ensure-system.sh --browser --hsm
 	@export CR_TEST_PG="$$(scripts/ensure-services.sh)" && \
 	  $(BIN)/python -m pytest -m "not proof" $(PYTEST_ARGS)
+
+docs: $(STAMP)
+	$(BIN)/python scripts/write_docs.py
 
 proof: $(STAMP)
 	@scripts/ensure-system.sh --browser --hsm

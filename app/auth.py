@@ -27,7 +27,7 @@ from app.services.errors import Forbidden, Unauthenticated
 F = TypeVar("F", bound=Callable)
 _UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # Forms that change state before anyone is signed in (login CSRF is a real attack too).
-_ANONYMOUS_FORMS = {"pages.login", "pages.logout", "pages.account_link"}
+_ANONYMOUS_FORMS = {"pages.login", "pages.logout", "pages.account_link", "i18n.switch_language"}
 
 # What a scoped credential may reach: endpoint names per scope. Everything else refuses it.
 # Resumable uploads (tus, /api/v1/uploads) add their endpoints to "upload" here.

@@ -96,6 +96,19 @@ def config_command(markdown: bool) -> None:
     click.echo(f"configuration OK ({len(SETTINGS)} settings)")
 
 
+@main.command("data-map")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of Markdown.")
+def data_map_command(as_json: bool) -> None:
+    """Print the data map: every column, object, log field and e-mail, whose it is, how it
+    is protected and when it is deleted (docs/PRIVACY.md carries the same map)."""
+    from app.services import datamap
+
+    if as_json:
+        click.echo(json.dumps(datamap.as_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(datamap.markdown(), nl=False)
+
+
 # --- users ------------------------------------------------------------------------------------
 
 

@@ -391,6 +391,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CR_MAIL_RETRY_S", "mail_retry_s", _parse_int, "30",
             "the first retry's delay, doubled each time (at most an hour)",
             minimum=1, maximum=3600),
+    Setting("CR_DEFAULT_LANGUAGE", "default_language",
+            _one_of({"en": "en", "nb": "nb"}, "'en' or 'nb'"), "en",
+            "the language of pages and messages when neither the person's choice nor the "
+            "browser's `Accept-Language` names `en` or `nb`"),
 )  # fmt: skip
 BY_NAME = {setting.name: setting for setting in SETTINGS}
 
@@ -451,6 +455,7 @@ class Settings:
     mail_from: str = "consent-replay <no-reply@localhost>"
     mail_retries: int = 8
     mail_retry_s: int = 30
+    default_language: str = "en"
 
     @property
     def session_cookie_name(self) -> str:

@@ -19,6 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from app.services import errors as domain
 from app.services.errors import DomainError
+from app.services.i18n import N_, translate
 from app.services.playback import IntegrityFailure
 from app.storage import StorageUnavailable
 
@@ -92,6 +93,29 @@ _HTTP_CODES = {
 }
 
 
+# What a person reads for werkzeug's own refusals (its descriptions are English only); the code
+# stays English. A description the edge wrote itself (abort(…, description=…)) is kept.
+_HTTP_MESSAGES = {
+    400: N_("The request could not be understood."),
+    401: N_("Sign in first."),
+    403: N_("You do not have access to this."),
+    404: N_("There is nothing at this address."),
+    405: N_("This address does not take that method."),
+    406: N_("This address cannot answer in the format asked for."),
+    409: N_("That conflicts with the current state. Reload and try again."),
+    410: N_("This is gone for good."),
+    411: N_("Say how long the body is (Content-Length)."),
+    413: N_("The request is too large."),
+    414: N_("The address is too long."),
+    415: N_("This kind of content is not accepted here."),
+    416: N_("That range is outside the file."),
+    429: N_("Too many requests. Wait a moment and try again."),
+    431: N_("The request headers are too large."),
+    501: N_("This is not supported."),
+    503: N_("The service is unavailable right now. Try again in a moment."),
+}
+
+
 def request_id() -> str:
     rid = getattr(g, "request_id", None)
     if rid is None:
@@ -148,19 +172,27 @@ def _describe_validation(messages: Any) -> tuple[str, dict[str, Any]]:
     for name, errs in fields.items():
         text = "; ".join(map(str, errs)) if isinstance(errs, list) else str(errs)
         parts.append(f"{name}: {text}")
-    message = "Invalid request. " + (" ".join(parts) if parts else "Check the fields.")
+    message = translate(N_("Invalid request.")) + " "
+    message += " ".join(parts) if parts else translate(N_("Check the fields."))
     return message[:1000], {"fields": fields}
 
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def handle_domain_error(error: DomainError):
-        return error_response(status_of(error), error.code, error.message, details=error.details)
+        # A message the domain wrote in the reader's language stays; a marked English one is
+        # looked up in the catalog here.
+        message = translate(error.message)
+        return error_response(status_of(error), error.code, message, details=error.details)
 
     @app.errorhandler(HttpError)
     def handle_http_only_error(error: HttpError):
         return error_response(
-            error.status, error.code, error.message, details=error.details, headers=error.headers
+            error.status,
+            error.code,
+            translate(error.message),
+            details=error.details,
+            headers=error.headers,
         )
 
     @app.errorhandler(HTTPException)
@@ -168,6 +200,8 @@ def init_app(app: Flask) -> None:
         status = error.code or 500
         code = _HTTP_CODES.get(status, "error")
         message = error.description or error.name
+        if error.description == type(error).description and status in _HTTP_MESSAGES:
+            message = translate(_HTTP_MESSAGES[status])
         details = None
         data = getattr(error, "data", None)
         if status in (400, 422) and isinstance(data, dict) and "messages" in data:
@@ -182,15 +216,12 @@ def init_app(app: Flask) -> None:
         if status == 429:
             limit = getattr(error, "limit", None)
             custom = getattr(limit, "error_message", None)
-            message = (
-                custom
-                if isinstance(custom, str)
-                else ("Too many requests. Wait a moment and try again.")
-            )
+            message = translate(custom if isinstance(custom, str) else _HTTP_MESSAGES[429])
         if isinstance(error, CSRFError):
             # A refused CSRF check is not a malformed request: give clients a code to act on.
             code = "csrf_failed"
-            message = f"{message} Reload the page and try again."
+            message = translate(N_("The form has expired or did not come from this site."))
+            message += " " + translate(N_("Reload the page and try again."))
         return error_response(status, code, message, details=details, headers=headers)
 
     @app.errorhandler(StorageUnavailable)
@@ -201,7 +232,7 @@ def init_app(app: Flask) -> None:
         return error_response(
             503,
             "storage_unavailable",
-            "The media store cannot be reached right now. Try again in a moment.",
+            translate(N_("The media store cannot be reached right now. Try again in a moment.")),
             headers={"Retry-After": "5"},
         )
 
@@ -211,5 +242,6 @@ def init_app(app: Flask) -> None:
         return error_response(
             500,
             "internal_error",
-            f"Something went wrong on our side. Reference: {request_id()}.",
+            translate(N_("Something went wrong on our side. Reference: %(reference)s."))
+            % {"reference": request_id()},
         )

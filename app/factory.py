@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import api, auth, errors, jobs, metrics, pages, request_limits
+from app import api, auth, errors, i18n, jobs, metrics, pages, request_limits
 from app.config import Settings, load_settings
 from app.errors import request_id
 from app.extensions import limiter
@@ -65,6 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     request_limits.init_app(app)
     metrics.init_app(app, settings)
     auth.init_app(app)
+    i18n.init_app(app)
     limiter.init_app(app)
     api.init_app(app)
     pages.init_app(app)

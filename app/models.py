@@ -135,6 +135,8 @@ class User(Base):
     enrolled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A reset not yet shown to the person (shown at their next sign-in, then cleared).
     reset_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The person's own choice of language ("en" or "nb"); None: the browser's, then the default.
+    language: Mapped[str | None] = mapped_column(String(8))
 
     team: Mapped[Team | None] = relationship()
 

@@ -1,6 +1,6 @@
 """What one request may cost before the app reads it: a bounded body, bounded nesting.
 
-Every request except the streamed upload (which has its own limits: the policy's upload
+Every request except the streamed uploads (which have their own limits: the policy's upload
 size, parsed as a stream and sealed as it arrives) carries at most :data:`BODY_LIMIT`
 bytes. A declared ``Content-Length`` above it is answered 413 before a byte of the body is
 read; a chunked body is read up to the limit and no further, and answered 413 if it reaches it. A
@@ -19,7 +19,7 @@ from app.services.errors import InvalidRequest, PayloadTooLarge
 BODY_LIMIT = 64 * 1024
 MAX_JSON_DEPTH = 32
 # Endpoints that read their body as a stream, with limits of their own.
-STREAMED = {"recordings.upload"}
+STREAMED = {"recordings.upload", "uploads.append"}
 _STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.S)
 _BRACKET = re.compile(rb"[\[\]{}]")
 

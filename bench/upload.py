@@ -276,7 +276,7 @@ def recorder_memory(folder: Path, minutes: float) -> list[tuple[float, float, fl
         page.goto("/login")
         page.fill("input[name=login]", person.login)
         page.fill("input[name=password]", password)
-        page.click("button[type=submit]")
+        page.click("main button[type=submit]")
         page.wait_for_url(lambda u: "/login" not in u)
         page.goto("/record")
         page.get_by_role("button", name="Start recording").click()

@@ -36,6 +36,8 @@ class MeUpdateSchema(Strict):
     email = ma.fields.String(allow_none=True, validate=validate.Length(max=254))
     email_notifications = ma.fields.Boolean()
     current_password = ma.fields.String(validate=validate.Length(max=1024))
+    # Checked by the domain: an unknown language is a 422 with its own code, not a 400.
+    language = ma.fields.String(allow_none=True, validate=validate.Length(max=16))
 
 
 class TokenCreateSchema(Strict):
@@ -120,6 +122,7 @@ def _present_me(user) -> dict:
         "email_notifications": user.email_notifications,
         "team": user.team.name if user.team else None,
         "has_password": bool(user.password_hash),
+        "language": user.language,
     }
     if g.get("auth_method") == "session":
         body["csrf_token"] = generate_csrf()
@@ -144,7 +147,8 @@ def get_me():
 @me.response(200, MeSchema)
 def update_me(args):
     """Change one's own e-mail address (in the browser, with the current password if one is
-    set) or the e-mail notification preference."""
+    set), the e-mail notification preference, or the language (``en`` or ``nb``; null for the
+    browser's)."""
     session, user = db_session(), current_user()
     if "email" in args:
         require_session()
@@ -156,6 +160,8 @@ def update_me(args):
         users.set_email(session, user, args["email"], actor_id=user.id, by_admin=False)
     if "email_notifications" in args:
         user.email_notifications = args["email_notifications"]
+    if "language" in args:
+        users.set_language(user, args["language"])
     session.commit()
     return _present_me(user)
 

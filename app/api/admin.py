@@ -16,7 +16,7 @@ from app.api.schemas import PolicySchema, Strict
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, Team
-from app.services import keys, mail, oversight, policy, users
+from app.services import datamap, keys, mail, oversight, policy, users
 from app.services.errors import Conflict, InvalidRequest
 
 admin = Blueprint(
@@ -179,6 +179,32 @@ class ChainSchema(ma.Schema):
     broken_seq = ma.fields.Integer(allow_none=True)
     reason = ma.fields.String(allow_none=True)
     checked_at = ma.fields.AwareDateTime(required=True)
+
+
+class DataMapEntrySchema(ma.Schema):
+    what = ma.fields.String(required=True)
+    whose = ma.fields.String(required=True)
+    personal = ma.fields.Boolean(required=True)
+    protection = ma.fields.String(required=True)
+    deleted = ma.fields.String(required=True)
+
+
+def _entries() -> ma.fields.Dict:
+    return ma.fields.Dict(
+        keys=ma.fields.String(), values=ma.fields.Nested(DataMapEntrySchema), required=True
+    )
+
+
+class DataMapSchema(ma.Schema):
+    """app/services/datamap.py: what is kept, whose, how protected, when deleted."""
+
+    tables = ma.fields.Dict(keys=ma.fields.String(), values=ma.fields.String(), required=True)
+    columns = _entries()
+    store = _entries()
+    object_kinds = _entries()
+    emails = _entries()
+    log_fields = _entries()
+    log_values = _entries()
 
 
 def _present_user(user) -> dict:
@@ -400,6 +426,15 @@ def policy_history():
 def audit_chain():
     """Verify the audit log's hash chain: intact or not (no events, no counts)."""
     return oversight.verify_audit(db_session())
+
+
+@oversight_blp.route("/data-map", methods=["GET"])
+@require(Role.REPRESENTATIVE, Role.ADMIN)
+@oversight_blp.response(200, DataMapSchema)
+def data_map():
+    """The data map, a record of processing: every column, object kind, log field and e-mail,
+    whose it is, whether it is personal data, how it is protected and when it is deleted."""
+    return datamap.as_json()
 
 
 blueprints = [admin, oversight_blp]

@@ -32,6 +32,9 @@ class MeSchema(ma.Schema):
     )
     team = ma.fields.String(allow_none=True)
     has_password = ma.fields.Boolean()
+    language = ma.fields.String(
+        allow_none=True, metadata={"description": "en or nb, the person's choice; null: none"}
+    )
     csrf_token = ma.fields.String(
         metadata={"description": "with the session cookie only: the CSRF token for changes"}
     )

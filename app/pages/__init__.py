@@ -11,6 +11,7 @@ from app.links import safe_next
 from app.models import Role
 from app.services import account_links, users
 from app.services.errors import DomainError
+from app.services.i18n import N_, _
 
 pages = Blueprint("pages", __name__)
 
@@ -22,10 +23,11 @@ HOME_BY_ROLE = {
 }
 PER_ADDRESS = "10 per minute; 50 per hour"
 PER_ACCOUNT = "5 per minute; 20 per hour"
-ADDRESS_LIMITED = (
+# Limiter messages: looked up in the reader's language when the refusal is written.
+ADDRESS_LIMITED = N_(
     "Too many sign-in attempts from your network address. Wait a minute and try again."
 )
-ACCOUNT_LIMITED = (
+ACCOUNT_LIMITED = N_(
     "Too many failed sign-ins for this account. Wait a few minutes and try again; if you have "
     "forgotten your password, ask an admin to send you a reset link."
 )
@@ -71,7 +73,7 @@ def login():
             if reset_waiting:  # shown before anything else (finding 1 of issue 12)
                 return redirect(url_for("account_pages.account"))
             return redirect(safe_next(request.args.get("next")) or url_for("pages.index"))
-        error = "That login and password do not match."
+        error = _("That login and password do not match.")
     return render_template("login.html", error=error), (401 if error else 200)
 
 

@@ -7,11 +7,15 @@ The tables are filled by the static scripts from the admin and oversight API.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template
+import json
+
+from flask import Blueprint, Response, render_template
 
 from app.auth import db_session, require
 from app.context import runtime
 from app.models import Role
+from app.services import datamap
+from app.services import oversight as oversight_service
 from app.services import policy as policy_service
 
 bp = Blueprint("admin_pages", __name__)
@@ -52,3 +56,31 @@ def feedback_forms():
 @require(Role.REPRESENTATIVE, page=True)
 def oversight():
     return render_template("admin/oversight.html")
+
+
+@bp.route("/oversight/records")
+@require(Role.REPRESENTATIVE, Role.ADMIN, page=True)
+def records():
+    """Records of processing, printable: the data map, and the policy with its history."""
+    session = db_session()
+    return render_template(
+        "admin/records.html",
+        sections=datamap.SECTIONS,
+        tables=datamap.TABLES,
+        policy=policy_service.current_policy(session),
+        history=oversight_service.policy_history(session),
+    )
+
+
+@bp.route("/oversight/records/data-map.<any(md, json):fmt>")
+@require(Role.REPRESENTATIVE, Role.ADMIN, page=True)
+def data_map_download(fmt: str):
+    """The data map as a file: Markdown to read and print, JSON for a register tool."""
+    if fmt == "json":
+        body = json.dumps(datamap.as_json(), indent=2, ensure_ascii=False)
+        mimetype = "application/json"
+    else:
+        body, mimetype = datamap.markdown(), "text/markdown; charset=utf-8"
+    response = Response(body, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename=consent-replay-data-map.{fmt}"
+    return response

@@ -23,8 +23,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from app.models import AccountLink, ApiToken, AuditEvent, Role, Team, User, utcnow
-from app.services import audit, sessions, text
-from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.services import audit, i18n, sessions, text
+from app.services.errors import Conflict, Forbidden, InvalidRequest, NotFound, Unprocessable
 
 TOKEN_PREFIX = "cr_"  # noqa: S105 - a prefix, not a secret
 UPLOAD_SCOPE = "upload"
@@ -329,6 +329,18 @@ def set_active(
         actor_id=actor_id,
         detail={"user": str(user.id)},
     )
+
+
+def set_language(user: User, language: str | None) -> None:
+    """The person's own language; None goes back to the browser's choice."""
+    if language is not None and language not in i18n.LANGUAGES:
+        raise Unprocessable(
+            i18n._(
+                "The language must be one of: %(languages)s.", languages=", ".join(i18n.LANGUAGES)
+            ),
+            code="unsupported_language",
+        )
+    user.language = language
 
 
 def set_email(

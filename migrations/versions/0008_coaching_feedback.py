@@ -1,7 +1,7 @@
 """coaching feedback: approved forms (versions) and feedback sealed under the employee's key
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0009
 Create Date: 2026-12-07
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 

@@ -64,6 +64,10 @@ PUBLIC = {
     "api-docs.openapi_json",
     # Answers only for a receipt this deployment signed (tests/app/test_receipt_status.py).
     "receipts.receipt_status",
+    # The language (SPEC §14): the scripts' catalog, and the switch (the CSRF check still
+    # applies to a browser; a signed-in person's choice is their own).
+    "i18n.script_catalog",
+    "i18n.switch_language",
 }
 
 E, C, A, R = "employee", "coach", "admin", "representative"
@@ -119,6 +123,7 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "oversight.summary": {R},
     "oversight.policy_history": {R},
     "oversight.audit_chain": {R, A},
+    "oversight.data_map": {R, A},
     "employee_pages.recordings": {E},
     "employee_pages.capture": {E},
     "employee_pages.shares": {E},
@@ -131,6 +136,8 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "admin_pages.keys": {A},
     "admin_pages.feedback_forms": {A},
     "admin_pages.oversight": {R},
+    "admin_pages.records": {R, A},
+    "admin_pages.data_map_download": {R, A},
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},
     "feedback.list_forms": {E, C, R},
@@ -177,6 +184,8 @@ UNOWNED_IDS = ("user_id", "form_id")
 VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
     "part": ["screen", "audio"],
+    "fmt": ["md", "json"],
+    "lang": ["en", "nb"],
 }
 
 

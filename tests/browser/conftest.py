@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 CHROMIUM = os.environ.get("CR_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
+HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
+AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
+# WCAG 2.2 A and AA (SPEC §14): the rules axe can decide by itself.
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -91,5 +97,45 @@ def sign_in(page, login: str, password: str) -> None:
     page.goto("/login")
     page.fill("input[name=login]", login)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
+    page.click("main button[type=submit]")
     page.wait_for_url(lambda url: "/login" not in url)
+
+
+@functools.cache
+def _axe_source() -> str:
+    """axe-core from npm (tests/browser/package-lock.json), installed on first use."""
+    if not AXE.exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is needed for axe-core (apt-get install npm)", pytrace=False)
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=HERE, check=True, capture_output=True
+        )
+    return AXE.read_text(encoding="utf-8")
+
+
+def assert_accessible(page, *, exclude: list[str] | None = None) -> None:
+    """axe-core on the page as it is now: no serious or critical WCAG 2.2 AA violation.
+
+    Injected through the DevTools protocol (page.evaluate), which the page's CSP does not
+    govern. ``exclude`` lists selectors axe should not judge (a third party's markup)."""
+    page.evaluate(_axe_source() + "\n;undefined")
+    result = page.evaluate(
+        """async ([tags, exclude]) => {
+            const context = exclude.length ? { exclude: exclude.map((s) => [s]) } : document;
+            const outcome = await axe.run(context, { runOnly: { type: "tag", values: tags } });
+            return outcome.violations
+              .filter((v) => v.impact === "serious" || v.impact === "critical")
+              .map((v) => ({
+                id: v.id,
+                impact: v.impact,
+                help: v.help,
+                nodes: v.nodes.slice(0, 5).map((n) => `${n.target.join(" ")}: ${n.failureSummary}`),
+              }));
+        }""",
+        [AXE_TAGS, exclude or []],
+    )
+    report = "\n".join(
+        f"{v['impact']} {v['id']}: {v['help']}\n    " + "\n    ".join(v["nodes"]) for v in result
+    )
+    assert not result, f"axe on {page.url}:\n{report}"

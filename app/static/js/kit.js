@@ -1,6 +1,10 @@
 // The page kit: the one place for what every page script needs. An ES module (strict CSP:
 // `script-src 'self'`, no build step): `import { api, clock } from "./kit.js";`.
 //
+// - Language (SPEC §14): t() and tn() give a script's text in the page's language, from the
+//   catalog the page names in <meta name="i18n-catalog"> (made by scripts/i18n.sh from the
+//   t("…") and tn("…", "…", n) calls: write the English text literally there, never a variable);
+//   `locale` is the page's <html lang>, for every Intl format.
 // - JSON API calls with the session cookie and the CSRF token from <meta name="csrf-token">;
 //   a failed call throws an Error carrying the one error shape {"error": {"code", "message"}}.
 // - Formatting: clock() for every time shown (positions and lengths alike), dates, sizes.
@@ -13,6 +17,45 @@ export const $ = (id) => document.getElementById(id);
 export const clamp = (value, lo, hi) => Math.min(hi, Math.max(lo, value));
 export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
+// --- language ------------------------------------------------------------------------------
+
+export const locale = document.documentElement.lang || "en";
+
+async function loadCatalog() {
+  const meta = document.querySelector('meta[name="i18n-catalog"]');
+  if (!meta || locale === "en") return {};
+  try {
+    const response = await fetch(meta.content, { credentials: "same-origin" });
+    return response.ok ? (await response.json()).messages || {} : {};
+  } catch {
+    return {}; // the English text is still a working page
+  }
+}
+
+// Every page script imports this module, so the catalog is there before any of them runs.
+const catalog = await loadCatalog();
+const plurals = new Intl.PluralRules(locale);
+
+function fill(text, values) {
+  if (!values) return text;
+  return text.replace(/%\((\w+)\)s/g, (whole, name) => (name in values ? String(values[name]) : whole));
+}
+
+// t("Saved %(name)s", {name}) — the text in the page's language, values filled in.
+export function t(message, values) {
+  const found = catalog[message];
+  return fill(typeof found === "string" ? found : message, values);
+}
+
+// tn("%(num)s file", "%(num)s files", n) — the form for n (both languages have one and other);
+// %(num)s is n written the local way.
+export function tn(singular, plural, n, values) {
+  const one = plurals.select(n) === "one";
+  const forms = catalog[singular];
+  const text = Array.isArray(forms) ? forms[one ? 0 : 1] : one ? singular : plural;
+  return fill(text, { num: Number(n).toLocaleString(locale), ...values });
+}
+
 // --- the JSON API ---------------------------------------------------------------------------
 
 export const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
@@ -20,7 +63,9 @@ export const csrf = () => document.querySelector('meta[name="csrf-token"]').cont
 // An Error from a failed response: its message, code and status from the error shape.
 export function apiError(status, body) {
   const shaped = body && body.error ? body.error : null;
-  const error = new Error(shaped ? shaped.message : `Request failed (${status || "network error"})`);
+  const error = new Error(
+    shaped ? shaped.message : t("Request failed (%(status)s)", { status: status || t("network error") }),
+  );
   error.status = status;
   error.code = shaped ? shaped.code : null;
   return error;
@@ -60,12 +105,12 @@ export function clock(seconds) {
 
 export function formatDate(iso) {
   if (!iso) return "–";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return new Date(iso).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
 }
 
 export function formatDay(iso) {
   if (!iso) return "–";
-  return new Date(iso).toLocaleDateString(undefined, { dateStyle: "medium" });
+  return new Date(iso).toLocaleDateString(locale, { dateStyle: "medium" });
 }
 
 export function relative(iso) {
@@ -74,11 +119,11 @@ export function relative(iso) {
   const abs = Math.abs(diff);
   const unit = abs < 3600 ? ["minute", 60] : abs < 86400 ? ["hour", 3600] : ["day", 86400];
   const value = Math.round(diff / unit[1]);
-  return new Intl.RelativeTimeFormat(undefined, { numeric: "auto" }).format(value, unit[0]);
+  return new Intl.RelativeTimeFormat(locale, { numeric: "auto" }).format(value, unit[0]);
 }
 
 export function mib(bytes) {
-  return `${Math.round(bytes / (1024 * 1024)).toLocaleString()} MiB`;
+  return `${Math.round(bytes / (1024 * 1024)).toLocaleString(locale)} MiB`;
 }
 
 // --- the DOM --------------------------------------------------------------------------------
@@ -161,10 +206,10 @@ export function confirmDialog({ title, body, confirmLabel, danger }) {
     const confirmButton = el("button", {
       type: "button",
       class: `button ${danger ? "danger" : "primary"}`,
-      text: confirmLabel || "Confirm",
+      text: confirmLabel || t("Confirm"),
       "data-confirm": true,
     });
-    const cancelButton = el("button", { type: "button", class: "button", text: "Cancel" });
+    const cancelButton = el("button", { type: "button", class: "button", text: t("Cancel") });
     const dialog = el(
       "dialog",
       { class: "confirm-dialog", "aria-labelledby": "confirm-title" },
