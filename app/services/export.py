@@ -146,7 +146,9 @@ def export_archive(rt: Runtime, owner_id: uuid.UUID) -> Iterator[bytes]:
             if shares.is_viewable(share):
                 yield from _rendition(rt, session, archive, sink, share)
         for row in feedback.list_for(session, owner):
-            archive.writestr(f"feedback/{row.id}.json", _json(feedback.present(session, rt, row)))
+            # A folder of the archive (not of the object store, which holds no feedback).
+            folder = "feedback"
+            archive.writestr(f"{folder}/{row.id}.json", _json(feedback.present(session, rt, row)))
         audit.append(session, "data.exported", actor_id=owner.id)
     yield sink.drain()
 

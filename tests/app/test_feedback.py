@@ -523,7 +523,7 @@ def test_nobody_else_gets_ratings_per_person(client, rt, people, form, shares):
             if needle == str(shares[0].owner.id) and who is people["admin"]:
                 continue  # the admin's user list names every account: not a rating
             assert needle not in body, (path, who.role, needle)
-        assert '"value"' not in body and "ratings" not in body, path
+        assert '"criterion_id"' not in body, path  # no rating of anyone's
     summary = client.get("/api/v1/oversight/summary", headers=people["rep"].headers).get_json()
     assert summary["forms_in_use"] >= 1
     this_week = summary["weeks"][-1]

@@ -9,7 +9,7 @@ import pytest
 
 from app.services import forms
 from tests.app.test_feedback import CRITERIA
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import assert_accessible, screenshot, sign_in
 from tests.browser.test_coach import api, open_player, until, wait_until_ready
 from tests.conftest import create_person
 
@@ -65,6 +65,7 @@ def at_width(page, width: int, name: str) -> None:
     page.set_viewport_size({"width": width, "height": 900})
     page.evaluate("window.scrollTo(0, 0)")  # the sticky top bar belongs at the top
     page.wait_for_timeout(150)
+    assert_accessible(page)
     screenshot(page, name)
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 1, f"{name}: the page is {overflow} px wider than the window"
@@ -147,6 +148,13 @@ def test_coach_gives_feedback_and_the_employee_keeps_it(page, browser, live_serv
         done = mine.locator(".feedback-item").first.inner_text()
         assert "Thanks, I will try that" in done and "you agree" in done
 
+        # In Norwegian (the person's own choice), as accessible.
+        assert api(live_server, employee, "PATCH", "/api/v1/me", json={"language": "nb"}).ok
+        mine.goto("/feedback")
+        assert mine.locator("h1").inner_text() == "Tilbakemelding"
+        assert "Bekreftet lest" in mine.locator(".feedback-item").first.inner_text()
+        at_width(mine, 1280, "feedback-employee-nb")
+        assert api(live_server, employee, "PATCH", "/api/v1/me", json={"language": "en"}).ok
         mine.goto("/progress")
         assert mine.locator("svg.progress-chart").count() == 2
         assert "Summarise what happens next" in mine.locator("#checklist").inner_text()

@@ -1,12 +1,12 @@
 // The admin's feedback forms: propose one (or a new version of one), see every version with
 // its status and a rejection's reason, retire an approved one. The representative decides.
-import { $, api, confirmDialog, el, showError, timeEl, toast } from "./kit.js";
+import { $, api, confirmDialog, el, showError, t, timeEl, toast } from "./kit.js";
 import { criteriaList, statusBadge } from "./feedback-forms.js";
 
 const DEFAULT_LABELS = {
-  3: "Not yet, Sometimes, Consistently",
-  4: "Not yet, Sometimes, Often, Always",
-  5: "Not yet, Rarely, Sometimes, Often, Always",
+  3: t("Not yet, Sometimes, Consistently"),
+  4: t("Not yet, Sometimes, Often, Always"),
+  5: t("Not yet, Rarely, Sometimes, Often, Always"),
 };
 const editor = $("criteria-editor");
 const proposal = $("form-proposal");
@@ -76,26 +76,28 @@ function startOver(form) {
   } else addRow();
   const note = $("replaces-note");
   note.hidden = !form;
-  note.textContent = form ? `A new version of “${form.name}” (now version ${form.version}). The representative approves it before coaches can use it.` : "";
+  note.textContent = form
+    ? t("A new version of “%(name)s” (now version %(version)s). The representative approves it before coaches can use it.", form)
+    : "";
   $("cancel-change").hidden = !form;
-  $("propose").textContent = form ? "Propose this version" : "Propose";
+  $("propose").textContent = form ? t("Propose this version") : t("Propose");
 }
 
 function row(form) {
   const actions = el("td", { class: "right nowrap" });
-  const change = el("button", { type: "button", class: "button small", text: "Propose a change" });
+  const change = el("button", { type: "button", class: "button small", text: t("Propose a change") });
   change.addEventListener("click", () => {
     startOver(form);
     $("form-name").focus();
   });
   actions.append(change);
   if (form.status === "approved") {
-    const retire = el("button", { type: "button", class: "button small danger-outline", text: "Retire" });
+    const retire = el("button", { type: "button", class: "button small danger-outline", text: t("Retire") });
     retire.addEventListener("click", async () => {
       const sure = await confirmDialog({
-        title: `Retire “${form.name}”?`,
-        body: "Coaches can no longer choose it. Feedback already written on it stays readable for the employees.",
-        confirmLabel: "Retire",
+        title: t("Retire “%(name)s”?", form),
+        body: t("Coaches can no longer choose it. Feedback already written on it stays readable for the employees."),
+        confirmLabel: t("Retire"),
         danger: true,
       });
       if (!sure) return;
@@ -115,9 +117,9 @@ function row(form) {
       "td",
       {},
       el("strong", { text: form.name }),
-      el("span", { class: "muted small", text: ` · version ${form.version} · ${form.language}` }),
+      el("span", { class: "muted small", text: ` · ${t("version %(version)s", form)} · ${form.language}` }),
       criteriaList(form.criteria),
-      form.reason ? el("p", { class: "small change-removed", text: `Reason for rejection: ${form.reason}` }) : null,
+      form.reason ? el("p", { class: "small change-removed", text: t("Reason for rejection: %(reason)s", form) }) : null,
     ),
     el("td", {}, statusBadge(form)),
     el("td", {}, timeEl(form.created_at, "day")),
@@ -128,7 +130,7 @@ function row(form) {
 async function load() {
   const { forms } = await api("GET", "/api/v1/admin/feedback-forms");
   $("form-rows").replaceChildren(
-    ...(forms.length ? forms.map(row) : [el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "No forms yet." }))]),
+    ...(forms.length ? forms.map(row) : [el("tr", {}, el("td", { colSpan: 4, class: "muted", text: t("No forms yet.") }))]),
   );
 }
 
@@ -143,7 +145,7 @@ proposal.addEventListener("submit", async (event) => {
       criteria: criteria(),
       ...(replaces ? { replaces } : {}),
     });
-    toast("Proposed. The representative decides whether it can be used.");
+    toast(t("Proposed. The representative decides whether it can be used."));
     startOver(null);
     load();
   } catch (err) {

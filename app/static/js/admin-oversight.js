@@ -1,6 +1,6 @@
 // Oversight: weekly aggregate figures (small counts suppressed), policy history, and the
 // audit-chain verification. No names, no content.
-import { $, api, el, mib, timeEl, toast } from "./kit.js";
+import { $, api, el, mib, t, timeEl, toast } from "./kit.js";
 
 const FIGURES = [
   ["shares_made", "made", "Shares made"],
@@ -14,8 +14,8 @@ const FIGURES = [
 const COLUMNS = [
   ...FIGURES,
   ["account_resets", "resets", "Account resets"],
-  ["feedback_sent", "fsent", "Feedback sent"],
-  ["feedback_acknowledged", "fack", "Feedback acknowledged"],
+  ["feedback_sent", "fsent", t("Feedback sent")],
+  ["feedback_acknowledged", "fack", t("Feedback acknowledged")],
 ];
 let below = 5;
 
@@ -76,7 +76,7 @@ async function loadFigures() {
     ),
   );
   $("figures-note").textContent = `“< ${below}” means fewer than ${below}: exact small numbers are hidden so that no one person's choice can be read from them — including the choice not to share.`;
-  $("forms-in-use").textContent = `Forms in use now: ${summary.forms_in_use}.`;
+  $("forms-in-use").textContent = t("Forms in use now: %(count)s.", { count: summary.forms_in_use });
   renderChart(weeks);
 }
 

@@ -1,7 +1,7 @@
 // The employee's Feedback page: acknowledge (with an optional reply and whether they agree),
 // and delete (shredded: the key is destroyed). The page is rendered by the server; after a
 // change it is loaded again.
-import { api, confirmDialog, showError, toast, upgradeTimes } from "./kit.js";
+import { api, confirmDialog, showError, t, toast, upgradeTimes } from "./kit.js";
 
 function agreeOf(form) {
   const chosen = form.querySelector('input[name="agree"]:checked');
@@ -28,12 +28,12 @@ async function acknowledge(item, form) {
 
 async function remove(button) {
   const sure = await confirmDialog({
-    title: "Delete this feedback?",
+    title: t("Delete this feedback?"),
     body: [
-      "It is deleted for good: the key that protects it is destroyed, so nobody can read it again.",
-      "Download your data first if you want to keep a copy.",
+      t("It is deleted for good: the key that protects it is destroyed, so nobody can read it again."),
+      t("Download your data first if you want to keep a copy."),
     ],
-    confirmLabel: "Delete",
+    confirmLabel: t("Delete"),
     danger: true,
   });
   if (!sure) return;

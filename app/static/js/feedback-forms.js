@@ -1,16 +1,16 @@
 // What the admin's and the representative's pages both show of a feedback form: its criteria
 // with their scales, its status, and what changed since its previous version.
-import { el } from "./kit.js";
+import { el, t } from "./kit.js";
 
 export const STATUS = {
-  proposed: "Awaiting approval",
-  approved: "Approved",
-  rejected: "Rejected",
-  retired: "Retired",
+  proposed: t("Awaiting approval"),
+  approved: t("Approved"),
+  rejected: t("Rejected"),
+  retired: t("Retired"),
 };
 
 function scaleText(scale) {
-  if (scale === "yes_no") return "yes or no";
+  if (scale === "yes_no") return t("yes or no");
   return `${scale.min}–${scale.max}: ${scale.labels.join(", ")}`;
 }
 
@@ -28,25 +28,29 @@ export function criteriaList(criteria) {
 
 // The difference from the previous version, in words: what the representative approves.
 export function changesList(changes) {
-  if (!changes) return el("p", { class: "muted small", text: "A new form (no earlier version)." });
+  if (!changes) return el("p", { class: "muted small", text: t("A new form (no earlier version).") });
   const lines = [];
-  if (changes.name) lines.push(["changed", `Name: “${changes.name.before}” → “${changes.name.after}”`]);
-  if (changes.language) lines.push(["changed", `Language: ${changes.language.before} → ${changes.language.after}`]);
-  changes.added.forEach((c) => lines.push(["added", `Added: ${c.title} (${scaleText(c.scale)})`]));
-  changes.removed.forEach((c) => lines.push(["removed", `Removed: ${c.title}`]));
+  if (changes.name) lines.push(["changed", t("Name: “%(before)s” → “%(after)s”", changes.name)]);
+  if (changes.language) lines.push(["changed", t("Language: %(before)s → %(after)s", changes.language)]);
+  changes.added.forEach((c) => lines.push(["added", t("Added: %(title)s (%(scale)s)", { title: c.title, scale: scaleText(c.scale) })]));
+  changes.removed.forEach((c) => lines.push(["removed", t("Removed: %(title)s", c)]));
   changes.changed.forEach((c) => {
     const parts = c.fields.map((field) =>
       field === "scale"
-        ? `scale ${scaleText(c.before.scale)} → ${scaleText(c.after.scale)}`
-        : `${field} “${c.before[field] || ""}” → “${c.after[field] || ""}”`,
+        ? t("scale %(before)s → %(after)s", { before: scaleText(c.before.scale), after: scaleText(c.after.scale) })
+        : t("%(field)s “%(before)s” → “%(after)s”", {
+            field: field === "title" ? t("title") : t("description"),
+            before: c.before[field] || "",
+            after: c.after[field] || "",
+          }),
     );
-    lines.push(["changed", `Changed ${c.after.title}: ${parts.join("; ")}`]);
+    lines.push(["changed", t("Changed %(title)s: %(what)s", { title: c.after.title, what: parts.join("; ") })]);
   });
-  if (!lines.length) lines.push(["changed", "Nothing differs from the previous version."]);
+  if (!lines.length) lines.push(["changed", t("Nothing differs from the previous version.")]);
   return el(
     "div",
     { class: "changes" },
-    el("strong", { class: "small", text: `Changes since version ${changes.previous_version}` }),
+    el("strong", { class: "small", text: t("Changes since version %(version)s", { version: changes.previous_version }) }),
     lines.map(([kind, text]) => el("span", { class: `change-${kind}`, text })),
   );
 }

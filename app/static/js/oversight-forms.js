@@ -1,6 +1,6 @@
 // The representative's feedback forms: proposals to approve or reject (with a reason), each
 // showing what changed since its previous version; and every version with its decision.
-import { $, api, el, showError, timeEl, toast } from "./kit.js";
+import { $, api, el, showError, t, timeEl, toast } from "./kit.js";
 import { changesList, criteriaList, statusBadge } from "./feedback-forms.js";
 
 function proposal(form) {
@@ -12,23 +12,29 @@ function proposal(form) {
     try {
       const body = verb === "reject" ? { reason: reason.value } : undefined;
       await api("POST", `/api/v1/oversight/feedback-forms/${form.id}/${verb}`, body);
-      toast(verb === "approve" ? "Approved: coaches can use it now." : "Rejected. The admin sees your reason.");
+      toast(verb === "approve" ? t("Approved: coaches can use it now.") : t("Rejected. The admin sees your reason."));
       load();
     } catch (err) {
       showError(error, err.message);
     }
   };
-  const approve = el("button", { type: "button", class: "button primary", text: "Approve" });
-  const reject = el("button", { type: "button", class: "button danger-outline", text: "Reject" });
+  const approve = el("button", { type: "button", class: "button primary", text: t("Approve") });
+  const reject = el("button", { type: "button", class: "button danger-outline", text: t("Reject") });
   approve.addEventListener("click", () => decide("approve"));
   reject.addEventListener("click", () => decide("reject"));
   return el(
     "article",
     { class: "proposal", "data-form-id": form.id },
-    el("h3", { text: `${form.name} · version ${form.version}` }),
+    el("h3", { text: `${form.name} · ${t("version %(version)s", form)}` }),
     changesList(form.changes),
     criteriaList(form.criteria),
-    el("label", { htmlFor: reasonId }, "Reason, if you reject it", el("span", { class: "hint", text: "The admin who proposed it reads this." }), reason),
+    el(
+      "label",
+      { htmlFor: reasonId },
+      t("Reason, if you reject it"),
+      el("span", { class: "hint", text: t("The admin who proposed it reads this.") }),
+      reason,
+    ),
     error,
     el("div", { class: "row" }, approve, reject),
   );
@@ -42,8 +48,8 @@ function historyRow(form) {
       "td",
       {},
       el("strong", { text: form.name }),
-      el("span", { class: "muted small", text: ` · version ${form.version}` }),
-      form.reason ? el("p", { class: "small muted", text: `Reason: ${form.reason}` }) : null,
+      el("span", { class: "muted small", text: ` · ${t("version %(version)s", form)}` }),
+      form.reason ? el("p", { class: "small muted", text: t("Reason: %(reason)s", form) }) : null,
     ),
     el("td", {}, statusBadge(form)),
     el("td", {}, timeEl(form.created_at, "day")),
@@ -55,7 +61,7 @@ async function load() {
   const { forms } = await api("GET", "/api/v1/oversight/feedback-forms");
   const waiting = forms.filter((f) => f.status === "proposed");
   $("form-proposals").replaceChildren(
-    ...(waiting.length ? waiting.map(proposal) : [el("p", { class: "proposal muted", text: "No proposal waits for you." })]),
+    ...(waiting.length ? waiting.map(proposal) : [el("p", { class: "proposal muted", text: t("No proposal waits for you.") })]),
   );
   $("form-history").replaceChildren(...forms.map(historyRow));
 }

@@ -3,7 +3,7 @@
 // strengths, one next step, a summary. Saved as a draft while the coach writes (created with
 // the first change, then PATCHed), sent with one button. It goes with the player when the
 // share ends: the coach loses it then.
-import { $, api, clock, showError } from "../kit.js";
+import { $, api, clock, showError, t } from "../kit.js";
 
 const SAVE_DELAY_MS = 1200;
 
@@ -52,7 +52,7 @@ export function createFeedback(player) {
   async function save() {
     clearTimeout(timer);
     timer = 0;
-    state.textContent = "Saving…";
+    state.textContent = t("Saving…");
     try {
       if (!feedbackId) {
         const created = await api("POST", root.dataset.createUrl, { form_id: picker.value, ...content() });
@@ -62,9 +62,11 @@ export function createFeedback(player) {
         await api("PATCH", url(), content());
       }
       showError(error, "");
-      state.textContent = `Draft saved at ${new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })}`;
+      state.textContent = t("Draft saved at %(time)s", {
+        time: new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }),
+      });
     } catch (err) {
-      state.textContent = "Not saved";
+      state.textContent = t("Not saved");
       showError(error, err.message);
       if (err.status === 404 || err.status === 410) player.end();
       throw err;
@@ -73,7 +75,7 @@ export function createFeedback(player) {
 
   function later() {
     clearTimeout(timer);
-    state.textContent = "Unsaved changes";
+    state.textContent = t("Unsaved changes");
     timer = setTimeout(() => {
       saving = saving.then(save).catch(() => {});
     }, SAVE_DELAY_MS);
@@ -92,8 +94,8 @@ export function createFeedback(player) {
     remove.type = "button";
     remove.className = "link-button remove";
     remove.dataset.action = "unlink";
-    remove.textContent = "remove";
-    remove.setAttribute("aria-label", `Remove the moment ${clock(at)}`);
+    remove.textContent = t("remove");
+    remove.setAttribute("aria-label", t("Remove the moment %(time)s", { time: clock(at) }));
     wrap.append(chip, remove);
     return wrap;
   }
@@ -131,7 +133,7 @@ export function createFeedback(player) {
       await (saving = saving.then(save));
       await api("POST", url("/send"));
       form.replaceWith(sentNotice());
-      state.textContent = "Sent";
+      state.textContent = t("Sent");
     } catch (err) {
       showError(error, err.message);
       sendButton.disabled = false;
@@ -142,7 +144,9 @@ export function createFeedback(player) {
     const notice = document.createElement("p");
     notice.className = "alert alert-success";
     notice.id = "feedback-sent";
-    notice.textContent = `Sent to ${player.data.employeeName}. They are told by e-mail (if they want that) and can reply.`;
+    notice.textContent = t("Sent to %(name)s. They are told by e-mail (if they want that) and can reply.", {
+      name: player.data.employeeName,
+    });
     return notice;
   }
 
