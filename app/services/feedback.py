@@ -21,6 +21,7 @@ import crypto
 from app.models import Feedback, FeedbackForm, Role, Share, User, utcnow
 from app.services import audit, forms, keys, lifecycle, mail, shares, text
 from app.services.errors import Conflict, InvalidRequest, NotFound, Unprocessable
+from app.services.i18n import _
 from app.services.sealing import open_json, open_text, seal_json, seal_text
 
 if TYPE_CHECKING:
@@ -53,7 +54,10 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
 def _text(field: str, value: str | None, limit: int) -> str:
     clean = text.check(field, value or "", multiline=True)
     if len(clean) > limit:
-        raise InvalidRequest(f"{field} can have at most {limit} characters.", code="text_too_long")
+        raise InvalidRequest(
+            _("%(field)s can have at most %(most)s characters.", field=field, most=limit),
+            code="text_too_long",
+        )
     return clean
 
 
@@ -62,7 +66,10 @@ def _value(criterion: dict[str, Any], value: Any, index: int) -> Any:
     if scale == forms.YES_NO:
         if not isinstance(value, bool):
             raise InvalidRequest(
-                f"ratings[{index}].value must be true or false for this criterion.",
+                _(
+                    "ratings[%(index)s].value must be true or false for this criterion.",
+                    index=index,
+                ),
                 code="rating_out_of_scale",
             )
         return value
@@ -72,7 +79,12 @@ def _value(criterion: dict[str, Any], value: Any, index: int) -> Any:
         or not (scale["min"] <= value <= scale["max"])
     ):
         raise InvalidRequest(
-            f"ratings[{index}].value must be a whole number from {scale['min']} to {scale['max']}.",
+            _(
+                "ratings[%(index)s].value must be a whole number from %(low)s to %(high)s.",
+                index=index,
+                low=scale["min"],
+                high=scale["max"],
+            ),
             code="rating_out_of_scale",
         )
     return value
@@ -83,7 +95,12 @@ def _moments(at_s: Any, index: int, duration: float | None) -> list[float]:
         return []
     if not isinstance(at_s, list) or len(at_s) > MAX_MOMENTS:
         raise InvalidRequest(
-            f"ratings[{index}].at_s is a list of at most {MAX_MOMENTS} times.", code="invalid_time"
+            _(
+                "ratings[%(index)s].at_s is a list of at most %(most)s times.",
+                index=index,
+                most=MAX_MOMENTS,
+            ),
+            code="invalid_time",
         )
     limit = (duration or math.inf) + 1
     out = []
@@ -94,7 +111,8 @@ def _moments(at_s: Any, index: int, duration: float | None) -> list[float]:
             or not 0 <= moment <= limit
         ):
             raise InvalidRequest(
-                f"ratings[{index}].at_s holds a time outside the recording.", code="invalid_time"
+                _("ratings[%(index)s].at_s holds a time outside the recording.", index=index),
+                code="invalid_time",
             )
         out.append(round(float(moment), 3))
     return sorted(set(out))
@@ -113,21 +131,29 @@ def _ratings(form: FeedbackForm, ratings: Any, duration: float | None) -> list[d
             or not set(item) <= {"criterion_id", "value", "comment", "at_s"}
         ):
             raise InvalidRequest(
-                f"ratings[{index}] needs criterion_id and value (comment and at_s optional).",
+                _(
+                    "ratings[%(index)s] needs criterion_id and value (comment and at_s optional).",
+                    index=index,
+                ),
                 code="invalid_rating",
             )
         cid = item["criterion_id"]
         if not isinstance(cid, str) or cid not in by_id:
             raise InvalidRequest(
-                f"ratings[{index}].criterion_id is not a criterion of this form.",
+                _("ratings[%(index)s].criterion_id is not a criterion of this form.", index=index),
                 code="unknown_criterion",
             )
         if cid in seen:
-            raise InvalidRequest(f"ratings[{index}]: {cid} is rated twice.", code="invalid_rating")
+            raise InvalidRequest(
+                _("ratings[%(index)s]: %(id)s is rated twice.", index=index, id=cid),
+                code="invalid_rating",
+            )
         seen.add(cid)
         comment = item.get("comment")
         if comment is not None and not isinstance(comment, str):
-            raise InvalidRequest(f"ratings[{index}].comment must be text.", code="invalid_rating")
+            raise InvalidRequest(
+                _("ratings[%(index)s].comment must be text.", index=index), code="invalid_rating"
+            )
         out.append(
             {
                 "criterion_id": cid,
@@ -193,14 +219,14 @@ def create(
     try:
         form = forms.get(session, form_id)
     except NotFound:
-        raise Unprocessable("No such feedback form.", code="unknown_form") from None
+        raise Unprocessable(_("No such feedback form."), code="unknown_form") from None
     if form.status != "approved":
         raise Unprocessable(
-            "This form is not approved by the representative, so it cannot be used.",
+            _("This form is not approved by the representative, so it cannot be used."),
             code="form_not_approved",
         )
     content = _merge({"ratings": []}, form, draft, share.duration_s)
-    key_id, _ = keys.create_data_key(session, rt.kek, owner_id=share.owner_id)
+    key_id = keys.create_data_key(session, rt.kek, owner_id=share.owner_id)[0]
     row = Feedback(
         id=uuid.uuid4(),
         share_id=share.id,
@@ -248,7 +274,9 @@ def get_for(session: Session, user: User, feedback_id: uuid.UUID | str) -> Feedb
 
 def _require_draft(row: Feedback) -> None:
     if row.status != "draft":
-        raise Conflict("This feedback was sent and can no longer be changed.", code="already_sent")
+        raise Conflict(
+            _("This feedback was sent and can no longer be changed."), code="already_sent"
+        )
 
 
 def update(
@@ -274,11 +302,11 @@ def send(session: Session, rt: Runtime, coach: User, feedback_id: uuid.UUID | st
     missing = [c["id"] for c in row.form.criteria if c["id"] not in rated]
     if missing:
         raise Unprocessable(
-            f"Rate every criterion before sending (missing: {', '.join(missing)}).",
+            _("Rate every criterion before sending (missing: %(ids)s).", ids=", ".join(missing)),
             code="feedback_incomplete",
         )
     if not content.get("next_step"):
-        raise Unprocessable("Give one next step before sending.", code="feedback_incomplete")
+        raise Unprocessable(_("Give one next step before sending."), code="feedback_incomplete")
     lifecycle.feedback_step(session, row, "sent", actor_id=coach.id)
     mail.notify(session, rt, row.employee, "feedback_sent")
     return row
@@ -295,7 +323,7 @@ def acknowledge(
 ) -> Feedback:
     row = _for_employee(session, employee, feedback_id, lock=True)
     if row.status != "sent":
-        raise Conflict("You already acknowledged this feedback.", code="already_acknowledged")
+        raise Conflict(_("You already acknowledged this feedback."), code="already_acknowledged")
     clean = _text("reply", reply, MAX_TEXT)
     if clean:
         dek = _dek(session, rt, row)

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.models import FeedbackForm, utcnow
 from app.services import audit, lifecycle, text
 from app.services.errors import Conflict, InvalidRequest, NotFound
+from app.services.i18n import _
 
 MAX_CRITERIA = 20
 MAX_TITLE = 200
@@ -40,25 +41,47 @@ def _scale(index: int, scale: Any) -> Any:
     if scale == YES_NO:
         return YES_NO
     if not isinstance(scale, dict) or set(scale) != {"min", "max", "labels"}:
-        raise _invalid(f'criteria[{index}].scale must be "yes_no" or {{"min", "max", "labels"}}.')
+        raise _invalid(
+            _(
+                'criteria[%(index)s].scale must be "yes_no" or {"min", "max", "labels"}.',
+                index=index,
+            )
+        )
     low, high, labels = scale["min"], scale["max"], scale["labels"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (low, high)):
-        raise _invalid(f"criteria[{index}].scale: min and max must be whole numbers.")
+        raise _invalid(
+            _("criteria[%(index)s].scale: min and max must be whole numbers.", index=index)
+        )
     if not SCALE_BOUNDS[0] <= low < high <= SCALE_BOUNDS[1]:
         raise _invalid(
-            f"criteria[{index}].scale: need {SCALE_BOUNDS[0]} <= min < max <= {SCALE_BOUNDS[1]}."
+            _(
+                "criteria[%(index)s].scale: need %(low)s <= min < max <= %(high)s.",
+                index=index,
+                low=SCALE_BOUNDS[0],
+                high=SCALE_BOUNDS[1],
+            )
         )
     if not isinstance(labels, list) or len(labels) != high - low + 1:
         raise _invalid(
-            f"criteria[{index}].scale.labels must name each of the {high - low + 1} steps."
+            _(
+                "criteria[%(index)s].scale.labels must name each of the %(steps)s steps.",
+                index=index,
+                steps=high - low + 1,
+            )
         )
     clean = []
     for label in labels:
         if not isinstance(label, str):
-            raise _invalid(f"criteria[{index}].scale.labels must be text.")
+            raise _invalid(_("criteria[%(index)s].scale.labels must be text.", index=index))
         label = text.check("label", label)
         if not 1 <= len(label) <= MAX_LABEL:
-            raise _invalid(f"criteria[{index}].scale: each label needs 1–{MAX_LABEL} characters.")
+            raise _invalid(
+                _(
+                    "criteria[%(index)s].scale: each label needs 1–%(most)s characters.",
+                    index=index,
+                    most=MAX_LABEL,
+                )
+            )
         clean.append(label)
     return {"min": low, "max": high, "labels": clean}
 
@@ -69,21 +92,33 @@ def _criterion(index: int, item: Any, seen: set[str]) -> dict[str, Any]:
         or not {"id", "title", "scale"} <= set(item)
         or not set(item) <= {"id", "title", "description", "scale"}
     ):
-        raise _invalid(f"criteria[{index}] needs id, title and scale (and may have description).")
+        raise _invalid(
+            _(
+                "criteria[%(index)s] needs id, title and scale (and may have description).",
+                index=index,
+            )
+        )
     cid, title, description = item["id"], item["title"], item.get("description") or ""
     if not isinstance(cid, str) or not _CRITERION_ID.match(cid):
-        raise _invalid(f"criteria[{index}].id: lower-case letters, digits, - and _ (max 40).")
+        raise _invalid(
+            _("criteria[%(index)s].id: lower-case letters, digits, - and _ (max 40).", index=index)
+        )
     if cid in seen:
-        raise _invalid(f"criteria[{index}].id {cid!r} is used twice.")
+        raise _invalid(_("criteria[%(index)s].id %(id)s is used twice.", index=index, id=cid))
     seen.add(cid)
     if not isinstance(title, str) or not isinstance(description, str):
-        raise _invalid(f"criteria[{index}]: title and description must be text.")
+        raise _invalid(_("criteria[%(index)s]: title and description must be text.", index=index))
     title = text.check("title", title)
     description = text.check("description", description, multiline=True)
     if not 1 <= len(title) <= MAX_TITLE or len(description) > MAX_DESCRIPTION:
         raise _invalid(
-            f"criteria[{index}]: a title of 1–{MAX_TITLE} characters, a description of at most "
-            f"{MAX_DESCRIPTION}."
+            _(
+                "criteria[%(index)s]: a title of 1–%(title)s characters, a description of at "
+                "most %(description)s.",
+                index=index,
+                title=MAX_TITLE,
+                description=MAX_DESCRIPTION,
+            )
         )
     return {
         "id": cid,
@@ -95,7 +130,7 @@ def _criterion(index: int, item: Any, seen: set[str]) -> dict[str, Any]:
 
 def check_criteria(criteria: Any) -> list[dict[str, Any]]:
     if not isinstance(criteria, list) or not 1 <= len(criteria) <= MAX_CRITERIA:
-        raise _invalid(f"A form has 1–{MAX_CRITERIA} criteria.")
+        raise _invalid(_("A form has 1–%(most)s criteria.", most=MAX_CRITERIA))
     seen: set[str] = set()
     return [_criterion(index, item, seen) for index, item in enumerate(criteria)]
 
@@ -112,15 +147,15 @@ def propose(
     """A new form, or (``replaces``) the next version of an existing one: ``proposed``."""
     name = text.check("name", name)
     if not 1 <= len(name) <= MAX_TITLE:
-        raise _invalid(f"A form's name needs 1–{MAX_TITLE} characters.")
+        raise _invalid(_("A form's name needs 1–%(most)s characters.", most=MAX_TITLE))
     if language not in LANGUAGES:
-        raise _invalid(f"language must be one of {', '.join(LANGUAGES)}.")
+        raise _invalid(_("language must be one of %(languages)s.", languages=", ".join(LANGUAGES)))
     clean = check_criteria(criteria)
     family_id, version = uuid.uuid4(), 1
     if replaces is not None:
         earlier = session.get(FeedbackForm, replaces)
         if earlier is None:
-            raise InvalidRequest("replaces names no form.", code="unknown_form")
+            raise InvalidRequest(_("replaces names no form."), code="unknown_form")
         family_id = earlier.family_id
         # The family's row lock orders two admins proposing at once.
         session.execute(
@@ -183,7 +218,8 @@ def reject(
     reason = text.check("reason", reason, multiline=True)
     if not 1 <= len(reason) <= MAX_REASON:
         raise InvalidRequest(
-            f"Give a reason of 1–{MAX_REASON} characters for the rejection.", code="reason_required"
+            _("Give a reason of 1–%(most)s characters for the rejection.", most=MAX_REASON),
+            code="reason_required",
         )
     _require_proposed(form)
     lifecycle.decide_form(session, form, "rejected", actor_id=actor_id, reason=reason)
@@ -193,14 +229,14 @@ def reject(
 def retire(session: Session, form_id: uuid.UUID | str, *, actor_id: uuid.UUID) -> FeedbackForm:
     form = get(session, form_id, lock=True)
     if form.status != "approved":
-        raise Conflict("Only an approved form can be retired.", code="form_not_approved")
+        raise Conflict(_("Only an approved form can be retired."), code="form_not_approved")
     lifecycle.decide_form(session, form, "retired", actor_id=actor_id)
     return form
 
 
 def _require_proposed(form: FeedbackForm) -> None:
     if form.status != "proposed":
-        raise Conflict(f"This form was already {form.status}.", code="form_already_decided")
+        raise Conflict(_("This form was decided already."), code="form_already_decided")
 
 
 def approved(session: Session) -> list[FeedbackForm]:

@@ -337,6 +337,14 @@ def test_bad_feedback_is_refused_and_changes_nothing(client, rt, form, shares):
         before = len(session.scalars(select(Feedback.id)).all())
     for fields, status, code in cases:
         assert error_code(draft(client, share, form, **fields), status) == code, fields
+    # The message in the reader's language (SPEC §14); the code stays English.
+    norwegian = client.post(
+        f"/api/v1/shares/{share.id}/feedback",
+        json={"form_id": form["id"], "ratings": ratings(empathy=9)},
+        headers={**share.coach.headers, "Accept-Language": "nb"},
+    )
+    assert error_code(norwegian, 400) == "rating_out_of_scale"
+    assert "må være et helt tall fra 1 til 4" in norwegian.get_json()["error"]["message"]
     assert error_code(draft(client, share, {"id": str(uuid.uuid4())}), 422) == "unknown_form"
     assert error_code(draft(client, share, {"id": "nope"}), 422) == "unknown_form"
     with rt.db.session() as session:
