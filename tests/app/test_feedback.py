@@ -401,6 +401,21 @@ def test_who_may_reach_feedback(client, rt, form, shares):
     assert client.get(url, headers=share.owner.headers).status_code == 200
 
 
+def test_retiring_a_form_keeps_the_feedback_written_on_it_readable(client, people, shares):
+    admin, rep, share = people["admin"], people["rep"], shares[0]
+    own = propose(client, admin, name=f"Retiring {uuid.uuid4().hex[:6]}").get_json()
+    assert decide(client, rep, own["id"], "approve").status_code == 200
+    item = sent_feedback(client, share, own, summary="Written on a form that retires")
+    retired = client.post(f"/api/v1/admin/feedback-forms/{own['id']}/retire", headers=admin.headers)
+    assert retired.status_code == 200
+    kept = client.get(f"/api/v1/feedback/{item['id']}", headers=share.owner.headers).get_json()
+    assert kept["summary"] == "Written on a form that retires"
+    assert kept["form"]["status"] == "retired" and kept["ratings"][0]["value"] == 3
+    offered = client.get("/api/v1/feedback-forms", headers=share.coach.headers).get_json()
+    assert own["id"] not in [f["id"] for f in offered["forms"]]
+    assert error_code(draft(client, share, own), 422) == "form_not_approved"
+
+
 def test_feedback_is_sealed_at_rest(client, rt, form, shares):
     marker = f"canary-{uuid.uuid4().hex}"
     item = sent_feedback(client, shares[0], form, summary=marker, strengths=marker)
