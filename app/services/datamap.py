@@ -424,6 +424,13 @@ EMAILS: dict[str, Entry] = {
         "sent to the person's own address; the link's secret is in the URL fragment",
         "the product keeps only the outgoing_mail row",
     ),
+    "share_ready": Entry(
+        "that a recording was shared with the coach: a link to their list, no title or name",
+        COACH,
+        True,
+        "sent to the person's own address, unless they turned notifications off",
+        "the product keeps only the outgoing_mail row",
+    ),
     "feedback_sent": Entry(
         "that new coaching feedback arrived: a link to the Feedback page, no content or name",
         EMPLOYEE,

@@ -32,11 +32,12 @@ if TYPE_CHECKING:
 
 ACCOUNT_KINDS = account_links.KINDS
 # Notifications (SPEC §13): the page they link to, and nothing about what is there.
-NOTIFICATION_PATHS = {"feedback_sent": "/feedback"}
+NOTIFICATION_PATHS = {"feedback_sent": "/feedback", "share_ready": "/coach"}
 SUBJECTS = {
     "enrolment": "Set up your consent-replay account",
     "reset": "Your consent-replay account was reset",
     "feedback_sent": "You have new coaching feedback",
+    "share_ready": "A recording was shared with you for coaching",
 }
 BODIES = {
     "enrolment": (
@@ -55,6 +56,12 @@ BODIES = {
     "feedback_sent": (
         "Hello,\n\n"
         "A coach has sent you feedback on consent-replay. Sign in to read it:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
+    "share_ready": (
+        "Hello,\n\n"
+        "A recording was shared with you for coaching on consent-replay and is ready to watch. "
+        "Sign in to see it:\n\n{link}\n\n"
         "You can turn these messages off on your account page."
     ),
 }

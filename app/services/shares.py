@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys, policy, recordings, text
+from app.services import audit, keys, mail, policy, recordings, text
 from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
 from app.services.sealing import open_text, seal_text
 
@@ -182,6 +182,12 @@ def create_share(
     sid = str(share.id)
     after_commit(session, lambda: rt.jobs.send(jobs.PROCESS_SHARE, sid))
     return share
+
+
+def notify_ready(session: Session, rt: Runtime, share: Share) -> None:
+    """The share is ready: each of its coaches who wants e-mail is told (a link, no content)."""
+    for grantee in share.grantees:
+        mail.notify(session, rt, grantee.coach, "share_ready")
 
 
 def _check_jobs_in_flight(session: Session, owner: User) -> None:

@@ -24,6 +24,7 @@ from tests.media_helpers import (
     assert_documented,
     error_code,
     finish,
+    make_ready_share,
     openapi,
     start_shares,
 )
@@ -508,6 +509,33 @@ def test_sending_feedback_emails_the_employee_a_link_and_no_content(
         rows = session.scalars(select(OutgoingMail).where(OutgoingMail.user_id == share.owner.id))
         assert len(list(rows)) == 1
     assert not [p for p in set(outbox.glob("*.eml")) - before if address in p.read_text()]
+
+
+def test_a_ready_share_emails_its_coaches_a_link_and_no_content(client, rt, worker, samples):
+    outbox = rt.settings.instance_dir / "outbox"
+    before = set(outbox.glob("*.eml")) if outbox.exists() else set()
+    wants, declines = create_person(rt, "coach"), create_person(rt, "coach")
+    addresses = {}
+    with rt.db.session() as session:
+        for person, on in ((wants, True), (declines, False)):
+            user = session.get(User, person.id)
+            user.email = addresses[person.id] = f"coach-{uuid.uuid4().hex[:6]}@example.org"
+            user.email_notifications = on
+    share = make_ready_share(
+        client, rt, files={"audio": samples.call_wav}, coaches=[wants, declines], purpose="Secret"
+    )
+
+    def written() -> list[Path]:
+        new = set(outbox.glob("*.eml")) - before if outbox.exists() else set()
+        return [p for p in new if addresses[wants.id] in p.read_text()]
+
+    (path,) = wait_for(written, 60, "the share-ready e-mail")
+    text = path.read_text()
+    assert f"{rt.settings.public_url}/coach" in text
+    for secret in ("Secret", share.owner.name, share.id):
+        assert secret not in text
+    new = set(outbox.glob("*.eml")) - before
+    assert not [p for p in new if addresses[declines.id] in p.read_text()]
 
 
 def test_nobody_else_gets_ratings_per_person(client, rt, people, form, shares):
