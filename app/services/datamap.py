@@ -424,6 +424,13 @@ EMAILS: dict[str, Entry] = {
         "sent to the person's own address; the link's secret is in the URL fragment",
         "the product keeps only the outgoing_mail row",
     ),
+    "share_ending": Entry(
+        "that a share of the employee's ends in two days: a link to their shares, no title",
+        EMPLOYEE,
+        True,
+        "sent to the person's own address, unless they turned notifications off",
+        "the product keeps only the outgoing_mail row",
+    ),
     "share_ready": Entry(
         "that a recording was shared with the coach: a link to their list, no title or name",
         COACH,

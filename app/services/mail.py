@@ -32,12 +32,17 @@ if TYPE_CHECKING:
 
 ACCOUNT_KINDS = account_links.KINDS
 # Notifications (SPEC §13): the page they link to, and nothing about what is there.
-NOTIFICATION_PATHS = {"feedback_sent": "/feedback", "share_ready": "/coach"}
+NOTIFICATION_PATHS = {
+    "feedback_sent": "/feedback",
+    "share_ready": "/coach",
+    "share_ending": "/shares",
+}
 SUBJECTS = {
     "enrolment": "Set up your consent-replay account",
     "reset": "Your consent-replay account was reset",
     "feedback_sent": "You have new coaching feedback",
     "share_ready": "A recording was shared with you for coaching",
+    "share_ending": "A share of yours ends in two days",
 }
 BODIES = {
     "enrolment": (
@@ -56,6 +61,12 @@ BODIES = {
     "feedback_sent": (
         "Hello,\n\n"
         "A coach has sent you feedback on consent-replay. Sign in to read it:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
+    "share_ending": (
+        "Hello,\n\n"
+        "A recording you shared for coaching on consent-replay ends in two days; then it is "
+        "deleted. To keep it shared longer, share it again. Your shares:\n\n{link}\n\n"
         "You can turn these messages off on your account page."
     ),
     "share_ready": (

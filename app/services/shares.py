@@ -42,6 +42,9 @@ MAX_PROCESSING_PER_USER = 3
 # whether it was withdrawn or ran out (that would tell them the employee withdrew).
 ENDED = "ended"
 ENDED_MESSAGE = "This share has ended."
+# The employee is told this long before a share ends (SPEC §13), once.
+ENDING_NOTICE = timedelta(days=2)
+ENDING_NOTIFIED = "share.ending_soon"
 
 
 @dataclass
@@ -188,6 +191,38 @@ def notify_ready(session: Session, rt: Runtime, share: Share) -> None:
     """The share is ready: each of its coaches who wants e-mail is told (a link, no content)."""
     for grantee in share.grantees:
         mail.notify(session, rt, grantee.coach, "share_ready")
+
+
+def notify_ending(session: Session, rt: Runtime) -> int:
+    """Tell each employee, once, two days before a share of theirs ends (a link, no content).
+    The audit event is the mark that they were told; a share that lasts two days or less
+    gets no notice (it would come with the opt-in itself)."""
+    now = utcnow()
+    due = [
+        share
+        for share in session.scalars(
+            select(Share)
+            .where(
+                Share.status == ShareStatus.READY,
+                Share.expires_at > now,
+                Share.expires_at <= now + ENDING_NOTICE,
+            )
+            .limit(500)
+        )
+        if share.expires_at - share.created_at > ENDING_NOTICE
+    ]
+    told = set(
+        session.scalars(
+            select(AuditEvent.share_id).where(
+                AuditEvent.action == ENDING_NOTIFIED,
+                AuditEvent.share_id.in_([s.id for s in due]),
+            )
+        )
+    )
+    for share in (s for s in due if s.id not in told):
+        audit.append(session, ENDING_NOTIFIED, share_id=share.id)
+        mail.notify(session, rt, share.owner, "share_ending")
+    return len(due) - len(told)
 
 
 def _check_jobs_in_flight(session: Session, owner: User) -> None:

@@ -538,6 +538,44 @@ def test_a_ready_share_emails_its_coaches_a_link_and_no_content(client, rt, work
     assert not [p for p in new if addresses[declines.id] in p.read_text()]
 
 
+def test_two_days_before_a_share_ends_its_employee_is_told_once(client, rt, worker, shares):
+    from datetime import timedelta
+
+    from app.models import AuditEvent, Share, utcnow
+    from app.services import shares as share_service
+
+    share = shares[2]
+    outbox = rt.settings.instance_dir / "outbox"
+    before = set(outbox.glob("*.eml")) if outbox.exists() else set()
+    address = f"ending-{uuid.uuid4().hex[:6]}@example.org"
+    with rt.db.session() as session:
+        user = session.get(User, share.owner.id)
+        user.email, user.email_notifications = address, True
+        row = session.get(Share, uuid.UUID(share.id))
+        row.expires_at = utcnow() + timedelta(days=1, hours=20)
+        row.created_at = utcnow() - timedelta(days=5)
+    with rt.db.session() as session:
+        assert share_service.notify_ending(session, rt) >= 1
+    with rt.db.session() as session:
+        assert share_service.notify_ending(session, rt) == 0  # once
+        marks = session.scalars(
+            select(AuditEvent).where(
+                AuditEvent.share_id == uuid.UUID(share.id),
+                AuditEvent.action == share_service.ENDING_NOTIFIED,
+            )
+        )
+        assert len(list(marks)) == 1
+
+    def written() -> list[Path]:
+        new = set(outbox.glob("*.eml")) - before if outbox.exists() else set()
+        return [p for p in new if address in p.read_text()]
+
+    (path,) = wait_for(written, 60, "the share-ending e-mail")
+    text = path.read_text()
+    assert f"{rt.settings.public_url}/shares" in text and "two days" in text
+    assert share.coach.name not in text and share.id not in text
+
+
 def test_nobody_else_gets_ratings_per_person(client, rt, people, form, shares):
     """Every admin and representative endpoint, and the other people's feedback endpoints,
     answered after feedback exists: no rating, comment or feedback id of anyone's."""
