@@ -5,6 +5,8 @@ coach has lost it and the employee still has it."""
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from app.services import forms
@@ -50,7 +52,7 @@ def setting(live_server, rt, samples):
     assert share.status_code == 202, share.text
     share_id = share.json()["id"]
     wait_until_ready(live_server, rt, coach, [share_id])
-    return {"employee": employee, "coach": coach, "share": share_id}
+    return {"employee": employee, "coach": coach, "share": share_id, "form": str(form.id)}
 
 
 def other_page(browser, live_server, width: int = 1280):
@@ -79,6 +81,9 @@ def test_coach_gives_feedback_and_the_employee_keeps_it(page, browser, live_serv
     open_player(page, share_id)
     panel = page.locator("#feedback-panel")
     assert panel.is_visible()
+    # Other tests of the run approve forms too: choose this test's form.
+    page.select_option("#feedback-form-id", setting["form"])
+    panel = panel.locator(f'.form-criteria[data-form-id="{setting["form"]}"]')
     page.evaluate("document.getElementById('video').currentTime = 3.2")
     until(page, "Math.abs(document.getElementById('video').currentTime - 3.2) < 0.05")
     empathy = panel.locator('fieldset[data-criterion-id="empathy"]')
@@ -182,7 +187,7 @@ def test_admin_proposes_and_the_representative_approves_seeing_the_change(
 ):
     admin = create_person(rt, "admin", name="Astrid Admin", password=PASSWORD)
     representative = create_person(rt, "representative", name="Rune Rep", password=PASSWORD)
-    name = "Phone etiquette"
+    name = f"Phone etiquette {uuid.uuid4().hex[:6]}"  # other tests of the run make forms too
 
     sign_in(page, admin.login, PASSWORD)
     page.goto("/admin/feedback-forms")
@@ -218,10 +223,12 @@ def test_admin_proposes_and_the_representative_approves_seeing_the_change(
         page.locator(".criterion-row").nth(1).locator('[data-action="remove"]').click()
         page.locator(".criterion-row").first.locator('[data-field="scale"]').select_option("5")
         page.click("#propose")
-        page.locator("#form-rows tr", has_text="version 2").locator(".badge.proposed").wait_for()
+        page.locator("#form-rows tr", has_text=f"{name} · version 2").locator(
+            ".badge.proposed"
+        ).wait_for()
 
         rep.reload()
-        proposal = rep.locator(".proposal", has_text="version 2")
+        proposal = rep.locator(".proposal", has_text=f"{name} · version 2")
         changes = proposal.locator(".changes").inner_text()
         assert "Removed: Confirms the next step" in changes
         assert "Changed Greets the customer: scale 1–4" in changes
@@ -234,9 +241,11 @@ def test_admin_proposes_and_the_representative_approves_seeing_the_change(
         assert "reason" in refusal.inner_text().lower()
         proposal.locator("textarea").fill("Keep the yes/no question about next steps.")
         proposal.get_by_role("button", name="Reject").click()
-        rep.locator("#form-history tr", has_text="version 2").locator(".badge.rejected").wait_for()
+        rep.locator("#form-history tr", has_text=f"{name} · version 2").locator(
+            ".badge.rejected"
+        ).wait_for()
     finally:
         context.close()
     page.reload()
-    rejected = page.locator("#form-rows tr", has_text="version 2")
+    rejected = page.locator("#form-rows tr", has_text=f"{name} · version 2")
     assert "Keep the yes/no question" in rejected.inner_text()
