@@ -540,3 +540,69 @@ class OidcSingleUse(Base):
     key: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256, hex
     data: Mapped[str | None] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class FeedbackForm(Base):
+    """One version of a coaching feedback form (SPEC §13). A change is a new version in the
+    same ``family_id``; only versions the representative approved can be used. The criteria
+    are what employees are assessed on, agreed with their representatives: not personal."""
+
+    __tablename__ = "feedback_forms"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    family_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(200))
+    language: Mapped[str] = mapped_column(String(10))
+    criteria: Mapped[list] = mapped_column(JSON)
+    # proposed → approved | rejected; approved → retired (written only by the lifecycle).
+    status: Mapped[str] = mapped_column(String(12), default="proposed", index=True)
+    reason: Mapped[str | None] = mapped_column(Text)
+    proposed_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    decided_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Feedback(Base):
+    """Coaching feedback on one share, for its employee (SPEC §13).
+
+    Everything written (ratings, comments, linked moments, strengths, next step, summary, the
+    reply) is sealed under a data key of its own owned by the *employee*, not the share's key:
+    it outlives the share. The coach reaches it only while the share lives; deleting it
+    destroys the key (crypto-shredding) and the row.
+    """
+
+    __tablename__ = "feedback"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    share_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("shares.id", ondelete="SET NULL"), index=True
+    )
+    employee_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    coach_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    form_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("feedback_forms.id"))
+    key_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    # draft → sent → acknowledged (written only by the lifecycle).
+    status: Mapped[str] = mapped_column(String(14), default="draft", index=True)
+    content_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    reply_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    agree: Mapped[bool | None] = mapped_column(Boolean)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    form: Mapped[FeedbackForm] = relationship()
+    share: Mapped[Share | None] = relationship()
+    employee: Mapped[User] = relationship(foreign_keys=[employee_id])
+    coach: Mapped[User | None] = relationship(foreign_keys=[coach_id])

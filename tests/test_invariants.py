@@ -41,6 +41,8 @@ def test_scheduled_jobs_only_clean_up(rt, make_person, client, make_recording):
         "worker.tasks.sweep_scratch",
         "worker.tasks.reconcile_store",
         "worker.tasks.purge_expired_credentials",
+        # Tells employees that a share ends in two days (SPEC §13): e-mail only, no capture.
+        "worker.tasks.notify_ending_shares",
     }
     make_recording(make_person("employee"))
     with rt.db.session() as session:

@@ -35,6 +35,7 @@ def _schedule(settings: Settings) -> dict:
             "schedule": float(settings.stall_check_s),
         },
         "sweep-scratch": {"task": "worker.tasks.sweep_scratch", "schedule": 600.0},
+        "notify-ending-shares": {"task": "worker.tasks.notify_ending_shares", "schedule": 600.0},
         "purge-expired-credentials": {
             "task": "worker.tasks.purge_expired_credentials",
             "schedule": 600.0,

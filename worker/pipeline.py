@@ -37,7 +37,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import keys, lifecycle, suggestions
+from app.services import keys, lifecycle, shares, suggestions
 from app.services.sealing import open_json
 from app.storage import ObjectNotFound, StorageError
 from worker import media, ocr
@@ -375,6 +375,7 @@ def _run_job(
         if share is None or share.status is not ShareStatus.PROCESSING:
             raise ShareEnded(str(share_id))
         lifecycle.share_ready(session, share, duration_s=duration_s, objects=len(outputs))
+        shares.notify_ready(session, rt, share)
     uploaded.clear()
     return JobOutcome(share_id, "ready")
 

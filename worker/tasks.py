@@ -21,7 +21,7 @@ from app import jobs
 from app.mailer import MailError
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
-from app.services import account_links, mail, sessions, shredding, uploads, users
+from app.services import account_links, mail, sessions, shares, shredding, uploads, users
 from app.storage import StorageError
 from worker import pipeline
 
@@ -172,6 +172,14 @@ def expire_shares(self) -> int:
     for share_id in due:
         shredding.end_share(rt, share_id, reason="expired", actor_id=None)
     return len(due)
+
+
+@shared_task(bind=True, name="worker.tasks.notify_ending_shares")
+def notify_ending_shares(self) -> int:
+    """Employees whose shares end in two days are told by e-mail (once each)."""
+    rt = runtime(self)
+    with rt.db.session() as session:
+        return shares.notify_ending(session, rt)
 
 
 @shared_task(bind=True, name="worker.tasks.delete_expired_drafts")

@@ -165,10 +165,13 @@ class WeekSchema(ma.Schema):
     shares_expired = ma.fields.Integer(allow_none=True)
     plays = ma.fields.Integer(allow_none=True)
     account_resets = ma.fields.Integer(allow_none=True)
+    feedback_sent = ma.fields.Integer(allow_none=True)
+    feedback_acknowledged = ma.fields.Integer(allow_none=True)
 
 
 class SummarySchema(ma.Schema):
     weeks = ma.fields.List(ma.fields.Nested(WeekSchema), required=True)
+    forms_in_use = ma.fields.Integer(metadata={"description": "approved feedback forms"})
     suppressed_below = ma.fields.Integer(required=True)
     note = ma.fields.String()
 

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from app.api import account, admin, export, receipts, recordings, shares, streaming, uploads
+from app.api import (
+    account,
+    admin,
+    export,
+    feedback,
+    receipts,
+    recordings,
+    shares,
+    streaming,
+    uploads,
+)
 
 blueprints = [
     account.me,
@@ -13,4 +23,5 @@ blueprints = [
     export.blp,
     *receipts.blueprints,
     *admin.blueprints,
+    *feedback.blueprints,
 ]

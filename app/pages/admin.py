@@ -50,6 +50,12 @@ def keys():
     return render_template("admin/keys.html")
 
 
+@bp.route("/admin/feedback-forms")
+@require(Role.ADMIN, page=True)
+def feedback_forms():
+    return render_template("admin/feedback_forms.html")
+
+
 @bp.route("/oversight")
 @require(Role.REPRESENTATIVE, page=True)
 def oversight():

@@ -18,7 +18,7 @@ from app.context import runtime
 from app.links import share_media_links
 from app.models import Role, utcnow
 from app.pages.formatting import clock
-from app.services import i18n, shares
+from app.services import feedback, forms, i18n, shares
 from app.services.errors import Gone, NotFound
 
 bp = Blueprint("coach_pages", __name__)
@@ -95,6 +95,39 @@ def _private(html: str, status: int = 200) -> Response:
     return response
 
 
+def _choices(scale: Any) -> list[tuple[str, str]]:
+    """Each step of a scale as (the value the API takes, as text; its label)."""
+    labels = forms.labels_of(scale)
+    if scale == forms.YES_NO:
+        return [("false", labels[0]), ("true", labels[1])]
+    return [(str(scale["min"] + index), label) for index, label in enumerate(labels)]
+
+
+def _feedback_panel(session, rt, share, coach) -> dict[str, Any]:
+    """The coach's feedback beside the player: the approved forms, their open draft on this
+    share (the page goes on with it), and what they already sent."""
+    given = [
+        feedback.present(session, rt, row)
+        for row in feedback.list_for(session, coach)
+        if row.share_id == share.id
+    ]
+    draft = next((f for f in given if f["status"] == "draft"), None)
+    offered = [forms.present(f) for f in forms.approved(session)]
+    if draft is not None and all(f["id"] != draft["form_id"] for f in offered):
+        offered.insert(0, draft["form"])  # retired since the draft began: finish on it
+    chosen = draft["form_id"] if draft else (offered[0]["id"] if offered else None)
+    ratings = {r["criterion_id"]: r for r in draft["ratings"]} if draft else {}
+    return {
+        "forms": [
+            {**f, "labelled": [(c, _choices(c["scale"])) for c in f["criteria"]]} for f in offered
+        ],
+        "draft": draft,
+        "chosen": chosen,
+        "ratings": ratings,
+        "sent": [f for f in given if f["status"] != "draft"],
+    }
+
+
 @bp.route("/coach")
 @require(Role.COACH, page=True)
 def shared_with_me():
@@ -146,14 +179,17 @@ def playback(share_id: str):
     if item["playable"]:
         item["media"] = share_media_links(share.id)
     comments = shares.list_comments(session, rt, share) if item["playable"] else []
+    is_owner = share.owner_id == user.id
+    panel = _feedback_panel(session, rt, share, user) if item["playable"] and not is_owner else None
     now = utcnow()
     return _private(
         render_template(
             "coach/playback.html",
             share=item,
             comments=comments,
-            is_owner=share.owner_id == user.id,
+            is_owner=is_owner,
             viewer=user,
+            panel=panel,
             today=i18n.format_date(now),
             clock=clock,
             date=_date,

@@ -15,7 +15,9 @@ from flask import Blueprint, render_template, request, url_for
 from app.auth import current_user, db_session, require
 from app.context import runtime
 from app.models import Role, utcnow
+from app.pages import feedback_views
 from app.pages.formatting import clock, redactions_text
+from app.services import feedback as feedback_service
 from app.services import policy, receipts
 from app.services import recordings as recording_service
 from app.services import shares as share_service
@@ -149,6 +151,30 @@ def my_data():
         if r.status.value == "deleted"
     ]
     return render_template("employee/my_data.html", deleted=deleted)
+
+
+@bp.route("/feedback")
+@require(Role.EMPLOYEE, page=True)
+def feedback():
+    """Coaching feedback I received: mine to read, acknowledge, answer and delete."""
+    rt, session, user = runtime(), db_session(), current_user()
+    items = [
+        feedback_views.decorate(feedback_service.present(session, rt, row))
+        for row in feedback_service.list_for(session, user)
+    ]
+    return render_template(
+        "employee/feedback.html", items=items, open_id=(request.args.get("open") or "")[:64]
+    )
+
+
+@bp.route("/progress")
+@require(Role.EMPLOYEE, page=True)
+def progress():
+    """My own ratings per criterion over time, and my next steps. Nobody else sees this."""
+    rt, session, user = runtime(), db_session(), current_user()
+    data = feedback_service.progress(session, rt, user)
+    series = [{**line, "chart": feedback_views.chart(line)} for line in data["criteria"]]
+    return render_template("employee/progress.html", series=series, steps=data["next_steps"])
 
 
 @bp.route("/embed/example")

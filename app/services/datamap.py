@@ -27,6 +27,7 @@ NOBODY = "nobody (technical)"
 SHARE_KEY = "sealed under the share's own key (AES-256-GCM)"
 RECORDING_KEY = "sealed under the recording's own key (AES-256-GCM)"
 UPLOAD_KEY = "sealed under the upload's own key (AES-256-GCM)"
+FEEDBACK_KEY = "sealed under a key of the employee's, one per feedback (AES-256-GCM)"
 KEK = "wrapped under the key-encryption key (keyring file or HSM)"
 SECRET_HASH = "only a SHA-256 of a 256-bit random secret is kept"  # noqa: S105 - a description
 PASSWORD_HASH = "a slow salted hash (Argon2id)"  # noqa: S105 - a description
@@ -47,6 +48,7 @@ AFTER_SEND = "with the account; the row holds no text or link"
 KEPT = "kept: the organisation's record (no personal data)"
 AUDIT_KEPT = "kept for the life of the deployment: the audit chain is append-only"
 AFTER_END_CERT = "kept after the end: the deletion certificate proves what was destroyed"
+WITH_FEEDBACK = "when the employee deletes it (its key is destroyed first)"
 OPERATOR = "by the operator's log rotation (the product writes logs to standard error only)"
 
 
@@ -89,6 +91,8 @@ TABLES: dict[str, str] = {
     "share_grantees": "The coaches a share names.",
     "media_objects": "Each encrypted object in the store, by opaque name.",
     "comments": "Coaches' timestamped comments on a share.",
+    "feedback_forms": "Feedback forms (each version): criteria agreed with the representative.",
+    "feedback": "Coaching feedback for an employee (SPEC §13): theirs, kept until they delete it.",
     "view_sessions": "Each play of a share: who, when, which ranges, how long.",
     "audit_events": "The append-only, hash-chained record of who did what (metadata only).",
     "audit_head": "The head of the audit chain, locked while appending.",
@@ -334,6 +338,47 @@ COLUMNS: dict[str, Entry] = {
         "the comment (about the employee's work)", COACH, True, SHARE_KEY, WITH_SHARE_KEY
     ),
     "comments.created_at": Entry("when written", COACH, True, PLAIN, WITH_SHARE),
+    # feedback_forms
+    "feedback_forms.id": _id("form version id", ORGANISATION, KEPT),
+    "feedback_forms.family_id": _id("the form its versions share", ORGANISATION, KEPT),
+    "feedback_forms.version": _id("version number", ORGANISATION, KEPT),
+    "feedback_forms.name": Entry("the form's name", ORGANISATION, False, PLAIN, KEPT),
+    "feedback_forms.language": _id("the form's language", ORGANISATION, KEPT),
+    "feedback_forms.criteria": Entry(
+        "what employees are assessed on, with the scales", ORGANISATION, False, PLAIN, KEPT
+    ),
+    "feedback_forms.status": _id("proposed, approved, rejected or retired", ORGANISATION, KEPT),
+    "feedback_forms.reason": Entry(
+        "the representative's reason for a rejection", ORGANISATION, False, PLAIN, KEPT
+    ),
+    "feedback_forms.proposed_by": _link("the admin who proposed it", KEPT),
+    "feedback_forms.decided_by": _link("the representative who decided", KEPT),
+    "feedback_forms.created_at": _id("when proposed", ORGANISATION, KEPT),
+    "feedback_forms.decided_at": _id("when decided", ORGANISATION, KEPT),
+    "feedback_forms.retired_at": _id("when retired", ORGANISATION, KEPT),
+    # feedback
+    "feedback.id": _id("feedback id", EMPLOYEE, WITH_FEEDBACK),
+    "feedback.share_id": _id("the share it is about", EMPLOYEE, WITH_FEEDBACK),
+    "feedback.employee_id": _link("the employee it is for", WITH_FEEDBACK),
+    "feedback.coach_id": Entry("the coach who wrote it", COACH, True, PLAIN, WITH_FEEDBACK),
+    "feedback.form_id": _id("the form version it is written on", EMPLOYEE, WITH_FEEDBACK),
+    "feedback.key_id": _id("its own key (owned by the employee)", EMPLOYEE, WITH_FEEDBACK),
+    "feedback.status": _id("draft, sent or acknowledged", EMPLOYEE, WITH_FEEDBACK),
+    "feedback.content_sealed": Entry(
+        "ratings, comments, linked moments, strengths, next step, summary",
+        EMPLOYEE,
+        True,
+        FEEDBACK_KEY,
+        WITH_FEEDBACK,
+    ),
+    "feedback.reply_sealed": Entry(
+        "the employee's reply to the coach", EMPLOYEE, True, FEEDBACK_KEY, WITH_FEEDBACK
+    ),
+    "feedback.agree": Entry("whether the employee agrees", EMPLOYEE, True, PLAIN, WITH_FEEDBACK),
+    "feedback.created_at": Entry("when begun", COACH, True, PLAIN, WITH_FEEDBACK),
+    "feedback.updated_at": Entry("when last changed", COACH, True, PLAIN, WITH_FEEDBACK),
+    "feedback.sent_at": Entry("when sent", EMPLOYEE, True, PLAIN, WITH_FEEDBACK),
+    "feedback.acknowledged_at": Entry("when acknowledged", EMPLOYEE, True, PLAIN, WITH_FEEDBACK),
     # view_sessions
     "view_sessions.id": _id("play id", VIEWER, WITH_RECORDING),
     "view_sessions.share_id": _id("the share watched", EMPLOYEE, WITH_RECORDING),
@@ -419,6 +464,27 @@ EMAILS: dict[str, Entry] = {
         HOLDER,
         True,
         "sent to the person's own address; the link's secret is in the URL fragment",
+        "the product keeps only the outgoing_mail row",
+    ),
+    "share_ending": Entry(
+        "that a share of the employee's ends in two days: a link to their shares, no title",
+        EMPLOYEE,
+        True,
+        "sent to the person's own address, unless they turned notifications off",
+        "the product keeps only the outgoing_mail row",
+    ),
+    "share_ready": Entry(
+        "that a recording was shared with the coach: a link to their list, no title or name",
+        COACH,
+        True,
+        "sent to the person's own address, unless they turned notifications off",
+        "the product keeps only the outgoing_mail row",
+    ),
+    "feedback_sent": Entry(
+        "that new coaching feedback arrived: a link to the Feedback page, no content or name",
+        EMPLOYEE,
+        True,
+        "sent to the person's own address, unless they turned notifications off",
         "the product keeps only the outgoing_mail row",
     ),
 }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 import crypto
 from app.models import MediaObject, Recording, Share, User
 from app.runtime import Runtime
-from app.services import audit, keys, recordings, shares, viewing
+from app.services import audit, feedback, keys, recordings, shares, viewing
 
 EXTENSIONS = {
     "matroska": "webm",
@@ -44,6 +44,8 @@ shares/<id>/certificate.jwt      the signed deletion certificate, when the share
 shares/<id>/access-log.json      every access: who watched, when, for how long
 shares/<id>/comments.json        the coaching comments (while the share is active)
 shares/<id>/rendition.mp4        what the coach sees (while the share is active)
+feedback/<id>.json               coaching feedback you received: the form, ratings, comments,
+                                 linked moments, strengths, next step, summary, your reply
 jwks.json                        the public keys that verify receipts and certificates
 
 Verify a receipt or certificate with: consent-replay receipts verify <token> --jwks jwks.json
@@ -144,6 +146,10 @@ def export_archive(rt: Runtime, owner_id: uuid.UUID) -> Iterator[bytes]:
             yield sink.drain()
             if shares.is_viewable(share):
                 yield from _rendition(rt, session, archive, sink, share)
+        for row in feedback.list_for(session, owner):
+            # A folder of the archive (not of the object store, which holds no feedback).
+            folder = "feedback"
+            archive.writestr(f"{folder}/{row.id}.json", _json(feedback.present(session, rt, row)))
         audit.append(session, "data.exported", actor_id=owner.id)
     yield sink.drain()
 

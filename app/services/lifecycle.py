@@ -8,6 +8,8 @@ else raises :class:`TransitionRefused`. A test fails if another module writes a 
 Share:      processing → ready | failed;  processing | ready | failed → revoked | expired
 Recording:  draft → deleted;  its probe: pending → ok | failed;
             its redaction suggestions: (none) | ready | failed → pending → ready | failed
+Feedback form (SPEC §13):  proposed → approved | rejected;  approved → retired
+Feedback:   draft → sent → acknowledged
 
 What follows a transition after its commit (not in the transaction, so a slow store never
 holds a lock): ending a share or deleting a recording deletes its objects and signs a deletion
@@ -27,6 +29,8 @@ from sqlalchemy.orm import Session
 import crypto
 from app.models import (
     Comment,
+    Feedback,
+    FeedbackForm,
     MediaObject,
     Recording,
     RecordingStatus,
@@ -73,6 +77,15 @@ SUGGESTION_TRANSITIONS = {
     ("failed", "pending"),
     ("pending", "ready"),
     ("pending", "failed"),
+}
+FORM_TRANSITIONS: dict[tuple[str, str], Transition] = {
+    ("proposed", "approved"): Transition("feedback_form.approved"),
+    ("proposed", "rejected"): Transition("feedback_form.rejected"),
+    ("approved", "retired"): Transition("feedback_form.retired"),
+}
+FEEDBACK_TRANSITIONS: dict[tuple[str, str], Transition] = {
+    ("draft", "sent"): Transition("feedback.sent"),
+    ("sent", "acknowledged"): Transition("feedback.acknowledged"),
 }
 # Why a share ends, and the status it ends in.
 END_REASONS = {
@@ -154,6 +167,13 @@ def end_share(
     share.redactions_sealed = None
     destroyed = keys.shred_data_key(session, key_cache, share.key_id)
     session.execute(delete(Comment).where(Comment.share_id == share.id))
+    # A coach's unsent feedback on it reached nobody and now never will: shred it. Sent
+    # feedback is the employee's and stays theirs (sealed under its own key).
+    for draft in session.scalars(
+        select(Feedback).where(Feedback.share_id == share.id, Feedback.status == "draft")
+    ):
+        keys.shred_data_key(session, key_cache, draft.key_id)
+        session.delete(draft)
     revocations.announce(session, share.id)  # every web process learns of it on commit
     audit.append(
         session,
@@ -258,3 +278,50 @@ def record_suggestions(
     recording.suggestions_error = error
     recording.suggestions_sealed = sealed if outcome == "ready" else None
     return True
+
+
+def decide_form(
+    session: Session,
+    form: FeedbackForm,
+    to: str,
+    *,
+    actor_id: uuid.UUID | None,
+    reason: str | None = None,
+) -> None:
+    """A representative approves or rejects a proposed form, or a form is retired. The audit
+    event is also the representative's history of what employees are assessed on."""
+    transition = FORM_TRANSITIONS.get((form.status, to))
+    if transition is None:
+        raise TransitionRefused(f"feedback form {form.id}: {form.status} → {to}")
+    now = utcnow()
+    form.status = to
+    if to == "retired":
+        form.retired_at = now
+    else:
+        form.decided_at, form.decided_by, form.reason = now, actor_id, reason
+    audit.append(
+        session,
+        transition.action,
+        actor_id=actor_id,
+        detail={"form": str(form.id), "family": str(form.family_id), "version": form.version},
+    )
+
+
+def feedback_step(session: Session, feedback: Feedback, to: str, *, actor_id: uuid.UUID) -> None:
+    """Feedback is sent by its coach, or acknowledged by its employee (no content audited)."""
+    transition = FEEDBACK_TRANSITIONS.get((feedback.status, to))
+    if transition is None:
+        raise TransitionRefused(f"feedback {feedback.id}: {feedback.status} → {to}")
+    now = utcnow()
+    feedback.status = to
+    if to == "sent":
+        feedback.sent_at = now
+    else:
+        feedback.acknowledged_at = now
+    audit.append(
+        session,
+        transition.action,
+        actor_id=actor_id,
+        share_id=feedback.share_id,
+        detail={"feedback": str(feedback.id), "form": str(feedback.form_id)},
+    )

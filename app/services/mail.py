@@ -31,10 +31,19 @@ if TYPE_CHECKING:
     from app.runtime import Runtime
 
 ACCOUNT_KINDS = account_links.KINDS
+# Notifications (SPEC §13): the page they link to, and nothing about what is there.
+NOTIFICATION_PATHS = {
+    "feedback_sent": "/feedback",
+    "share_ready": "/coach",
+    "share_ending": "/shares",
+}
 # In English here; each message goes out in its recipient's language (see compose).
 SUBJECTS = {
     "enrolment": i18n.N_("Set up your consent-replay account"),
     "reset": i18n.N_("Your consent-replay account was reset"),
+    "feedback_sent": i18n.N_("You have new coaching feedback"),
+    "share_ready": i18n.N_("A recording was shared with you for coaching"),
+    "share_ending": i18n.N_("A share of yours ends in two days"),
 }
 BODIES = {
     "enrolment": i18n.N_(
@@ -50,6 +59,23 @@ BODIES = {
         "The link works once, for {hours} hours. If you did not ask for this, tell your "
         "representative; your account page lists who reset it and when."
     ),
+    "feedback_sent": i18n.N_(
+        "Hello,\n\n"
+        "A coach has sent you feedback on consent-replay. Sign in to read it:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
+    "share_ending": i18n.N_(
+        "Hello,\n\n"
+        "A recording you shared for coaching on consent-replay ends in two days; then it is "
+        "deleted. To keep it shared longer, share it again. Your shares:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
+    "share_ready": i18n.N_(
+        "Hello,\n\n"
+        "A recording was shared with you for coaching on consent-replay and is ready to watch. "
+        "Sign in to see it:\n\n{link}\n\n"
+        "You can turn these messages off on your account page."
+    ),
 }
 
 
@@ -63,9 +89,8 @@ def compose(kind: str, link: str, *, to: str, sender: str) -> EmailMessage:
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1].rstrip(">"))
     message["Auto-Submitted"] = "auto-generated"
-    message.set_content(
-        i18n.translate(BODIES[kind]).format(link=link, hours=account_links.hours_valid(kind)) + "\n"
-    )
+    hours = account_links.hours_valid(kind) if kind in ACCOUNT_KINDS else None
+    message.set_content(i18n.translate(BODIES[kind]).format(link=link, hours=hours) + "\n")
     message["Content-Language"] = i18n.current()  # after set_content, which drops Content-*
     return message
 
@@ -109,6 +134,21 @@ def queue(
     return row
 
 
+def notify(session: Session, rt: Runtime, user: User, kind: str) -> OutgoingMail | None:
+    """Owe ``user`` a notification of ``kind`` if they want e-mail and can get it; a person
+    without an address (or who turned e-mail off) just is not notified."""
+    if not (user.email and user.email_notifications and user.active):
+        return None
+    return queue(session, rt, user, kind, actor_id=None)
+
+
+def _link(rt: Runtime, session: Session, user: User, kind: str) -> str:
+    if kind in ACCOUNT_KINDS:
+        secret = account_links.issue(session, user, kind)
+        return account_links.url(rt.settings.public_url, secret)
+    return rt.settings.public_url.rstrip("/") + NOTIFICATION_PATHS[kind]
+
+
 def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | None:
     """Make the message (and its link) in one transaction; None if there is nothing to send."""
     with rt.db.session() as session:
@@ -120,8 +160,7 @@ def _prepare(rt: Runtime, mail_id: uuid.UUID, attempt: int) -> EmailMessage | No
         if not user.active or not user.email:
             _fail(session, row, "no_recipient")
             return None
-        secret = account_links.issue(session, user, row.kind)
-        link = account_links.url(rt.settings.public_url, secret)
+        link = _link(rt, session, user, row.kind)
         with i18n.language(recipient_language(rt, user)):
             return compose(row.kind, link, to=user.email, sender=rt.settings.mail_from)
 

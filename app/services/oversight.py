@@ -10,10 +10,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, utcnow
+from app.models import AuditEvent, FeedbackForm, utcnow
 from app.services import audit, policy
 
 SMALL_COUNT = 5
@@ -25,6 +25,10 @@ FIGURES = {
     # Account resets by an admin or the operator (issue 12): each one ended someone's
     # sessions and tokens, so representatives see how often it happens.
     "user.reset": "account_resets",
+    # Coaching feedback (SPEC §13): how much is sent and acknowledged — never by whom, never
+    # a rating.
+    "feedback.sent": "feedback_sent",
+    "feedback.acknowledged": "feedback_acknowledged",
 }
 
 
@@ -55,6 +59,10 @@ def weekly_summary(session: Session, weeks: int = 12) -> dict[str, Any]:
         result.append({"week_start": week.date().isoformat(), **figures})
     return {
         "weeks": result,
+        # Forms are not people: how many are in use is shown as it is.
+        "forms_in_use": session.scalar(
+            select(func.count()).select_from(FeedbackForm).where(FeedbackForm.status == "approved")
+        ),
         "suppressed_below": SMALL_COUNT,
         "note": f"Figures under {SMALL_COUNT} are shown as null so that nobody is singled out.",
     }

@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys, policy, recordings, redaction, text
+from app.services import audit, keys, mail, policy, recordings, redaction, text
 from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
 from app.services.i18n import N_, _
 from app.services.sealing import open_json, open_text, seal_json, seal_text
@@ -43,6 +43,9 @@ MAX_PROCESSING_PER_USER = 3
 # whether it was withdrawn or ran out (that would tell them the employee withdrew).
 ENDED = "ended"
 ENDED_MESSAGE = N_("This share has ended.")  # translated where it is shown
+# The employee is told this long before a share ends (SPEC §13), once.
+ENDING_NOTICE = timedelta(days=2)
+ENDING_NOTIFIED = "share.ending_soon"
 
 
 @dataclass
@@ -208,6 +211,44 @@ def create_share(
     sid = str(share.id)
     after_commit(session, lambda: rt.jobs.send(jobs.PROCESS_SHARE, sid))
     return share
+
+
+def notify_ready(session: Session, rt: Runtime, share: Share) -> None:
+    """The share is ready: each of its coaches who wants e-mail is told (a link, no content)."""
+    for grantee in share.grantees:
+        mail.notify(session, rt, grantee.coach, "share_ready")
+
+
+def notify_ending(session: Session, rt: Runtime) -> int:
+    """Tell each employee, once, two days before a share of theirs ends (a link, no content).
+    The audit event is the mark that they were told; a share that lasts two days or less
+    gets no notice (it would come with the opt-in itself)."""
+    now = utcnow()
+    due = [
+        share
+        for share in session.scalars(
+            select(Share)
+            .where(
+                Share.status == ShareStatus.READY,
+                Share.expires_at > now,
+                Share.expires_at <= now + ENDING_NOTICE,
+            )
+            .limit(500)
+        )
+        if share.expires_at - share.created_at > ENDING_NOTICE
+    ]
+    told = set(
+        session.scalars(
+            select(AuditEvent.share_id).where(
+                AuditEvent.action == ENDING_NOTIFIED,
+                AuditEvent.share_id.in_([s.id for s in due]),
+            )
+        )
+    )
+    for share in (s for s in due if s.id not in told):
+        audit.append(session, ENDING_NOTIFIED, share_id=share.id)
+        mail.notify(session, rt, share.owner, "share_ending")
+    return len(due) - len(told)
 
 
 def _check_jobs_in_flight(session: Session, owner: User) -> None:

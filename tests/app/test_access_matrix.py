@@ -136,14 +136,32 @@ EXPECTED_ROLES: dict[str, set[str]] = {
     "employee_pages.shares": {E},
     "employee_pages.my_data": {E},
     "employee_pages.embed_example": {E},
+    "employee_pages.feedback": {E},
+    "employee_pages.progress": {E},
     "admin_pages.users": {A},
     "admin_pages.policy": {A},
     "admin_pages.keys": {A},
+    "admin_pages.feedback_forms": {A},
     "admin_pages.oversight": {R},
     "admin_pages.records": {R, A},
     "admin_pages.data_map_download": {R, A},
     "coach_pages.shared_with_me": {C},
     "coach_pages.playback": {C, E},
+    "feedback.list_forms": {E, C, R},
+    "feedback.create_feedback": {C},
+    "feedback.list_feedback": {E, C},
+    "feedback.get_feedback": {E, C},
+    "feedback.update_feedback": {C},
+    "feedback.send_feedback": {C},
+    "feedback.acknowledge_feedback": {E},
+    "feedback.delete_feedback": {E},
+    "feedback.my_progress": {E},
+    "feedback_forms_admin.admin_list_forms": {A},
+    "feedback_forms_admin.propose_form": {A},
+    "feedback_forms_admin.retire_form": {A},
+    "feedback_forms_oversight.review_forms": {R},
+    "feedback_forms_oversight.approve_form": {R},
+    "feedback_forms_oversight.reject_form": {R},
 }
 # Only the person in their browser (the session cookie) may do these: the walk's bearer
 # tokens must get 403 "session_required" even where the role allows it.
@@ -161,7 +179,15 @@ DESTRUCTIVE = {
     "admin.send_enrolment_link",
     "admin.reset_user",
     "me.revoke_token",
+    "feedback.send_feedback",
+    "feedback.acknowledge_feedback",
+    "feedback.delete_feedback",
+    "feedback_forms_admin.retire_form",
+    "feedback_forms_oversight.approve_form",
+    "feedback_forms_oversight.reject_form",
 }
+# Path ids with no owner (accounts, feedback forms): a real one, or none.
+UNOWNED_IDS = ("user_id", "form_id")
 VALUES = {
     "kind": ["video", "poster.jpg", "thumbnails.jpg", "waveform.json"],
     "part": ["screen", "audio"],
@@ -213,6 +239,9 @@ class Side:
     spare_recording: dict | None = None  # small, for throwaway shares
     employee_token_id: str = ""  # the employee's API token's id (someone else's, to others)
     upload_id: str = ""  # an unfinished resumable upload
+    feedback_sent: str = ""  # feedback the coach sent the employee (SPEC §13)
+    feedback_draft: str = ""  # the coach's unsent draft
+    feedback_text: str = ""  # words of that feedback: its summary and a rating's comment
 
     @property
     def needles(self) -> list[str]:
@@ -222,6 +251,9 @@ class Side:
             self.title,
             self.purpose,
             self.comment,
+            self.feedback_sent,
+            self.feedback_draft,
+            self.feedback_text,
         ]
 
 
@@ -231,6 +263,7 @@ class World:
     sides: dict[str, Side]
     client: Any
     samples: Any
+    form_id: str = ""  # an approved feedback form
     counter: int = 0
 
     def side_of(self, actor: str) -> Side | None:
@@ -301,9 +334,51 @@ def world(stack_app, rt, worker, samples) -> World:
         )
         assert asked.status_code == 202, asked.get_json()
     world = World(people=people, sides=sides, client=client, samples=samples)
-    for side in sides.values():
+    world.form_id = make_form(rt, people["admin"], people["representative"])
+    for key, side in sides.items():
         side.employee_token_id = token_id_of(world, side.employee)
+        side.feedback_text = f"Feedback {key} {tag}"
+        side.feedback_sent = give_feedback(world, side, send=True)
+        side.feedback_draft = give_feedback(world, side, send=False)
     return world
+
+
+def make_form(rt, admin: Person, representative: Person | None) -> str:
+    """A feedback form the admin proposed and, given a representative, they approved."""
+    from app.services import forms
+
+    with rt.db.session() as session:
+        form = forms.propose(
+            session,
+            name="Matrix form",
+            language="en",
+            criteria=[{"id": "clear", "title": "Speaks clearly", "scale": "yes_no"}],
+            actor_id=admin.id,
+        )
+        if representative is not None:
+            forms.approve(session, form.id, actor_id=representative.id)
+        return str(form.id)
+
+
+def give_feedback(world: World, side: Side, *, send: bool) -> str:
+    """Feedback by the side's coach on its share: sent to the employee, or a draft."""
+    rating = {"criterion_id": "clear", "value": True, "comment": side.feedback_text}
+    created = world.client.post(
+        f"/api/v1/shares/{side.share['id']}/feedback",
+        json={
+            "form_id": world.form_id,
+            "ratings": [rating],
+            "next_step": "Pause more",
+            "summary": side.feedback_text,
+        },
+        headers=side.coach.headers,
+    )
+    assert created.status_code == 201, created.get_json()
+    feedback_id = created.get_json()["id"]
+    if send:
+        sent = world.client.post(f"/api/v1/feedback/{feedback_id}/send", headers=side.coach.headers)
+        assert sent.status_code == 200, sent.get_json()
+    return feedback_id
 
 
 # --- building the calls -----------------------------------------------------------------------
@@ -339,6 +414,13 @@ def throwaway(world: World, endpoint: str, actor: str) -> dict[str, str]:
         )
         return {"share_id": share["id"]}
     rt = world.client.application.extensions["consent_replay"]
+    if endpoint.startswith("feedback."):
+        return {
+            "feedback_id": give_feedback(world, side, send=endpoint != "feedback.send_feedback")
+        }
+    if endpoint.startswith("feedback_forms_"):
+        approver = world.people["representative"] if endpoint.endswith("retire_form") else None
+        return {"form_id": make_form(rt, world.people["admin"], approver)}
     if endpoint == "me.revoke_token":
         with rt.db.session() as session:
             user = session.get(User, world.people[actor].id)
@@ -381,6 +463,8 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
             "user_id": str(uuid.uuid4()),
             "token_id": str(uuid.uuid4()),
             "upload_id": str(uuid.uuid4()),
+            "feedback_id": str(uuid.uuid4()),
+            "form_id": str(uuid.uuid4()),
         }
     if kind == "own":
         side = world.side_of(actor)
@@ -390,6 +474,9 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
         if ROLE_OF.get(actor) == "employee":
             ids["recording_id"] = side.recording["id"]
             ids["upload_id"] = side.upload_id
+            ids["feedback_id"] = side.feedback_sent
+        else:
+            ids["feedback_id"] = side.feedback_draft
         return ids
     # foreign: for people on a side, the other side's; for admin, representative and
     # anonymous, side A's and side B's are both someone else's (two kinds: foreign-a/-b).
@@ -401,6 +488,7 @@ def ids_for(world: World, actor: str, kind: str) -> dict[str, str]:
         "view_id": side.views[viewer],
         "token_id": side.employee_token_id,
         "upload_id": side.upload_id,
+        "feedback_id": side.feedback_sent,
     }
 
 
@@ -443,6 +531,14 @@ def body_for(world: World, endpoint: str, actor: str) -> dict[str, Any]:
         "me.change_password": {"new_password": "a matrix password that is long"},
         "admin.create_team": {"name": f"Matrix team {uuid.uuid4().hex[:6]}"},
         "admin.update_policy": {"draft_lifetime_hours": 72},
+        "feedback.create_feedback": {"form_id": world.form_id},
+        "feedback.update_feedback": {"summary": "matrix"},
+        "feedback.acknowledge_feedback": {"reply": "matrix", "agree": True},
+        "feedback_forms_admin.propose_form": {
+            "name": "Matrix proposal",
+            "criteria": [{"id": "x", "title": "X", "scale": "yes_no"}],
+        },
+        "feedback_forms_oversight.reject_form": {"reason": "matrix"},
     }
     return {"json": bodies[endpoint]} if endpoint in bodies else {}
 
@@ -497,8 +593,8 @@ def walk(app, world: World) -> list[Call]:
         has_ids = any(name.endswith("_id") for name in rule.arguments)
         for method in methods:
             for actor in ACTORS:
-                if "user_id" in rule.arguments:
-                    kinds = ["own", "random"]  # users have no owner: a real one, or none
+                if any(name in rule.arguments for name in UNOWNED_IDS):
+                    kinds = ["own", "random"]
                 elif has_ids:
                     kinds = id_kinds(actor)
                 else:
@@ -696,6 +792,11 @@ def test_admin_and_representative_reach_no_content(world, calls):
         "employee_pages.shares",
         "uploads.list_uploads",
         "uploads.get_upload",
+        "feedback.get_feedback",
+        "feedback.list_feedback",
+        "feedback.my_progress",
+        "employee_pages.feedback",
+        "employee_pages.progress",
     }
     seen = set()
     for call in calls:

@@ -18,7 +18,7 @@ from tests.conftest import ROOT
 
 SOURCES = [p for d in ("app", "worker") for p in (ROOT / d).rglob("*.py")]
 LOG_METHODS = {"debug", "info", "warning", "error", "exception", "critical"}
-SEALED = {datamap.SHARE_KEY, datamap.RECORDING_KEY, datamap.UPLOAD_KEY}
+SEALED = {datamap.SHARE_KEY, datamap.RECORDING_KEY, datamap.UPLOAD_KEY, datamap.FEEDBACK_KEY}
 
 
 def _columns() -> set[str]:

@@ -37,6 +37,8 @@ TABLES = {
     "uploads",
     "upload_segments",
     "oidc_single_use",
+    "feedback_forms",
+    "feedback",
 }
 
 

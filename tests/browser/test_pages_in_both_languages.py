@@ -29,7 +29,8 @@ LOADING = ("Loading…", "Laster …")
 NOT_UI = (
     "textarea, code, .mono, .consent-text, .watermark-name, .comment-body,"
     " .share-title, .share-purpose, #share-title, #share-purpose, #share-note, .brand,"
-    " [lang]:not(html), .person-name, .who-name, .login, td.person, .team-select"  # names
+    " [lang]:not(html), .person-name, .who-name, .login, td.person, .team-select,"
+    " .user-text, .changes, .form-criteria-list"  # what people wrote, and their names
 )
 
 
@@ -86,7 +87,11 @@ def assert_no_english(page, where: str) -> None:
     text = page_text(page)
     found = [p for p in PHRASES if p in text]
     found += [w for w in WORDS if re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text)]
-    where_found = [text[max(0, text.find(w) - 40) : text.find(w) + 40] for w in found]
+    spans = [
+        re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", text) or re.search(re.escape(w), text)
+        for w in found
+    ]
+    where_found = [text[max(0, m.start() - 40) : m.end() + 40] for m in spans if m]
     assert found == [], f"English left on {where} in Norwegian: {found} in {where_found}"
 
 
@@ -225,7 +230,7 @@ def test_oversight_says_an_empty_chart_in_words_and_exports_the_figures(page, rt
     lines = Path(download.path()).read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith('"Uke fra","Nye delinger"')
     assert len(lines) == 13  # twelve weeks and the header
-    assert all(re.fullmatch(r'"\d{4}-\d\d-\d\d"(,"(< 5|\d+)"){5}', line) for line in lines[1:])
+    assert all(re.fullmatch(r'"\d{4}-\d\d-\d\d"(,"(< 5|\d+)"){7}', line) for line in lines[1:])
     page.emulate_media(media="print")
     assert not page.locator(".topbar").is_visible()
     assert not page.get_by_role("button", name="Skriv ut").is_visible()

@@ -356,8 +356,46 @@ def flow(tmp_path_factory):
             timeout=30,
         )
         assert comment.status_code in (200, 201), comment.text
+        give_feedback(stack, web, share["id"], employee, coach, marker)
         flow.needles = _needles(flow)
         yield flow
+
+
+def give_feedback(stack, web, share_id: str, employee, coach, marker: str) -> None:
+    """Coaching feedback (SPEC §13) carrying the canary in every field, and a reply with it:
+    sealed under the employee's key, it must not be found underneath either."""
+    from app.services import forms
+
+    admin, representative = stack.person("admin"), stack.person("representative")
+    with stack.rt.db.session() as session:
+        form = forms.propose(
+            session,
+            name="Canary form",
+            language="en",
+            criteria=[{"id": "clear", "title": "Speaks clearly", "scale": "yes_no"}],
+            actor_id=admin.id,
+        )
+        forms.approve(session, form.id, actor_id=representative.id)
+        form_id = str(form.id)
+    rating = {"criterion_id": "clear", "value": True, "comment": f"{marker} rating"}
+    created = requests.post(
+        f"{web.url}/api/v1/shares/{share_id}/feedback",
+        json={
+            "form_id": form_id,
+            "ratings": [rating],
+            "strengths": f"{marker} strengths",
+            "next_step": f"{marker} next step",
+            "summary": f"{marker} summary",
+        },
+        headers=coach.headers,
+        timeout=30,
+    )
+    assert created.status_code == 201, created.text
+    url = f"{web.url}/api/v1/feedback/{created.json()['id']}"
+    assert requests.post(f"{url}/send", headers=coach.headers, timeout=30).status_code == 200
+    reply = {"reply": f"{marker} reply", "agree": True}
+    answer = requests.post(f"{url}/acknowledge", json=reply, headers=employee.headers, timeout=30)
+    assert answer.status_code == 200, answer.text
 
 
 def _needles(flow: Flow, key_bytes: dict[str, bytes] | None = None) -> Needles:

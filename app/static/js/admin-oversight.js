@@ -11,7 +11,13 @@ const FIGURES = [
 ];
 // In the table only: account resets by an admin or the operator (each ended someone's
 // sessions and tokens), counted like the rest.
-const COLUMNS = [...FIGURES, ["account_resets", "resets", t("Account resets")]];
+// Coaching feedback (SPEC §13): how much is sent and acknowledged, never by whom or how rated.
+const COLUMNS = [
+  ...FIGURES,
+  ["account_resets", "resets", t("Account resets")],
+  ["feedback_sent", "fsent", t("Feedback sent")],
+  ["feedback_acknowledged", "fack", t("Feedback acknowledged")],
+];
 let below = 5;
 let loadedWeeks = [];
 
@@ -87,6 +93,7 @@ async function loadFigures() {
   $("figures-note").textContent = t("“< %(below)s” means fewer than %(below)s: exact small numbers are hidden so that no one person's choice can be read from them — including the choice not to share.", { below });
   loadedWeeks = weeks;
   $("download-csv").disabled = false;
+  $("forms-in-use").textContent = t("Forms in use now: %(count)s.", { count: summary.forms_in_use });
   renderChart(weeks);
 }
 

@@ -19,6 +19,7 @@
 import { $, api, clamp, setProgress, t, upgradeTimes } from "../kit.js";
 import { createComments } from "./comments.js";
 import { createControls } from "./controls.js";
+import { createFeedback } from "./feedback.js";
 import { createMedia } from "./media.js";
 import { bindShortcuts } from "./shortcuts.js";
 import { createTimeline } from "./timeline.js";
@@ -107,6 +108,7 @@ function Player(root) {
     root.hidden = true;
     // The comments were sealed under the destroyed key: take them off the page as well.
     player.comments.clear();
+    player.feedback.clear();
     if (reason) player.watch.showEnded(reason);
     else player.watch.reasonFromServer().then(player.watch.showEnded);
   };
@@ -118,6 +120,7 @@ function Player(root) {
   player.timeline.scrubbable(player.waveform.canvas);
   player.comments = createComments(player);
   player.watch = createWatch(player);
+  player.feedback = createFeedback(player);
   bindShortcuts(player);
   wireVideo(player);
 
@@ -174,6 +177,9 @@ function wireVideo(player) {
   });
   video.addEventListener("progress", player.timeline.renderBuffered);
   video.addEventListener("loadedmetadata", () => {
+    // A linked moment of feedback opens the player at its time (#t=12.5).
+    const linked = /^#t=(\d+(?:\.\d+)?)$/.exec(window.location.hash);
+    if (linked && !video.currentTime) player.seek(parseFloat(linked[1]));
     player.render();
     player.comments.refresh();
     player.waveform.build();
