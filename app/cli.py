@@ -383,6 +383,9 @@ def up(host: str, port: int, demo: bool) -> None:
     """Run everything in one process tree: migrations, web app, one worker with the scheduler."""
     from app import migrate as migrations
 
+    # Unless the operator says otherwise, the app's address (in receipts, links and e-mails)
+    # is the one it is served at here.
+    os.environ.setdefault("CR_PUBLIC_URL", f"http://{_reachable(host)}:{port}")
     settings = _settings()
     migrations.upgrade(settings.database_url, settings=settings)
     logins = []
@@ -429,6 +432,11 @@ def up(host: str, port: int, demo: bool) -> None:
     failed = [c for c in children if c.returncode not in (0, -signal.SIGTERM, -signal.SIGINT)]
     if failed and not stopping:
         raise click.ClickException("a part of consent-replay stopped unexpectedly")
+
+
+def _reachable(host: str) -> str:
+    """An address to reach a server bound to ``host`` (all interfaces: this machine's)."""
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104 - compared only
 
 
 def _wait_for(url: str, children: list[subprocess.Popen], timeout: float) -> bool:

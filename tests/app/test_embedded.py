@@ -17,6 +17,7 @@ import threading
 import time
 from pathlib import Path
 
+import jwt
 import psutil
 import pytest
 import requests
@@ -176,6 +177,10 @@ def test_embedded_default_end_to_end(samples, up):
     assert shared.status_code == 202, shared.text
     share = shared.json()
     assert share["coach_ids"] == [coach_id]
+    # The receipt names the address the app is served at (`up --port`), not a default one.
+    claims = jwt.decode(share["receipt"], options={"verify_signature": False})
+    assert claims["iss"].startswith(base), claims["iss"]
+    assert claims["revocation_url"] == f"{base}/api/v1/shares/{share['id']}/revoke"
 
     def ready_share():
         body = requests.get(f"{base}/api/v1/shares/{share['id']}", headers=coach, timeout=10)
