@@ -102,6 +102,7 @@ def world(stack_app, rt, samples):
         coach_a = create_person(rt, "coach", name="Ada Coach", password=PASSWORD)
         coach_b = create_person(rt, "coach", name="Bo Coach", password=PASSWORD)
         coach_c = create_person(rt, "coach", name="Cy Coach", password=PASSWORD)
+        coach_d = create_person(rt, "coach", name="Di Coach", password=PASSWORD)
         admin = create_person(rt, "admin", password=PASSWORD)
         files = {"screen": samples.screen_webm, "audio": samples.mono_wav}
         recording = upload_recording(client, employee, files, title=f"Invoice call {XSS}")["id"]
@@ -124,16 +125,21 @@ def world(stack_app, rt, samples):
         force_ready(rt, withdrawn["id"])
         revoke = client.post(f"/api/v1/shares/{withdrawn['id']}/revoke", headers=employee.headers)
         assert revoke.status_code == 200, revoke.get_json()
+        only_ended = share(coach_d, "Greeting")
+        revoke = client.post(f"/api/v1/shares/{only_ended['id']}/revoke", headers=employee.headers)
+        assert revoke.status_code == 200, revoke.get_json()
         yield {
             "employee": employee,
             "other_employee": other_employee,
             "coach_a": coach_a,
             "coach_b": coach_b,
             "coach_c": coach_c,
+            "coach_d": coach_d,
             "admin": admin,
             "ready": ready["id"],
             "processing": processing["id"],
             "withdrawn": withdrawn["id"],
+            "only_ended": only_ended["id"],
         }
 
 
@@ -161,6 +167,18 @@ def test_a_coach_with_nothing_shared_sees_the_empty_state(stack_app, world):
     assert "Nothing has been shared with you yet" in html
     for key in ("ready", "processing", "withdrawn"):
         assert world[key] not in html
+
+
+def test_a_coach_with_only_ended_shares_is_told_nothing_is_shared_now(stack_app, world):
+    # "Nothing has been shared with you yet" above a list of ended shares contradicts the list.
+    client = signed_in(stack_app, world["coach_d"])
+    html = html_of(client.get("/coach"))
+    assert world["only_ended"] in html.split('id="ended-heading"', 1)[1]
+    assert "Nothing has been shared with you yet" not in html
+    assert "Nothing is shared with you now." in html
+    html_nb = html_of(client.get("/coach", headers={"Accept-Language": "nb"}))
+    assert "Ingenting er delt med deg nå." in html_nb
+    assert "Ingenting er delt med deg ennå." not in html_nb
 
 
 def test_a_withdrawn_share_is_listed_as_ended_without_a_link(stack_app, world):

@@ -23,13 +23,16 @@ CASES = [
     (0.4, "0:00"),
     (0.999, "0:00"),
     (1, "0:01"),
+    (9.5, "0:09"),  # a comment at 9.5 s: 0:09 for the coach and for the employee alike
     (9.6, "0:09"),  # a comment at 9.6 s: round() would write 0:10
     (19.6, "0:19"),  # a 19.6 s recording: the header and the player both say 0:19
     (6.9999999, "0:07"),  # float noise does not lose a second
     (12.4, "0:12"),
+    (59.99, "0:59"),
     (59.999, "0:59"),
     (60, "1:00"),
     (75, "1:15"),
+    (3599.5, "59:59"),
     (3599.9, "59:59"),
     (3600, "1:00:00"),
     (3723, "1:02:03"),
@@ -68,5 +71,7 @@ def _writers(folder: Path, pattern: str, glob: str) -> list[str]:
 
 def test_no_second_time_formatter_creeps_in():
     """Pages write a time only with clock(): kit.js in the browser, formatting.py on the server."""
-    assert _writers(APP / "static" / "js", r"padStart\(2", "*.js") == ["kit.js"]
+    # Seconds into minutes (/ 60, % 60) mark a time formatter; padStart(2) alone would also
+    # catch the share dialog's yyyy-mm-dd end date, which is no time of a recording.
+    assert _writers(APP / "static" / "js", r"[%/] ?60\b", "*.js") == ["kit.js"]
     assert _writers(APP / "pages", r"divmod\(", "*.py") == ["formatting.py"]
