@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+from app.services.i18n import N_, _, ngettext, translate
+
 UNKNOWN = "–"
 
 
@@ -23,23 +25,32 @@ def clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-_HIDDEN_WORDS = {"cover": "covered area", "blur": "blurred area", "mute": "muted span"}
-_CHANNEL_WORDS = {"all": "", "agent": " (your voice)", "customer": " (the customer's voice)"}
+_CHANNEL_WORDS = {
+    "agent": N_("your voice"),
+    "customer": N_("the customer's voice"),
+}
+
+
+def _hidden(kind: str, count: int) -> str:
+    if kind == "cover":
+        return ngettext("%(num)s covered area", "%(num)s covered areas", count)
+    if kind == "blur":
+        return ngettext("%(num)s blurred area", "%(num)s blurred areas", count)
+    return ngettext("%(num)s muted span", "%(num)s muted spans", count)
 
 
 def redactions_text(redactions: list[dict] | None) -> str:
     """What a share hides, in words: "2 covered areas, 1 muted span (the customer's voice)"."""
     if not redactions:
-        return "Nothing"
-    counts: dict[str, int] = {}
+        return _("Nothing")
+    counts: dict[tuple[str, str], int] = {}
     for item in redactions:
-        label = _HIDDEN_WORDS[item["kind"]]
-        if item["kind"] == "mute":
-            label += _CHANNEL_WORDS[item.get("channel", "all")]
-        counts[label] = counts.get(label, 0) + 1
+        channel = item.get("channel", "all") if item["kind"] == "mute" else "all"
+        counts[(item["kind"], channel)] = counts.get((item["kind"], channel), 0) + 1
     parts = []
-    for label, count in counts.items():
-        noun, _, rest = label.partition(" (")
-        noun = noun if count == 1 else f"{noun}s"
-        parts.append(f"{count} {noun}" + (f" ({rest}" if rest else ""))
+    for (kind, channel), count in counts.items():
+        words = _hidden(kind, count)
+        if channel in _CHANNEL_WORDS:
+            words += f" ({translate(_CHANNEL_WORDS[channel])})"
+        parts.append(words)
     return ", ".join(parts)

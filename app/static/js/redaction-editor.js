@@ -4,34 +4,37 @@
 //
 // Keyboard: "Add a box" puts a box in the middle and focuses it; on a focused box the arrow
 // keys move it, Alt+arrow keys resize it (Shift: in bigger steps), Delete removes it.
-import { $, api, clamp, clock, el, sleep } from "./kit.js";
+import { $, api, clamp, clock, el, sleep, t, tn } from "./kit.js";
 
-const KIND_WORDS = { cover: "Cover", blur: "Blur", mute: "Mute" };
+const KIND_WORDS = { cover: t("Cover"), blur: t("Blur"), mute: t("Mute") };
 const REASON_WORDS = {
-  national_id: "National identity number",
-  card_number: "Card number",
-  account_number: "Account number",
-  email: "E-mail address",
-  phone: "Phone number",
+  national_id: t("National identity number"),
+  card_number: t("Card number"),
+  account_number: t("Account number"),
+  email: t("E-mail address"),
+  phone: t("Phone number"),
 };
-const CHANNEL_WORDS = { all: "both voices", agent: "your voice", customer: "the customer's voice" };
+const CHANNEL_WORDS = { all: t("both voices"), agent: t("your voice"), customer: t("the customer's voice") };
 const MIN_SIZE = 0.02; // the smallest box, as a fraction of the frame
 const round = (value) => Math.round(value * 1000) / 1000;
 
 export function summary(items) {
-  if (!items.length) return "Nothing is hidden.";
+  if (!items.length) return t("Nothing is hidden.");
   const counts = new Map();
   for (const item of items) {
-    let label = { cover: "covered area", blur: "blurred area", mute: "muted span" }[item.kind];
-    const channel = item.kind === "mute" && item.channel !== "all" ? ` (${CHANNEL_WORDS[item.channel]})` : "";
-    label += channel;
-    counts.set(label, (counts.get(label) || 0) + 1);
+    const key = `${item.kind} ${item.kind === "mute" ? item.channel : "all"}`;
+    counts.set(key, (counts.get(key) || 0) + 1);
   }
-  const parts = [...counts].map(([label, count]) => {
-    const [noun, ...rest] = label.split(" (");
-    return `${count} ${count === 1 ? noun : `${noun}s`}${rest.length ? ` (${rest.join(" (")}` : ""}`;
+  const parts = [...counts].map(([key, count]) => {
+    const [kind, channel] = key.split(" ");
+    const words = {
+      cover: () => tn("%(num)s covered area", "%(num)s covered areas", count),
+      blur: () => tn("%(num)s blurred area", "%(num)s blurred areas", count),
+      mute: () => tn("%(num)s muted span", "%(num)s muted spans", count),
+    }[kind]();
+    return channel === "all" ? words : `${words} (${CHANNEL_WORDS[channel]})`;
   });
-  return `Hidden from the coach: ${parts.join(", ")}.`;
+  return t("Hidden from the coach: %(parts)s.", { parts: parts.join(", ") });
 }
 
 export class RedactionEditor {
@@ -137,7 +140,7 @@ export class RedactionEditor {
     this.layer.classList.toggle("drawing", on);
     const button = $("redaction-draw");
     button.setAttribute("aria-pressed", String(on));
-    button.textContent = on ? "Drawing: drag over the picture" : "Draw a box";
+    button.textContent = on ? t("Drawing: drag over the picture") : t("Draw a box");
   }
 
   toggleDraw(event) {
@@ -228,7 +231,7 @@ export class RedactionEditor {
     for (const suggestion of this.suggestions) {
       const node = el("div", {
         class: `redaction-box suggestion${this.active(suggestion) ? "" : " inactive"}`,
-        title: `Suggested: ${REASON_WORDS[suggestion.reason]}`,
+        title: t("Suggested: %(reason)s", { reason: REASON_WORDS[suggestion.reason] }),
         "aria-hidden": "true",
       });
       Object.assign(node.style, boxStyle(suggestion.box));
@@ -329,14 +332,14 @@ export class RedactionEditor {
           this.changed();
         };
         const controls = [
-          button("From here", set(() => ({ start_s: Math.min(this.now(), this.duration() - 0.1) }))),
-          button("To here", set(() => ({ end_s: Math.max(this.now(), item.start_s + 0.1) }))),
-          button("Whole recording", set(() => ({ start_s: 0, end_s: this.duration() }))),
+          button(t("From here"), set(() => ({ start_s: Math.min(this.now(), this.duration() - 0.1) }))),
+          button(t("To here"), set(() => ({ end_s: Math.max(this.now(), item.start_s + 0.1) }))),
+          button(t("Whole recording"), set(() => ({ start_s: 0, end_s: this.duration() }))),
         ];
         if (item.kind === "mute") {
           const select = el(
             "select",
-            { "aria-label": `Channel of ${name}` },
+            { "aria-label": t("Channel of %(name)s", { name }) },
             ...Object.entries(CHANNEL_WORDS).map(([value, text]) =>
               el("option", { value, text, selected: value === item.channel, disabled: $("mute-channel").querySelector(`[value="${value}"]`).disabled }),
             ),
@@ -347,7 +350,7 @@ export class RedactionEditor {
           });
           controls.push(select);
         }
-        controls.push(button("Delete", () => this.remove(item)));
+        controls.push(button(t("Delete"), () => this.remove(item)));
         return el(
           "li",
           { class: `redaction-item ${item.kind}`, "data-kind": item.kind },
@@ -371,7 +374,7 @@ export class RedactionEditor {
         .map((item) => {
           const node = el("span", {
             class: `mute-span ${item.channel}`,
-            title: `Muted ${clock(item.start_s)} – ${clock(item.end_s)}: ${CHANNEL_WORDS[item.channel]}`,
+            title: t("Muted %(start)s – %(end)s: %(channel)s", { start: clock(item.start_s), end: clock(item.end_s), channel: CHANNEL_WORDS[item.channel] }),
           });
           // Through the CSSOM: the pages' CSP refuses style attributes.
           node.style.left = `${(item.start_s / duration) * 100}%`;
@@ -388,7 +391,7 @@ export class RedactionEditor {
     const button = $("suggestion-find");
     const recording = this.recording;
     button.disabled = true;
-    this.status.textContent = "Reading the screen for personal data…";
+    this.status.textContent = t("Reading the screen for personal data…");
     try {
       let answer = await api("POST", url);
       while (answer.status === "pending" && this.recording === recording) {
@@ -397,13 +400,13 @@ export class RedactionEditor {
       }
       if (this.recording !== recording) return;
       if (answer.status === "failed") {
-        this.status.textContent = `No suggestions: ${answer.error}`;
+        this.status.textContent = t("No suggestions: %(reason)s", { reason: answer.error });
         return;
       }
       this.suggestions = answer.suggestions.map((s) => ({ ...s, id: ++this.serial }));
       this.renderSuggestions();
     } catch (error) {
-      this.status.textContent = `No suggestions: ${error.message}`;
+      this.status.textContent = t("No suggestions: %(reason)s", { reason: error.message });
     } finally {
       button.disabled = false;
     }
@@ -412,8 +415,8 @@ export class RedactionEditor {
   renderSuggestions() {
     const count = this.suggestions.length;
     if (this.status.textContent) this.status.textContent = count
-      ? `${count} suggestion${count === 1 ? "" : "s"}: dashed boxes on the picture. Accept the ones to hide.`
-      : "No (more) suggestions. Look over the recording yourself too: the app can miss things.";
+      ? tn("%(num)s suggestion: a dashed box on the picture. Accept it to hide it.", "%(num)s suggestions: dashed boxes on the picture. Accept the ones to hide.", count)
+      : t("No (more) suggestions. Look over the recording yourself too: the app can miss things.");
     this.suggestionList.replaceChildren(
       ...this.suggestions.map((suggestion) => {
         const reason = REASON_WORDS[suggestion.reason];
@@ -429,9 +432,9 @@ export class RedactionEditor {
         return el(
           "li",
           { class: "suggestion-item" },
-          el("span", { text: `${reason}, ${clock(suggestion.start_s)} – ${clock(suggestion.end_s)}` }),
-          el("button", { type: "button", class: "button small", text: "Accept", "aria-label": `Accept: cover the ${reason.toLowerCase()}`, onclick: settle(true) }),
-          el("button", { type: "button", class: "link-button small", text: "Dismiss", "aria-label": `Dismiss the ${reason.toLowerCase()}`, onclick: settle(false) }),
+          el("span", { text: t("%(reason)s, %(start)s – %(end)s", { reason, start: clock(suggestion.start_s), end: clock(suggestion.end_s) }) }),
+          el("button", { type: "button", class: "button small", text: t("Accept"), "aria-label": t("Accept: cover the %(reason)s", { reason: reason.toLowerCase() }), onclick: settle(true) }),
+          el("button", { type: "button", class: "link-button small", text: t("Dismiss"), "aria-label": t("Dismiss the %(reason)s", { reason: reason.toLowerCase() }), onclick: settle(false) }),
         );
       }),
     );
@@ -464,7 +467,7 @@ export class RedactionEditor {
     context.fillStyle = "#000";
     for (const item of active.filter((i) => i.kind === "cover")) context.fillRect(...pixels(item.box, width, height));
     canvas.hidden = false;
-    canvas.setAttribute("aria-label", `The redacted picture at ${clock(this.now())}: ${active.length} box${active.length === 1 ? "" : "es"} applied`);
+    canvas.setAttribute("aria-label", tn("The redacted picture at %(time)s: %(num)s box applied", "The redacted picture at %(time)s: %(num)s boxes applied", active.length, { time: clock(this.now()) }));
   }
 }
 
@@ -473,7 +476,7 @@ function label(item, index) {
 }
 
 function spanText(item, duration) {
-  if (item.start_s <= 0 && duration && item.end_s >= duration - 0.01) return "the whole recording";
+  if (item.start_s <= 0 && duration && item.end_s >= duration - 0.01) return t("the whole recording");
   return `${clock(item.start_s)} – ${clock(item.end_s)}`;
 }
 
