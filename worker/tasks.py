@@ -21,7 +21,7 @@ from app import jobs
 from app.mailer import MailError
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
-from app.services import account_links, mail, sessions, shares, shredding, uploads, users
+from app.services import account_links, mail, oidc, sessions, shares, shredding, uploads, users
 from app.storage import StorageError
 from worker import pipeline
 
@@ -138,8 +138,8 @@ def send_mail(self, mail_id: str) -> str:
 
 @shared_task(bind=True, name="worker.tasks.purge_expired_credentials")
 def purge_expired_credentials(self) -> int:
-    """Sessions past their idle or absolute lifetime, expired upload credentials and old links
-    go (each is refused when used anyway; this keeps the tables small)."""
+    """Sessions past their idle or absolute lifetime, expired upload credentials, old links and
+    expired sign-in states go (each is refused when used anyway; this keeps the tables small)."""
     rt = runtime(self)
     lifetimes = sessions.Lifetimes.of(
         rt.settings.session_idle_minutes, rt.settings.session_max_hours
@@ -149,6 +149,7 @@ def purge_expired_credentials(self) -> int:
             sessions.purge_expired(session, lifetimes)
             + users.purge_expired_credentials(session)
             + account_links.purge(session)
+            + oidc.purge_expired(session)
         )
 
 

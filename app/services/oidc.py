@@ -187,8 +187,15 @@ def sign_in(session: Session, *, issuer: str, claims: Mapping[str, Any], role: R
 # --- single use: sign-in states and logout token ids ------------------------------------------
 
 
+def purge_expired(session: Session) -> int:
+    """Sign-in states and logout-token ids past their expiry: each is refused when used anyway
+    (an expired state, an expired logout token), so keeping them only grows the table."""
+    result = session.execute(delete(OidcSingleUse).where(OidcSingleUse.expires_at < utcnow()))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def put(session: Session, key: str, data: str, expires_in: int) -> None:
-    session.execute(delete(OidcSingleUse).where(OidcSingleUse.expires_at < utcnow()))
+    purge_expired(session)
     session.add(
         OidcSingleUse(
             key=key, data=data, expires_at=utcnow() + timedelta(seconds=max(expires_in, 1))

@@ -402,3 +402,24 @@ def test_resume_also_resends_a_probe_whose_message_was_lost(stack, samples):
     _set(stack, Recording, recording["id"], created_at=utcnow() - timedelta(minutes=30))
     run_task(stack.quiet.app, "worker.tasks.resume_stalled_shares")
     assert recording["id"] in {m["args"][0] for m in stack.quiet.messages()}
+
+
+def test_the_scheduled_purge_removes_expired_sign_in_states_only(rt):
+    """Sign-in states and logout-token ids past their expiry go with the scheduled purge; a live
+    one stays (a replayed logout token must still be refused until it expires)."""
+    import worker.tasks  # noqa: F401 - registers the task code
+    from app.models import OidcSingleUse
+    from worker.celery_app import create_celery
+
+    expired, live = f"test-expired-{uuid.uuid4().hex}", f"test-live-{uuid.uuid4().hex}"
+    with rt.db.session() as session:
+        session.add(OidcSingleUse(key=expired, data=None, expires_at=utcnow() - timedelta(1)))
+        session.add(OidcSingleUse(key=live, data=None, expires_at=utcnow() + timedelta(hours=1)))
+    celery = create_celery(rt.settings)
+    try:
+        assert celery.tasks["worker.tasks.purge_expired_credentials"]() >= 1
+    finally:
+        celery.runtime.db.dispose()
+    with rt.db.session() as session:
+        assert session.get(OidcSingleUse, expired) is None
+        assert session.get(OidcSingleUse, live) is not None
