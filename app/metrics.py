@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 
 from app.config import Settings
 from app.services.errors import Forbidden, Unauthenticated
+from app.services.i18n import _
 
 REQUESTS = Counter(
     "consent_replay_http_requests_total", "HTTP requests", ["endpoint", "method", "status"]
@@ -46,15 +47,16 @@ def scrape(settings: Settings) -> Response:
     token = settings.metrics_token
     if not token:
         raise Forbidden(
-            "Metrics are off. Set CR_METRICS_TOKEN and scrape with it as a bearer token.",
+            _("Metrics are off. Set CR_METRICS_TOKEN and scrape with it as a bearer token."),
             code="metrics_disabled",
         )
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    scheme, _sep, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(
         given.strip().encode(), token.encode()
     ):
         raise Unauthenticated(
-            "Metrics need the bearer token set in CR_METRICS_TOKEN.", code="metrics_token_required"
+            _("Metrics need the bearer token set in CR_METRICS_TOKEN."),
+            code="metrics_token_required",
         )
     response = Response(generate_latest(), mimetype=CONTENT_TYPE_LATEST)
     response.headers["Cache-Control"] = "no-store"

@@ -15,6 +15,7 @@ import re
 from flask import Flask, request
 
 from app.services.errors import InvalidRequest, PayloadTooLarge
+from app.services.i18n import _, format_number
 
 BODY_LIMIT = 64 * 1024
 MAX_JSON_DEPTH = 32
@@ -44,7 +45,11 @@ def init_app(app: Flask) -> None:
         length = request.content_length
         if length is not None and length > BODY_LIMIT:
             raise PayloadTooLarge(
-                f"The request body is {length:,} bytes; the limit is {BODY_LIMIT // 1024} KiB.",
+                _(
+                    "The request body is %(length)s bytes; the limit is %(limit)s KiB.",
+                    length=format_number(length),
+                    limit=BODY_LIMIT // 1024,
+                ),
                 code="payload_too_large",
             )
         request.max_content_length = BODY_LIMIT
@@ -52,11 +57,12 @@ def init_app(app: Flask) -> None:
         chunked = length is None and request.headers.get("Transfer-Encoding")
         if chunked and len(request.get_data(cache=True)) >= BODY_LIMIT:
             raise PayloadTooLarge(
-                f"The request body is larger than {BODY_LIMIT // 1024} KiB.",
+                _("The request body is larger than %(limit)s KiB.", limit=BODY_LIMIT // 1024),
                 code="payload_too_large",
             )
         writes = request.method in ("POST", "PUT", "PATCH", "DELETE")
         if writes and request.is_json and json_depth(request.get_data(cache=True)) > MAX_JSON_DEPTH:
             raise InvalidRequest(
-                f"The JSON body nests deeper than {MAX_JSON_DEPTH} levels.", code="invalid_json"
+                _("The JSON body nests deeper than %(depth)s levels.", depth=MAX_JSON_DEPTH),
+                code="invalid_json",
             )

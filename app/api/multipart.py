@@ -17,6 +17,7 @@ from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDeco
 
 from app.services import ingest
 from app.services.errors import InvalidRequest, PayloadTooLarge, UnsupportedMedia
+from app.services.i18n import _
 from app.services.ingest import IngestResult, UploadAborted
 from app.storage import ObjectStore
 
@@ -40,7 +41,7 @@ class _BodyReader:
                 event = self._decoder.next_event()
             except ValueError:
                 raise InvalidRequest(
-                    "The multipart body is malformed or was cut short.", code="malformed_upload"
+                    _("The multipart body is malformed or was cut short."), code="malformed_upload"
                 ) from None
             if not isinstance(event, NeedData):
                 return event
@@ -50,7 +51,7 @@ class _BodyReader:
         try:
             block = self._stream.read(READ_SIZE)
         except (ClientDisconnected, OSError):
-            raise UploadAborted("The upload broke off before it was complete.") from None
+            raise UploadAborted(_("The upload broke off before it was complete.")) from None
         if not block:
             return None
         self.received += len(block)
@@ -63,7 +64,7 @@ class _BodyReader:
         while True:
             event = self.next_event()
             if not isinstance(event, Data):
-                raise InvalidRequest("The multipart body is malformed.", code="malformed_upload")
+                raise InvalidRequest(_("The multipart body is malformed."), code="malformed_upload")
             if event.data:
                 yield event.data
             if not event.more_data:
@@ -72,7 +73,7 @@ class _BodyReader:
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"The upload is larger than the limit of {max_bytes // (1 << 20)} MiB.",
+        _("The upload is larger than the limit of %(limit)s MiB.", limit=max_bytes // (1 << 20)),
         code="upload_too_large",
     )
 
@@ -82,11 +83,11 @@ def _boundary(content_type: str | None) -> bytes:
     boundary = options.get("boundary", "")
     if mimetype != "multipart/form-data" or not boundary:
         raise UnsupportedMedia(
-            "Send multipart/form-data with a 'screen' and/or an 'audio' file.",
+            _("Send multipart/form-data with a 'screen' and/or an 'audio' file."),
             code="expected_multipart",
         )
     if len(boundary) > 200:
-        raise InvalidRequest("The multipart boundary is too long.", code="malformed_upload")
+        raise InvalidRequest(_("The multipart boundary is too long."), code="malformed_upload")
     return boundary.encode("latin-1")
 
 
@@ -113,7 +114,7 @@ def ingest_upload(
         raise
     if not result.parts:
         raise InvalidRequest(
-            "Attach at least one file: 'screen' (video) or 'audio'.", code="no_media"
+            _("Attach at least one file: 'screen' (video) or 'audio'."), code="no_media"
         )
     return result
 
@@ -128,7 +129,10 @@ def _read_parts(
         if isinstance(event, File):
             if event.name not in ingest.FILE_FIELDS:
                 raise InvalidRequest(
-                    f"Unexpected file field {event.name!r}; send 'screen' and/or 'audio'.",
+                    _(
+                        "Unexpected file field %(name)r; send 'screen' and/or 'audio'.",
+                        name=event.name,
+                    ),
                     code="unknown_field",
                 )
             ingest.store_part(event.name, body.part_data(), result, store, on_bytes)

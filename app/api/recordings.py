@@ -20,6 +20,7 @@ from app.context import runtime
 from app.models import Role
 from app.services import ingest, policy, recordings, suggestions
 from app.services.errors import InvalidRequest
+from app.services.i18n import _
 
 blp = Blueprint(
     "recordings",
@@ -95,7 +96,7 @@ def _load_json(schema):
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise InvalidRequest(
-            'Send a JSON object: {"upload_ids": {"screen": ID, "audio": ID}, ...}.',
+            _('Send a JSON object: {"upload_ids": {"screen": ID, "audio": ID}, ...}.'),
             code="invalid_request",
         )
     try:
@@ -104,7 +105,9 @@ def _load_json(schema):
         message = "; ".join(
             f"{name}: {errors}" for name, errors in sorted(error.normalized_messages().items())
         )
-        raise InvalidRequest(f"Invalid request. {message}"[:1000], code="invalid_request") from None
+        raise InvalidRequest(
+            f"{_('Invalid request.')} {message}"[:1000], code="invalid_request"
+        ) from None
 
 
 @blp.route("", methods=["GET"])

@@ -24,6 +24,7 @@ from app.errors import HttpError
 from app.models import Role, Upload
 from app.services import uploads
 from app.services.errors import InvalidRequest, UnsupportedMedia
+from app.services.i18n import _
 from app.services.ingest import UploadAborted
 
 TUS_VERSION = "1.0.0"
@@ -87,7 +88,9 @@ def _int_header(name: str) -> int | None:
         return None
     raw = raw.strip()
     if not raw.isdigit() or len(raw) > 18:
-        raise InvalidRequest(f"{name} must be a whole number of bytes.", code="invalid_header")
+        raise InvalidRequest(
+            _("%(name)s must be a whole number of bytes.", name=name), code="invalid_header"
+        )
     return int(raw)
 
 
@@ -121,8 +124,10 @@ def create_upload():
     deferred = request.headers.get("Upload-Defer-Length")
     if (length is None) == (deferred is None) or (deferred is not None and deferred != "1"):
         raise InvalidRequest(
-            "Send Upload-Length (the file's size in bytes), or Upload-Defer-Length: 1 when the "
-            "size is not known yet — one of the two.",
+            _(
+                "Send Upload-Length (the file's size in bytes), or Upload-Defer-Length: 1 when the "
+                "size is not known yet — one of the two."
+            ),
             code="invalid_header",
         )
     rt, session = runtime(), db_session()
@@ -181,7 +186,7 @@ def _body(stream: BinaryIO) -> Iterator[bytes]:
         except (ClientDisconnected, OSError):
             if pending:
                 yield b"".join(pending)
-            raise UploadAborted("The request broke off before its end.") from None
+            raise UploadAborted(_("The request broke off before its end.")) from None
         if not block:
             break
         pending.append(block)
@@ -220,11 +225,14 @@ def append(upload_id: str):
     _require_tus()
     if request.mimetype != PATCH_TYPE:
         raise UnsupportedMedia(
-            f"Send the bytes of a PATCH as {PATCH_TYPE}.", code="expected_offset_octet_stream"
+            _("Send the bytes of a PATCH as %(type)s.", type=PATCH_TYPE),
+            code="expected_offset_octet_stream",
         )
     offset = _int_header("Upload-Offset")
     if offset is None:
-        raise InvalidRequest("Send Upload-Offset: where these bytes start.", code="invalid_header")
+        raise InvalidRequest(
+            _("Send Upload-Offset: where these bytes start."), code="invalid_header"
+        )
     checksum = uploads.parse_checksum(request.headers.get("Upload-Checksum"))
     rt, user = runtime(), current_user()
     db_session().rollback()  # hold no transaction while the body streams in

@@ -237,7 +237,7 @@ def _verified_claims(token: str, client) -> dict[str, Any]:
         keys = KeySet.import_key_set(client.fetch_jwk_set(force=True))
         decoded = jwt.decode(token, keys, registry=registry)
     if decoded.header.get("typ", "logout+jwt").lower() not in LOGOUT_TOKEN_TYPES:
-        raise oidc.InvalidLogoutToken("That is not a logout token (its 'typ' says otherwise).")
+        raise oidc.InvalidLogoutToken(_("That is not a logout token (its 'typ' says otherwise)."))
     return dict(decoded.claims)
 
 

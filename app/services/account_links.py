@@ -58,7 +58,7 @@ def issue(session: Session, user: User, kind: str) -> str:
     """A new link secret for ``user`` (every earlier unused link of theirs stops working)."""
     refuse_provider_account(user)
     if kind not in KINDS:
-        raise InvalidRequest(f"Unknown link kind {kind!r}.", code="invalid_link_kind")
+        raise InvalidRequest(_("Unknown link kind %(kind)r.", kind=kind), code="invalid_link_kind")
     session.execute(
         delete(AccountLink).where(AccountLink.user_id == user.id, AccountLink.used_at.is_(None))
     )

@@ -49,6 +49,9 @@ _NOT_FOUND = {
     "media": N_("No such media."),
     "token": N_("No such token."),
     "user": N_("No such user."),
+    "feedback": N_("No such feedback."),
+    "feedback form": N_("No such feedback form."),
+    "suggestions": N_("No suggestions for this recording yet: ask for them with POST first."),
     "resource": N_("No such resource."),
 }
 

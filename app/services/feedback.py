@@ -121,7 +121,7 @@ def _moments(at_s: Any, index: int, duration: float | None) -> list[float]:
 def _ratings(form: FeedbackForm, ratings: Any, duration: float | None) -> list[dict[str, Any]]:
     by_id = {c["id"]: c for c in form.criteria}
     if not isinstance(ratings, list) or len(ratings) > len(by_id):
-        raise InvalidRequest("ratings is a list, one item per criterion.", code="invalid_rating")
+        raise InvalidRequest(_("ratings is a list, one item per criterion."), code="invalid_rating")
     seen: set[str] = set()
     out = []
     for index, item in enumerate(ratings):

@@ -113,20 +113,25 @@ def discard(store: ObjectStore, result: IngestResult) -> None:
 def set_field(result: IngestResult, name: str, value: bytes) -> None:
     """Record one text field of the upload form."""
     if len(value) > MAX_FIELD_BYTES:
-        raise InvalidRequest(f"The field {name!r} is too long.", code="field_too_long")
+        raise InvalidRequest(_("The field %(name)r is too long.", name=name), code="field_too_long")
     if name not in TEXT_FIELDS:
         raise InvalidRequest(
-            f"Unknown field {name!r}; expected screen, audio, title, agent_channel "
-            "or customer_informed.",
+            _(
+                "Unknown field %(name)r; expected screen, audio, title, agent_channel "
+                "or customer_informed.",
+                name=name,
+            ),
             code="unknown_field",
         )
     if name in result.fields:
-        raise InvalidRequest(f"The field {name!r} was sent twice.", code="duplicate_field")
+        raise InvalidRequest(
+            _("The field %(name)r was sent twice.", name=name), code="duplicate_field"
+        )
     try:
         result.fields[name] = value.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest(
-            f"The field {name!r} is not UTF-8 text.", code="invalid_field"
+            _("The field %(name)r is not UTF-8 text.", name=name), code="invalid_field"
         ) from None
 
 
@@ -139,7 +144,9 @@ def store_part(
 ) -> None:
     """Sniff, hash, seal and store one file part of a recording."""
     if any(p.field == field_name for p in result.parts):
-        raise InvalidRequest(f"The file {field_name!r} was sent twice.", code="duplicate_field")
+        raise InvalidRequest(
+            _("The file %(name)r was sent twice.", name=field_name), code="duplicate_field"
+        )
     head, chunks = _peek(iter(data), 64)
     container = sniff_container(head)
     if container is None:
@@ -228,7 +235,7 @@ class _OverlappedPut:
             if item is _END:
                 return
             if isinstance(item, _Abort):
-                raise UploadAborted("The upload did not complete.") from item.error
+                raise UploadAborted(_("The upload did not complete.")) from item.error
             yield cast(bytes, item)
 
     def _upload(self, store: ObjectStore, name: str) -> None:

@@ -241,7 +241,7 @@ class LogoutOf:
 def _number(claims: Mapping[str, Any], name: str) -> int:
     value = claims.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidLogoutToken(f"The logout token has no numeric '{name}'.")
+        raise InvalidLogoutToken(_("The logout token has no numeric '%(name)s'.", name=name))
     return value
 
 
@@ -250,25 +250,25 @@ def check_logout_claims(
 ) -> LogoutOf:
     """OpenID Connect Back-Channel Logout 1.0 §2.6, after the signature was verified."""
     if claims.get("iss") != issuer:
-        raise InvalidLogoutToken("The logout token is from another issuer.")
+        raise InvalidLogoutToken(_("The logout token is from another issuer."))
     audience = claims.get("aud")
     if audience != client_id and not (isinstance(audience, list) and client_id in audience):
-        raise InvalidLogoutToken("The logout token is meant for another client.")
+        raise InvalidLogoutToken(_("The logout token is meant for another client."))
     stamp = now.timestamp()
     if _number(claims, "exp") < stamp - LEEWAY_S:
-        raise InvalidLogoutToken("The logout token has expired.")
+        raise InvalidLogoutToken(_("The logout token has expired."))
     if _number(claims, "iat") > stamp + LEEWAY_S:
-        raise InvalidLogoutToken("The logout token was issued in the future.")
+        raise InvalidLogoutToken(_("The logout token was issued in the future."))
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
-        raise InvalidLogoutToken("The logout token has no back-channel logout event.")
+        raise InvalidLogoutToken(_("The logout token has no back-channel logout event."))
     if "nonce" in claims:
-        raise InvalidLogoutToken("A logout token must not carry a nonce.")
+        raise InvalidLogoutToken(_("A logout token must not carry a nonce."))
     subject, sid, jti = claims.get("sub"), claims.get("sid"), claims.get("jti")
     if not isinstance(jti, str) or not jti:
-        raise InvalidLogoutToken("The logout token has no 'jti'.")
+        raise InvalidLogoutToken(_("The logout token has no 'jti'."))
     if not (isinstance(subject, str) and subject) and not (isinstance(sid, str) and sid):
-        raise InvalidLogoutToken("The logout token names neither a 'sub' nor a 'sid'.")
+        raise InvalidLogoutToken(_("The logout token names neither a 'sub' nor a 'sid'."))
     return LogoutOf(
         subject if isinstance(subject, str) and subject else None,
         sid if isinstance(sid, str) and sid else None,
@@ -290,7 +290,7 @@ def back_channel_logout(session: Session, *, issuer: str, logout: LogoutOf) -> i
     """End every session of the user the token names (by ``sub``, else by ``sid``); a token
     seen before is refused. Returns how many sessions ended."""
     if not use_once(session, key_of("jti", f"{issuer}\0{logout.jti}"), logout.expires_at):
-        raise InvalidLogoutToken("This logout token was used before.")
+        raise InvalidLogoutToken(_("This logout token was used before."))
     if logout.subject is not None:
         found = _find(session, issuer, logout.subject)
         targets = {found.id} if found is not None else set()

@@ -31,7 +31,7 @@ def status(session: Session, rt: Runtime, token: str) -> dict[str, Any]:
     token = token.strip()
     if len(token) > MAX_RECEIPT:
         raise InvalidRequest(
-            "That is not a consent receipt of this service.", code="invalid_receipt"
+            _("That is not a consent receipt of this service."), code="invalid_receipt"
         )
     try:
         claims = crypto.verify(
@@ -44,7 +44,7 @@ def status(session: Session, rt: Runtime, token: str) -> dict[str, Any]:
         share_id = uuid.UUID(str(claims["jti"]))
     except (crypto.TokenError, ValueError):
         raise InvalidRequest(
-            "That is not a consent receipt of this service (it does not verify).",
+            _("That is not a consent receipt of this service (it does not verify)."),
             code="invalid_receipt",
         ) from None
     row = session.execute(

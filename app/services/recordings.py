@@ -31,7 +31,7 @@ def _parse_bool(name: str, raw: str | None) -> bool:
         return True
     if lowered in {"false", "0", "no", "off"}:
         return False
-    raise InvalidRequest(f"{name} must be true or false.", code="invalid_field")
+    raise InvalidRequest(_("%(name)s must be true or false.", name=name), code="invalid_field")
 
 
 def validate_fields(fields: dict[str, str]) -> dict[str, Any]:

@@ -306,7 +306,10 @@ def _validate_redactions(recording: Recording, value: object) -> list[dict[str, 
         return []
     if recording.probe_status != "ok" or not recording.duration_s:
         raise Unprocessable(
-            "Redactions can be chosen once the recording's length is known; try again in a moment.",
+            _(
+                "Redactions can be chosen once the recording's length is known; try again in a "
+                "moment."
+            ),
             code="invalid_redaction",
             details={"index": None, "field": None},
         )

@@ -20,6 +20,7 @@ from app.models import MediaObject, Recording, RecordingStatus, User
 from app.runtime import Runtime
 from app.services import keys, lifecycle, recordings
 from app.services.errors import NotFound, Unprocessable
+from app.services.i18n import _
 from app.services.sealing import open_json, seal_json
 
 FIELD = "suggestions"
@@ -32,12 +33,15 @@ def request(session: Session, rt: Runtime, owner: User, recording_id: uuid.UUID 
         raise NotFound("recording")
     if recording.probe_status == "failed":
         raise Unprocessable(
-            f"This recording cannot be read: {recording.probe_error or 'it is not playable.'}",
+            _(
+                "This recording cannot be read: %(reason)s",
+                reason=recording.probe_error or _("it is not playable."),
+            ),
             code="recording_unusable",
         )
     if not any(o.kind == "screen" for o in recording.objects) or recording.has_video is False:
         raise Unprocessable(
-            "This recording has no video, so there is no screen to read for suggestions.",
+            _("This recording has no video, so there is no screen to read for suggestions."),
             code="no_video",
         )
     if lifecycle.suggestions_requested(session, recording):
@@ -54,7 +58,7 @@ def present(
     if recording.status is not RecordingStatus.DRAFT:
         raise NotFound("recording")
     if recording.suggestions_status is None:
-        raise NotFound("suggestions for this recording (ask for them with POST first)")
+        raise NotFound("suggestions")
     return answer(session, rt, recording)
 
 

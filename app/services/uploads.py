@@ -127,7 +127,7 @@ def parse_metadata(header: str | None) -> dict[str, str]:
             decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
             raise InvalidRequest(
-                f"The Upload-Metadata value of {key!r} is not base64 of UTF-8 text.",
+                _("The Upload-Metadata value of %(key)r is not base64 of UTF-8 text.", key=key),
                 code="invalid_metadata",
             ) from None
         result[key] = decoded
@@ -303,8 +303,10 @@ def upload_lock(rt: Runtime, upload_id: uuid.UUID) -> Iterator[None]:
     machine): an flock on a file in the instance folder, which the kernel releases likewise.
     """
     busy = UploadLocked(
-        "Another request is writing to this upload right now. Wait for it to end, then ask "
-        "for the offset (HEAD) and resume.",
+        _(
+            "Another request is writing to this upload right now. Wait for it to end, then ask "
+            "for the offset (HEAD) and resume."
+        ),
     )
     if rt.db.engine.dialect.name == "postgresql":
         key = _lock_key(upload_id)
@@ -452,7 +454,10 @@ def parse_checksum(header: str | None) -> Checksum | None:
     algorithm, _space, value = header.strip().partition(" ")
     if algorithm.lower() not in CHECKSUM_ALGORITHMS:
         raise InvalidRequest(
-            f"Unsupported checksum algorithm {algorithm[:20]!r}; use sha256.",
+            _(
+                "Unsupported checksum algorithm %(algorithm)r; use sha256.",
+                algorithm=algorithm[:20],
+            ),
             code="unsupported_checksum",
         )
     try:
@@ -538,20 +543,28 @@ def _check_request(
     """The checks made before a byte is read; returns the upload's length (if known)."""
     if offset != state.offset:
         raise Conflict(
-            f"This upload is at byte {state.offset}, not {offset}: ask for the offset (HEAD) "
-            "and resume from there.",
+            _(
+                "This upload is at byte %(offset)s, not %(sent)s: ask for the offset (HEAD) "
+                "and resume from there.",
+                offset=state.offset,
+                sent=offset,
+            ),
             code="offset_mismatch",
         )
     length = state.length
     if upload_length is not None:
         if length is not None and upload_length != length:
             raise InvalidRequest(
-                f"The upload's length is {length} bytes and cannot change.",
+                _("The upload's length is %(length)s bytes and cannot change.", length=length),
                 code="length_mismatch",
             )
         if upload_length < offset or upload_length == 0:
             raise InvalidRequest(
-                f"Upload-Length {upload_length} is shorter than what has arrived ({offset}).",
+                _(
+                    "Upload-Length %(length)s is shorter than what has arrived (%(offset)s).",
+                    length=upload_length,
+                    offset=offset,
+                ),
                 code="length_mismatch",
             )
         if upload_length > limit:
@@ -569,7 +582,7 @@ def _check_request(
 
 def past_length(length: int) -> PayloadTooLarge:
     return PayloadTooLarge(
-        f"This would go past the upload's declared length of {length} bytes.",
+        _("This would go past the upload's declared length of %(length)s bytes.", length=length),
         code="past_upload_length",
     )
 
@@ -917,18 +930,29 @@ def take_for_recording(
 def _check_finished(upload: Upload) -> None:
     if upload.recording_id is not None:
         raise Conflict(
-            f"The upload {upload.id} has already become a recording; an upload is used once.",
+            _(
+                "The upload %(upload)s has already become a recording; an upload is used once.",
+                upload=upload.id,
+            ),
             code="upload_used",
         )
     if not upload.complete:
         have = f"{upload.offset} of {upload.length}" if upload.length else f"{upload.offset}"
         raise Conflict(
-            f"The upload {upload.id} is not finished ({have} bytes have arrived). Finish it first.",
+            _(
+                "The upload %(upload)s is not finished (%(have)s bytes have arrived). Finish it "
+                "first.",
+                upload=upload.id,
+                have=have,
+            ),
             code="upload_incomplete",
         )
     if upload.plaintext_sha256 is None or upload.container is None:
         raise Conflict(
-            f"The upload {upload.id} is still being checked. Try again in a moment.",
+            _(
+                "The upload %(upload)s is still being checked. Try again in a moment.",
+                upload=upload.id,
+            ),
             code="upload_incomplete",
         )
 

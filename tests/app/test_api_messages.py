@@ -1,0 +1,127 @@
+"""API error messages are in the reader's language (SPEC §14): every refusal the code raises
+carries a message marked for the catalog, so the web edge can answer it in Norwegian."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+from app.services.errors import _NOT_FOUND
+
+ROOT = Path(__file__).resolve().parents[2]
+NB = {"Accept-Language": "nb-NO,nb;q=0.9"}
+# The refusals: DomainError and HttpError, and every class derived from them in app/.
+BASES = {"DomainError", "HttpError"}
+
+
+def _trees() -> dict[Path, ast.Module]:
+    return {path: ast.parse(path.read_text()) for path in sorted((ROOT / "app").rglob("*.py"))}
+
+
+def _refusal_classes(trees: dict[Path, ast.Module]) -> set[str]:
+    names, grown = set(BASES), True
+    while grown:
+        grown = False
+        for tree in trees.values():
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef) and node.name not in names:
+                    parents = {
+                        getattr(base, "id", getattr(base, "attr", None)) for base in node.bases
+                    }
+                    if parents & names:
+                        names.add(node.name)
+                        grown = True
+    return names
+
+
+def _is_bare_text(node: ast.expr) -> bool:
+    """A literal or f-string the catalog never sees (a ``_()`` call or a variable is fine)."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _is_bare_text(node.left) or _is_bare_text(node.right)
+    return False
+
+
+def bare_refusal_messages(trees: dict[Path, ast.Module]) -> list[str]:
+    refusals = _refusal_classes(trees)
+    found = []
+    for path, tree in trees.items():
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.Call):
+                continue
+            called = getattr(node.func, "id", getattr(node.func, "attr", None))
+            if called not in refusals:
+                continue
+            if called == "NotFound":  # takes what is missing; the messages are in _NOT_FOUND
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno}: NotFound({ast.unparse(what)})"
+                    for what in node.args
+                    if _is_bare_text(what)
+                    and not (isinstance(what, ast.Constant) and what.value in _NOT_FOUND)
+                ]
+                continue
+            messages = node.args[:1] + [kw.value for kw in node.keywords if kw.arg == "message"]
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno}: {called}({ast.unparse(message)[:60]})"
+                for message in messages
+                if _is_bare_text(message)
+            ]
+    return found
+
+
+def test_every_refusal_message_is_marked_for_the_catalog():
+    assert bare_refusal_messages(_trees()) == [], "wrap the message in _() and translate it"
+
+
+def test_the_check_finds_a_bare_message():
+    tree = ast.parse(
+        "class Oops(InvalidRequest): pass\n"
+        "def f(n):\n"
+        "    raise Oops(f'{n} is wrong')\n"
+        "def g():\n"
+        "    raise Conflict(_('Fine.'))\n"
+        "    raise NotFound('recording')\n"
+        "    raise NotFound('thing')\n"
+    )
+    with_base = ast.parse(
+        "class InvalidRequest(DomainError): pass\nclass Conflict(DomainError): pass\n"
+        "class NotFound(DomainError): pass"
+    )
+    found = bare_refusal_messages({ROOT / "app" / "x.py": tree, ROOT / "app" / "y.py": with_base})
+    assert found == ["app/x.py:3: Oops(f'{n} is wrong')", "app/x.py:7: NotFound('thing')"]
+
+
+def test_upload_and_body_refusals_answer_in_norwegian(client, make_person):
+    person = make_person("employee")
+    headers = {**person.headers, **NB}
+    not_json = client.post(
+        "/api/v1/recordings", data="{", headers={**headers, "Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    assert not_json.get_json()["error"]["message"].startswith("Send et JSON-objekt")
+    created = client.post(
+        "/api/v1/uploads", headers={**headers, "Tus-Resumable": "1.0.0", "Upload-Length": "100"}
+    )
+    assert created.status_code == 201
+    url = created.headers["Location"]
+    tus = {**headers, "Tus-Resumable": "1.0.0", "Content-Type": "application/offset+octet-stream"}
+    wrong_offset = client.patch(url, data=b"x" * 10, headers={**tus, "Upload-Offset": "5"})
+    assert wrong_offset.status_code == 409
+    assert wrong_offset.get_json()["error"] == {
+        "code": "offset_mismatch",
+        "message": "Denne opplastingen er kommet til byte 0, ikke 5: spør etter posisjonen "
+        "(HEAD) og fortsett derfra.",
+    }
+    english = client.patch(
+        url,
+        data=b"x" * 10,
+        headers={
+            **person.headers,
+            **{k: v for k, v in tus.items() if k != "Accept-Language"},
+            "Upload-Offset": "5",
+        },
+    )
+    assert english.get_json()["error"]["message"].startswith("This upload is at byte 0, not 5")
