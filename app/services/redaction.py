@@ -22,6 +22,8 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from app.services.i18n import N_, _, translate
+
 MAX_REDACTIONS = 200
 BOX_KINDS = ("cover", "blur")
 KINDS = (*BOX_KINDS, "mute")
@@ -84,10 +86,18 @@ def validate_redactions(
     if value is None:
         return []
     if not isinstance(value, list):
-        raise RedactionInvalid(None, None, f"must be a list, not {_json_type(value)}")
+        raise RedactionInvalid(
+            None, None, _("must be a list, not %(type)s", type=_json_type(value))
+        )
     if len(value) > MAX_REDACTIONS:
         raise RedactionInvalid(
-            None, None, f"at most {MAX_REDACTIONS} redactions are allowed; {len(value)} were sent"
+            None,
+            None,
+            _(
+                "at most %(most)s redactions are allowed; %(sent)s were sent",
+                most=MAX_REDACTIONS,
+                sent=len(value),
+            ),
         )
     if not (isinstance(duration_s, int | float) and math.isfinite(duration_s) and duration_s > 0):
         raise ValueError(f"the recording's duration must be a positive number, not {duration_s!r}")
@@ -114,23 +124,33 @@ def _item(
     agent_channel: str | None,
 ) -> dict[str, Any]:
     if not isinstance(item, dict):
-        raise RedactionInvalid(index, None, f"must be an object, not {_json_type(item)}")
+        raise RedactionInvalid(
+            index, None, _("must be an object, not %(type)s", type=_json_type(item))
+        )
     kind = item.get("kind")
     if not isinstance(kind, str) or kind not in KINDS:
-        raise RedactionInvalid(index, "kind", f"must be one of {', '.join(KINDS)}")
+        raise RedactionInvalid(index, "kind", _("must be one of %(kinds)s", kinds=", ".join(KINDS)))
     for key in item:
         if key not in _FIELDS[kind]:
             allowed = ", ".join(sorted(_FIELDS[kind]))
             raise RedactionInvalid(
-                index, str(key), f"is not a field of a {kind} redaction (its fields: {allowed})"
+                index,
+                str(key),
+                _(
+                    "is not a field of a %(kind)s redaction (its fields: %(allowed)s)",
+                    kind=kind,
+                    allowed=allowed,
+                ),
             )
     if kind in BOX_KINDS and not has_video:
         raise RedactionInvalid(
-            index, "kind", f"the recording has no video, so there is no picture to {kind}"
+            index,
+            "kind",
+            _("the recording has no video, so there is no picture to cover or blur"),
         )
     if kind == "mute" and audio_channels < 1:
         raise RedactionInvalid(
-            index, "kind", "the recording has no audio, so there is nothing to mute"
+            index, "kind", _("the recording has no audio, so there is nothing to mute")
         )
 
     start_s, end_s = _span(index, item, duration_s)
@@ -143,39 +163,50 @@ def _item(
     if "reason" in item:
         reason = item["reason"]
         if not isinstance(reason, str) or reason not in REASONS:
-            raise RedactionInvalid(index, "reason", f"must be one of {', '.join(REASONS)}")
+            raise RedactionInvalid(
+                index, "reason", _("must be one of %(reasons)s", reasons=", ".join(REASONS))
+            )
         out["reason"] = reason
     return out
 
 
 def _box(index: int, box: object) -> dict[str, float]:
     if box is None:
-        raise RedactionInvalid(index, "box", "is required: {x, y, w, h} in fractions of the frame")
+        raise RedactionInvalid(
+            index, "box", _("is required: {x, y, w, h} in fractions of the frame")
+        )
     if not isinstance(box, dict):
         raise RedactionInvalid(
-            index, "box", f"must be an object {{x, y, w, h}}, not {_json_type(box)}"
+            index, "box", _("must be an object {x, y, w, h}, not %(type)s", type=_json_type(box))
         )
     for key in box:
         if key not in _BOX_FIELDS:
-            raise RedactionInvalid(index, f"box.{key}", "is not a box field (x, y, w, h)")
+            raise RedactionInvalid(index, f"box.{key}", _("is not a box field (x, y, w, h)"))
     values = {}
     for key in _BOX_FIELDS:
         if key not in box:
-            raise RedactionInvalid(index, f"box.{key}", "is required")
+            raise RedactionInvalid(index, f"box.{key}", _("is required"))
         number = _number(box[key])
         if number is None or not 0 <= number <= 1:
             raise RedactionInvalid(
-                index, f"box.{key}", "must be a number from 0 to 1 (a fraction of the frame)"
+                index, f"box.{key}", _("must be a number from 0 to 1 (a fraction of the frame)")
             )
         values[key] = number
-    for size, origin, word in (("w", "x", "width"), ("h", "y", "height")):
+    for size, origin, word in (
+        ("w", "x", N_("the box must have a width above 0")),
+        ("h", "y", N_("the box must have a height above 0")),
+    ):
         if values[size] <= 0:
-            raise RedactionInvalid(index, f"box.{size}", f"the box must have a {word} above 0")
+            raise RedactionInvalid(index, f"box.{size}", translate(word))
         if values[origin] + values[size] > 1 + _FRACTION_EPSILON:
             raise RedactionInvalid(
                 index,
                 f"box.{size}",
-                f"the box reaches outside the frame ({origin} + {size} is above 1)",
+                _(
+                    "the box reaches outside the frame (%(origin)s + %(size)s is above 1)",
+                    origin=origin,
+                    size=size,
+                ),
             )
     return values
 
@@ -188,24 +219,29 @@ def _span(index: int, item: dict[str, Any], duration_s: float) -> tuple[float, f
             continue
         number = _number(item[key])
         if number is None:
-            raise RedactionInvalid(index, key, "must be a number of seconds")
+            raise RedactionInvalid(index, key, _("must be a number of seconds"))
         if number < 0:
-            raise RedactionInvalid(index, key, "must not be negative")
+            raise RedactionInvalid(index, key, _("must not be negative"))
         if number > duration_s + END_TOLERANCE_S:
             raise RedactionInvalid(
                 index,
                 key,
-                f"is after the end of the recording ({duration_s:.3f} s; times are in the "
-                "recording's own timeline, before trim)",
+                _(
+                    "is after the end of the recording (%(end)s s; times are in the "
+                    "recording's own timeline, before trim)",
+                    end=f"{duration_s:.3f}",
+                ),
             )
         times[key] = min(number, duration_s)
     start_s, end_s = times["start_s"], times["end_s"]
     if start_s >= duration_s:
         raise RedactionInvalid(
-            index, "start_s", f"is at or after the end of the recording ({duration_s:.3f} s)"
+            index,
+            "start_s",
+            _("is at or after the end of the recording (%(end)s s)", end=f"{duration_s:.3f}"),
         )
     if end_s <= start_s:
-        raise RedactionInvalid(index, "end_s", "must be after start_s")
+        raise RedactionInvalid(index, "end_s", _("must be after start_s"))
     return start_s, end_s
 
 
@@ -216,13 +252,17 @@ def _channel(
     if channel is None:
         channel = "all"
     if not isinstance(channel, str) or channel not in CHANNELS:
-        raise RedactionInvalid(index, "channel", f"must be one of {', '.join(CHANNELS)}")
+        raise RedactionInvalid(
+            index, "channel", _("must be one of %(channels)s", channels=", ".join(CHANNELS))
+        )
     if channel != "all" and (audio_channels < 2 or agent_channel == "mono"):
         raise RedactionInvalid(
             index,
             "channel",
-            "the agent and the customer share one audio channel in this recording, so only "
-            "'all' can be muted",
+            _(
+                "the agent and the customer share one audio channel in this recording, so "
+                "only 'all' can be muted"
+            ),
         )
     return channel
 

@@ -10,8 +10,10 @@ from app.services.errors import _NOT_FOUND
 
 ROOT = Path(__file__).resolve().parents[2]
 NB = {"Accept-Language": "nb-NO,nb;q=0.9"}
-# The refusals: DomainError and HttpError, and every class derived from them in app/.
-BASES = {"DomainError", "HttpError"}
+# The refusals: DomainError and HttpError, and every class derived from them in app/; and the
+# redaction validator's refusal, whose message the share API passes on as it is.
+BASES = {"DomainError", "HttpError", "RedactionInvalid"}
+MESSAGE_ARGUMENT = {"RedactionInvalid": 2}  # (index, field, problem); the others: (message, …)
 
 
 def _trees() -> dict[Path, ast.Module]:
@@ -63,7 +65,9 @@ def bare_refusal_messages(trees: dict[Path, ast.Module]) -> list[str]:
                     and not (isinstance(what, ast.Constant) and what.value in _NOT_FOUND)
                 ]
                 continue
-            messages = node.args[:1] + [kw.value for kw in node.keywords if kw.arg == "message"]
+            position = MESSAGE_ARGUMENT.get(called, 0)
+            messages = node.args[position : position + 1]
+            messages += [kw.value for kw in node.keywords if kw.arg in ("message", "problem")]
             found += [
                 f"{path.relative_to(ROOT)}:{node.lineno}: {called}({ast.unparse(message)[:60]})"
                 for message in messages
@@ -85,13 +89,19 @@ def test_the_check_finds_a_bare_message():
         "    raise Conflict(_('Fine.'))\n"
         "    raise NotFound('recording')\n"
         "    raise NotFound('thing')\n"
+        "    raise RedactionInvalid(1, 'box', 'is bare')\n"
+        "    raise RedactionInvalid(1, 'box', _('is marked'))\n"
     )
     with_base = ast.parse(
         "class InvalidRequest(DomainError): pass\nclass Conflict(DomainError): pass\n"
         "class NotFound(DomainError): pass"
     )
     found = bare_refusal_messages({ROOT / "app" / "x.py": tree, ROOT / "app" / "y.py": with_base})
-    assert found == ["app/x.py:3: Oops(f'{n} is wrong')", "app/x.py:7: NotFound('thing')"]
+    assert found == [
+        "app/x.py:3: Oops(f'{n} is wrong')",
+        "app/x.py:7: NotFound('thing')",
+        "app/x.py:8: RedactionInvalid('is bare')",
+    ]
 
 
 def test_upload_and_body_refusals_answer_in_norwegian(client, make_person):

@@ -112,6 +112,36 @@ def test_a_bad_item_is_refused_naming_its_index_and_field(
     assert share_count(rt, people["owner"]) == before
 
 
+def test_every_refusal_is_explained_in_the_readers_language(client, people, recording):
+    """The index and field stay as the API names them; the explanation is in Norwegian for a
+    Norwegian reader (SPEC §14), for every kind of bad item."""
+    url = f"/api/v1/recordings/{recording['id']}/shares"
+    body = {"coach_ids": [str(people["coach"].id)], "purpose": "Språk", "expires_in_days": 2}
+    untranslated = []
+    for item, _field in BAD_ITEMS:
+        answers = [
+            client.post(
+                url,
+                json={**body, "redactions": [item]},
+                headers={**people["owner"].headers, "Accept-Language": language},
+            ).get_json()["error"]["message"]
+            for language in ("en", "nb")
+        ]
+        english, norwegian = (answer.partition(": ")[2] for answer in answers)
+        if not english or english == norwegian:
+            untranslated.append(answers)
+    assert untranslated == []
+    outside = {"kind": "cover", "box": {**BOX, "x": 0.8, "w": 0.3}}
+    response = client.post(
+        url,
+        json={**body, "redactions": [outside]},
+        headers={**people["owner"].headers, "Accept-Language": "nb"},
+    )
+    assert response.get_json()["error"]["message"] == (
+        "redactions[0].box.w: feltet går utenfor bildet (x + w er over 1)"
+    )
+
+
 @pytest.mark.parametrize(
     "value",
     [{"kind": "cover", "box": BOX}, "cover", 3, [COVER] * 201],
