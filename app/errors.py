@@ -22,6 +22,7 @@ from app.services.errors import DomainError
 from app.services.i18n import N_, translate
 from app.services.playback import IntegrityFailure
 from app.storage import StorageUnavailable
+from app.validation_messages import translate_errors
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def _describe_validation(messages: Any) -> tuple[str, dict[str, Any]]:
                 fields.update(errors)
             else:
                 fields[location] = errors
+    fields = translate_errors(fields)
     parts = []
     for name, errs in fields.items():
         text = "; ".join(map(str, errs)) if isinstance(errs, list) else str(errs)

@@ -21,6 +21,7 @@ from app.models import Role
 from app.services import ingest, policy, recordings, suggestions
 from app.services.errors import InvalidRequest
 from app.services.i18n import _
+from app.validation_messages import translate_errors
 
 blp = Blueprint(
     "recordings",
@@ -103,7 +104,8 @@ def _load_json(schema):
         return schema.load(data)
     except ValidationError as error:
         message = "; ".join(
-            f"{name}: {errors}" for name, errors in sorted(error.normalized_messages().items())
+            f"{name}: {errors}"
+            for name, errors in sorted(translate_errors(error.normalized_messages()).items())
         )
         raise InvalidRequest(
             f"{_('Invalid request.')} {message}"[:1000], code="invalid_request"

@@ -4,6 +4,7 @@ carries a message marked for the catalog, so the web edge can answer it in Norwe
 from __future__ import annotations
 
 import ast
+import uuid
 from pathlib import Path
 
 from app.services.errors import _NOT_FOUND
@@ -135,3 +136,71 @@ def test_upload_and_body_refusals_answer_in_norwegian(client, make_person):
         },
     )
     assert english.get_json()["error"]["message"].startswith("This upload is at byte 0, not 5")
+
+
+def _validator_messages() -> list[str]:
+    """What marshmallow itself says for the validators this API uses (so a new marshmallow
+    that words a message differently fails here rather than answering in English)."""
+    from marshmallow import Schema, ValidationError, fields, validate
+
+    class Probe(Schema):
+        needed = fields.String(required=True)
+        number = fields.Integer()
+        real = fields.Float()
+        flag = fields.Boolean()
+        ident = fields.UUID()
+        names = fields.List(fields.String())
+        text = fields.String()
+        when = fields.DateTime()
+        email = fields.Email()
+
+    bad = {"number": "x", "real": "x", "flag": "x", "ident": "x", "names": 3, "text": 3}
+    bad |= {"when": "x", "email": "x", "extra": 1}
+    try:
+        Probe().load(bad)
+    except ValidationError as error:
+        found = [m for ms in error.normalized_messages().values() for m in ms]
+    checks = [
+        (validate.Length(min=1, max=10), ""),
+        (validate.Length(min=2), "a"),
+        (validate.Length(max=2), "abc"),
+        (validate.OneOf(["a", "b"]), "c"),
+        (validate.Range(min=1, max=5), 9),
+        (validate.Range(min=1), 0),
+        (validate.Range(max=5), 9),
+        (validate.Range(min=0, min_inclusive=False), 0),
+    ]
+    for validator, value in checks:
+        try:
+            validator(value)
+        except ValidationError as error:
+            found += error.messages
+    return found
+
+
+def test_the_validators_messages_are_translated():
+    from app.services import i18n
+    from app.validation_messages import translate_validation
+
+    messages = _validator_messages()
+    assert len(messages) >= 18
+    with i18n.language("nb"):
+        untranslated = [m for m in messages if translate_validation(m) == m]
+        length = translate_validation("Length must be between 1 and 10.")
+    assert untranslated == []
+    assert length == "Lengden må være mellom 1 og 10."
+    assert translate_validation("Something of our own.") == "Something of our own."
+
+
+def test_field_refusals_answer_in_norwegian(client, make_person):
+    person = make_person("employee")
+    response = client.post(
+        f"/api/v1/recordings/{uuid.uuid4()}/shares",
+        json={"coach_ids": [], "expires_in_days": 2.5},
+        headers={**person.headers, **NB},
+    )
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert error["details"]["fields"]["purpose"] == ["Dette feltet må fylles ut."]
+    assert error["details"]["fields"]["coach_ids"] == ["Lengden må være mellom 1 og 10."]
+    assert "Missing data" not in error["message"] and "Length must" not in error["message"]
