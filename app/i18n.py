@@ -23,7 +23,7 @@ from flask_babel import Babel
 
 from app.auth import current_user, db_session
 from app.links import safe_next
-from app.services import i18n
+from app.services import i18n, job_messages
 
 # What each role is called where a person reads it.
 ROLE_NAMES = {
@@ -134,3 +134,5 @@ def init_app(app: Flask) -> None:
     app.jinja_env.filters["date"] = i18n.format_date
     app.jinja_env.filters["datetime"] = i18n.format_datetime
     app.jinja_env.filters["duration"] = i18n.format_duration
+    # What the worker wrote about a file or a share, in the reader's language.
+    app.jinja_env.filters["job_message"] = job_messages.in_reader_language

@@ -8,11 +8,9 @@ with the same values; anything else is passed on as it is.
 
 from __future__ import annotations
 
-import re
-from functools import lru_cache
 from typing import Any
 
-from app.services.i18n import N_, _
+from app.services.i18n import N_, StoredMessages
 
 TEMPLATES = (
     N_("Missing data for required field."),
@@ -51,28 +49,12 @@ TEMPLATES = (
     N_("Must be less than or equal to %(max)s."),
     N_("Must be less than %(max)s."),
 )
-_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
-
-
-@lru_cache(maxsize=1)
-def _patterns() -> tuple[tuple[re.Pattern[str], str], ...]:
-    def pattern(template: str) -> re.Pattern[str]:
-        parts = _PLACEHOLDER.split(template)  # text, name, text, name, …, text
-        regex = "".join(
-            f"(?P<{part}>.+?)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
-        )
-        return re.compile(f"^{regex}$")
-
-    return tuple((pattern(template), template) for template in TEMPLATES)
+_MESSAGES = StoredMessages(TEMPLATES)
 
 
 def translate_validation(message: str) -> str:
     """``message`` in the current language if it is one of the validator's; else as it is."""
-    for pattern, template in _patterns():
-        match = pattern.match(message)
-        if match:
-            return _(template, **match.groupdict())
-    return message
+    return _MESSAGES.translate(message)
 
 
 def translate_errors(errors: Any) -> Any:

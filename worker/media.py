@@ -38,6 +38,8 @@ from pathlib import Path
 
 import ffmpeg  # ffmpeg-python: builds the filter graph and the command line
 
+from app.services import job_messages as M
+from app.services.job_messages import say
 from app.services.redaction import BOX_KINDS, to_output_timeline
 
 log = logging.getLogger(__name__)
@@ -156,7 +158,7 @@ def _run(argv: list[str], timeout_s: float) -> subprocess.CompletedProcess:
         stdout, stderr = process.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         _kill(process)
-        raise MediaTimeout("Reading the file took too long; it may be damaged.") from None
+        raise MediaTimeout(say(M.READ_TOO_SLOW)) from None
     except BaseException:
         _kill(process)
         raise
@@ -209,11 +211,11 @@ def probe(
     result = _run(command, PROBE_TIMEOUT_S)
     if result.returncode != 0:
         log.info("ffprobe refused %s input: %s", part, result.stderr.decode(errors="replace")[:300])
-        raise MediaRejected(f"The {part} file could not be read as audio or video.")
+        raise MediaRejected(say(M.UNREADABLE, part=part))
     try:
         info = json.loads(result.stdout or b"{}")
     except json.JSONDecodeError:
-        raise MediaRejected(f"The {part} file could not be read as audio or video.") from None
+        raise MediaRejected(say(M.UNREADABLE, part=part)) from None
     streams = info.get("streams") or []
     videos = [
         s
@@ -242,7 +244,7 @@ def probe(
     if audios:
         result_probe.audio_channels = int(audios[0].get("channels") or 0)
     if not videos and not audios:
-        raise MediaRejected(f"The {part} file has no audio or video in it.")
+        raise MediaRejected(say(M.NO_STREAMS, part=part))
     if result_probe.duration_s is None or (videos and result_probe.fps is None):
         duration, frames = measure_stream(path, container, part, ffmpeg_bin=ffmpeg_bin)
         if result_probe.duration_s is None:
@@ -271,7 +273,7 @@ def measure_stream(
     )
     result = _run(args, PROBE_TIMEOUT_S)
     if result.returncode != 0:
-        raise MediaRejected(f"The {part} file is damaged: it cannot be read to its end.")
+        raise MediaRejected(say(M.DAMAGED, part=part))
     out_time, frames = 0.0, 0
     for line in result.stdout.decode(errors="replace").splitlines():
         key, _, value = line.partition("=")
@@ -281,7 +283,7 @@ def measure_stream(
         elif key == "frame" and value.isdigit():
             frames = max(frames, int(value))
     if out_time <= 0:
-        raise MediaRejected(f"The {part} file has no playable length.")
+        raise MediaRejected(say(M.NO_LENGTH, part=part))
     return out_time, frames
 
 
@@ -293,21 +295,28 @@ def measure_duration(path: Path, container: str, part: str, *, ffmpeg_bin: str =
 def check_limits(p: Probe, part: str, limits: Limits) -> None:
     if p.duration_s is not None and p.duration_s > limits.max_duration_s:
         raise MediaRejected(
-            f"The {part} file lasts {p.duration_s / 3600:.1f} h; the limit is "
-            f"{limits.max_duration_s / 3600:.1f} h."
+            say(
+                M.TOO_LONG,
+                part=part,
+                hours=f"{p.duration_s / 3600:.1f}",
+                limit=f"{limits.max_duration_s / 3600:.1f}",
+            )
         )
     for width, height in ((p.width, p.height), (p.declared_width, p.declared_height)):
         if width and height and (width > limits.max_width or height > limits.max_height):
             raise MediaRejected(
-                f"The {part} video is {width}×{height}; the largest accepted is "
-                f"{limits.max_width}×{limits.max_height}."
+                say(
+                    M.TOO_LARGE,
+                    part=part,
+                    size=f"{width}×{height}",
+                    limit=f"{limits.max_width}×{limits.max_height}",
+                )
             )
     if p.has_video and (not p.width or not p.height):
-        raise MediaRejected(f"The {part} video has no valid picture size.")
+        raise MediaRejected(say(M.NO_PICTURE_SIZE, part=part))
     if p.fps and p.fps > limits.max_fps:
         raise MediaRejected(
-            f"The {part} video runs at {p.fps:.0f} frames per second; the limit is "
-            f"{limits.max_fps:.0f}."
+            say(M.TOO_FAST, part=part, fps=f"{p.fps:.0f}", limit=f"{limits.max_fps:.0f}")
         )
     _check_total_pixels(p, part, limits)
 
@@ -319,12 +328,16 @@ def _check_total_pixels(p: Probe, part: str, limits: Limits) -> None:
     if total > limits.max_total_pixels:
         per_hour_1080p15 = 1920 * 1080 * 15 * 3600
         raise MediaRejected(
-            f"The {part} video is too much to process: {p.width}×{p.height} at "
-            f"{p.fps:.0f} frames per second for {p.duration_s:.0f} s is "
-            f"{total / 1e9:,.0f} billion pixels; the limit is "
-            f"{limits.max_total_pixels / 1e9:,.0f} billion (about "
-            f"{limits.max_total_pixels / per_hour_1080p15 * 60:.0f} minutes of 1920×1080 at 15 "
-            "frames per second). Record a shorter part, or at a lower resolution or frame rate."
+            say(
+                M.TOO_MANY_PIXELS,
+                part=part,
+                size=f"{p.width}×{p.height}",
+                fps=f"{p.fps:.0f}",
+                seconds=f"{p.duration_s:.0f}",
+                billions=f"{total / 1e9:,.0f}",
+                limit=f"{limits.max_total_pixels / 1e9:,.0f}",
+                minutes=f"{limits.max_total_pixels / per_hour_1080p15 * 60:.0f}",
+            )
         )
 
 
@@ -380,17 +393,17 @@ def plan_rendition(
     timeline (as ``validate_redactions`` returned them); they are mapped into the trimmed
     rendition's timeline here, with the trim this plan actually uses."""
     if screen_probe is not None and not screen_probe.has_video:
-        raise MediaRejected("The screen file has no video in it.")
+        raise MediaRejected(say(M.SCREEN_WITHOUT_VIDEO))
     if audio_probe is not None and not audio_probe.has_audio:
-        raise MediaRejected("The audio file has no sound in it.")
+        raise MediaRejected(say(M.AUDIO_WITHOUT_SOUND))
     durations = [p.duration_s for p in (screen_probe, audio_probe) if p and p.duration_s]
     if not durations:
-        raise MediaRejected("The recording has no playable length.")
+        raise MediaRejected(say(M.RECORDING_WITHOUT_LENGTH))
     length = max(durations)
     start = max(trim_start_s or 0.0, 0.0)
     end = min(trim_end_s if trim_end_s is not None else length, length)
     if end - start < 0.5:
-        raise MediaRejected("The chosen part of the recording is shorter than a second.")
+        raise MediaRejected(say(M.TRIM_TOO_SHORT))
     if screen is None and any(item["kind"] in BOX_KINDS for item in redactions):
         # validate_redactions refuses these; a plan that still has one is a caller's bug.
         raise ValueError("a cover or blur redaction on a recording without video")
@@ -785,24 +798,21 @@ def run_ffmpeg(
         process.stdout.close()
         process.stderr.close()
     if timed_out.is_set():
-        raise MediaTimeout("Processing took longer than the time limit.")
+        raise MediaTimeout(say(M.TIME_LIMIT))
     if process.returncode != 0:
         log.info(
             "ffmpeg failed (%s): %s",
             process.returncode,
             b"".join(stderr_tail).decode(errors="replace")[-500:],
         )
-        raise MediaRejected(
-            "The recording could not be converted: the file is damaged or uses a format "
-            "we cannot read."
-        )
+        raise MediaRejected(say(M.NOT_CONVERTIBLE))
 
 
 def make_sprite(plan: RenditionPlan, timeout_s: float = 120) -> None:
     """Tile the single thumbnails of the main run into one sprite image for the player."""
     frames = sorted(plan.outputs["thumb_frames"].glob("*.jpg"))
     if not frames:
-        raise MediaRejected("The recording could not be converted (no picture).")
+        raise MediaRejected(say(M.NO_POSTER))
     plan.thumb_count = len(frames)
     plan.thumb_rows = math.ceil(len(frames) / THUMB_COLUMNS)
     # Our own JPEGs from the run above, read back with the image demuxer.
@@ -821,7 +831,7 @@ def make_sprite(plan: RenditionPlan, timeout_s: float = 120) -> None:
     )
     result = _run(argv, timeout_s)
     if result.returncode != 0 or not plan.outputs["thumbnails"].is_file():
-        raise MediaRejected("The recording could not be converted (no thumbnails).")
+        raise MediaRejected(say(M.NO_THUMBNAILS))
 
 
 def waveform_peaks(pcm_path: Path, channels: int, duration_s: float) -> dict:

@@ -39,6 +39,8 @@ from pathlib import Path
 import numpy as np
 import pytesseract
 
+from app.services import job_messages as M
+from app.services.job_messages import say
 from app.services.pii import find_personal_data
 from app.services.redaction import MAX_REDACTIONS
 from worker import media
@@ -161,7 +163,7 @@ def suggest_redactions(
     check_tesseract(tesseract_bin)
     probe = media.probe(video, container, "screen", ffprobe_bin=ffprobe_bin, ffmpeg_bin=ffmpeg_bin)
     if not probe.has_video or not probe.width or not probe.height:
-        raise media.MediaRejected("The screen file has no video in it.")
+        raise media.MediaRejected(say(M.SCREEN_WITHOUT_VIDEO))
     length = duration_s or probe.duration_s or 0.0
     width, height = _ocr_size(probe.width, probe.height)
     work = scratch / f"ocr-{uuid.uuid4().hex}"
@@ -223,7 +225,7 @@ def _sample_frames(
         raise media.MediaTimeout("Reading the screen for suggestions took too long.")
     if stray or process.returncode not in (0, None):
         log.info("ffmpeg failed sampling frames (%s): %s", process.returncode, list(tail)[-3:])
-        raise media.MediaRejected("The screen file could not be read to suggest redactions.")
+        raise media.MediaRejected(say(M.SCREEN_UNREADABLE_FOR_SUGGESTIONS))
 
 
 def _sampling_argv(video: Path, container: str, width: int, height: int, ffmpeg_bin: str):

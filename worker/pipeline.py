@@ -37,7 +37,9 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
+from app.services import job_messages as M
 from app.services import keys, lifecycle, shares, suggestions
+from app.services.job_messages import say
 from app.services.sealing import open_json
 from app.storage import ObjectNotFound, StorageError
 from worker import media, ocr
@@ -289,13 +291,9 @@ def _run_job(
         try:
             _decrypt_to(rt, _dek(rt, key_id), key_id, object_id, name, target, lease)
         except ObjectNotFound:
-            raise media.MediaRejected(
-                "The recording's media is missing from storage; upload it again."
-            ) from None
+            raise media.MediaRejected(say(M.MEDIA_MISSING)) from None
         except crypto.DecryptionError:
-            raise media.MediaRejected(
-                "The recording's stored media failed its integrity check; upload it again."
-            ) from None
+            raise media.MediaRejected(say(M.MEDIA_CORRUPT)) from None
         paths[kind] = (target, container)
     lease.touch(3, force=True)
 
@@ -332,7 +330,7 @@ def _run_job(
     media.make_sprite(plan)
     for key in ("rendition", "poster", "thumbnails"):
         if not plan.outputs[key].is_file() or plan.outputs[key].stat().st_size == 0:
-            raise media.MediaRejected("The recording could not be converted (no picture).")
+            raise media.MediaRejected(say(M.NO_POSTER))
     # What the coach will actually see: a damaged input can end before its declared length.
     rendered = media.probe(plan.outputs["rendition"], "mp4", "rendition").duration_s
     duration_s = min(rendered or plan.duration_s, plan.duration_s)
@@ -499,20 +497,18 @@ def _probe_parts(
             _decrypt_to(rt, dek, key_id, object_id, name, target, _NoLease())  # type: ignore[arg-type]
         except ObjectNotFound:
             # Not an outage: retrying cannot bring it back (StorageError would retry).
-            raise media.MediaRejected(
-                "The recording's media is missing from storage; upload it again."
-            ) from None
+            raise media.MediaRejected(say(M.MEDIA_MISSING)) from None
         result = media.probe(target, container, kind)
         media.check_limits(result, kind, limits)
         if kind == "screen" and not result.has_video:
-            raise media.MediaRejected("The screen file has no video in it.")
+            raise media.MediaRejected(say(M.SCREEN_WITHOUT_VIDEO))
         if result.duration_s:
             durations.append(result.duration_s)
         has_video = has_video or result.has_video
         if kind == "audio" or not channels:
             channels = result.audio_channels or channels
     if not durations:  # no media rows at all, or none with a length
-        raise media.MediaRejected("The recording has no playable length.")
+        raise media.MediaRejected(say(M.RECORDING_WITHOUT_LENGTH))
     return {
         "duration_s": round(max(durations), 3),
         "has_video": has_video,
@@ -546,7 +542,7 @@ def suggest_redactions(rt: Runtime, recording_id: uuid.UUID) -> str:
         )
         key_id, duration_s = recording.key_id, recording.duration_s
     if source is None:
-        return record_suggestions(rt, recording_id, "failed", error="The recording has no video.")
+        return record_suggestions(rt, recording_id, "failed", error=say(M.RECORDING_WITHOUT_VIDEO))
     name, object_id, container, own_key = source
     with scratch_directory(rt.settings.scratch_dir, f"suggest-{recording_id}") as scratch:
         target = scratch / "screen.input"
@@ -567,10 +563,10 @@ def suggest_redactions(rt: Runtime, recording_id: uuid.UUID) -> str:
         except (ocr.OcrUnavailable, media.MediaRejected) as exc:
             return record_suggestions(rt, recording_id, "failed", error=str(exc))
         except ObjectNotFound:
-            error = "The recording's media is missing from storage; upload it again."
+            error = say(M.MEDIA_MISSING)
             return record_suggestions(rt, recording_id, "failed", error=error)
         except crypto.DecryptionError:
-            error = "The recording's stored media failed its integrity check; upload it again."
+            error = say(M.MEDIA_CORRUPT)
             return record_suggestions(rt, recording_id, "failed", error=error)
     return record_suggestions(rt, recording_id, "ready", found=found)
 

@@ -22,6 +22,8 @@ from app.mailer import MailError
 from app.models import Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
 from app.services import account_links, mail, oidc, sessions, shares, shredding, uploads, users
+from app.services import job_messages as M
+from app.services.job_messages import say
 from app.storage import StorageError
 from worker import pipeline
 
@@ -49,15 +51,11 @@ def process_share(self, share_id: str) -> str:
     except pipeline.LeaseHeld as held:
         raise self.retry(countdown=held.retry_in, max_retries=None) from None
     except SoftTimeLimitExceeded:
-        pipeline.fail_share(rt, sid, "Processing took longer than the time limit.")
+        pipeline.fail_share(rt, sid, say(M.TIME_LIMIT))
         return "failed"
     except TRANSIENT as exc:
         if self.request.retries >= MAX_RETRIES:
-            pipeline.fail_share(
-                rt,
-                sid,
-                "Storage or the database was unavailable for too long; share it again later.",
-            )
+            pipeline.fail_share(rt, sid, say(M.STORE_UNAVAILABLE))
             return "failed"
         log.warning("share %s: transient failure (%s); retrying", share_id, type(exc).__name__)
         raise self.retry(countdown=_backoff(self.request.retries)) from None
@@ -66,7 +64,7 @@ def process_share(self, share_id: str) -> str:
         # in "processing" would show the employee a job that never ends. The pipeline has
         # already removed its uploads and scratch directory.
         log.exception("share %s: unexpected failure", share_id)
-        pipeline.fail_share(rt, sid, "Processing failed unexpectedly; please share it again.")
+        pipeline.fail_share(rt, sid, say(M.UNEXPECTED))
         return "failed"
     log.info("share %s: %s %s", share_id, outcome.result, outcome.detail)
     return outcome.result

@@ -17,7 +17,8 @@ import gettext as gettext_module
 import hashlib
 import io
 import json
-from collections.abc import Iterator
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from functools import lru_cache
@@ -131,6 +132,50 @@ def language_name(language: str) -> str:
 def translate(message: str) -> str:
     """A message marked with :func:`N_` (or any literal msgid) in the current language."""
     return translations(current()).gettext(message)
+
+
+class StoredMessages:
+    """Messages written in English where no reader is known (by the worker, by a library), put
+    back into the reader's language where they are shown.
+
+    Each message is made from one of ``templates`` (marked with :func:`N_`, with ``%(name)s``
+    placeholders); :meth:`translate` finds the template a message was made from and fills its
+    translation with the same values. A value named in ``value_words`` (e.g. ``part`` →
+    ``{"screen": N_("the screen file")}``) is itself translated. A message made from no
+    template is answered as it is.
+    """
+
+    _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+    def __init__(
+        self, templates: Iterable[str], value_words: Mapping[str, Mapping[str, str]] | None = None
+    ) -> None:
+        self.templates = tuple(templates)
+        self.value_words = dict(value_words or {})
+        self._patterns = tuple((self._pattern(t), t) for t in self.templates)
+
+    @classmethod
+    def _pattern(cls, template: str) -> re.Pattern[str]:
+        parts = cls._PLACEHOLDER.split(template)  # text, name, text, name, …, text
+        regex = "".join(
+            f"(?P<{part}>.+?)" if index % 2 else re.escape(part) for index, part in enumerate(parts)
+        )
+        return re.compile(f"^{regex}$", re.DOTALL)
+
+    def translate(self, message: str) -> str:
+        for pattern, template in self._patterns:
+            match = pattern.match(message)
+            if match and translate(template) == template:
+                return message  # the source language, or no translation: the words as written
+            if match:
+                values = {
+                    name: translate(self.value_words.get(name, {}).get(value, value))
+                    if name in self.value_words
+                    else value
+                    for name, value in match.groupdict().items()
+                }
+                return _(template, **values)
+        return message
 
 
 def translate_plural(singular: str, plural: str, n: int) -> str:

@@ -14,7 +14,7 @@ from app import jobs
 from app.db import after_commit
 from app.models import MediaObject, Recording, RecordingStatus, Share, User, utcnow
 from app.runtime import Runtime
-from app.services import audit, keys, policy, shredding, text, uploads
+from app.services import audit, job_messages, keys, policy, shredding, text, uploads
 from app.services.errors import InvalidRequest, NotFound, PayloadTooLarge
 from app.services.i18n import _
 from app.services.ingest import FILE_FIELDS, IngestResult, StoredPart, discard
@@ -233,7 +233,7 @@ def present(session: Session, rt: Runtime, recording: Recording) -> dict[str, An
         "agent_channel": recording.agent_channel,
         "customer_informed": recording.customer_informed,
         "probe_status": recording.probe_status,
-        "probe_error": recording.probe_error,
+        "probe_error": job_messages.in_reader_language(recording.probe_error),
         "media_sha256": media_sha256_of(session, rt, recording),
         "parts": sorted(o.kind for o in recording.objects),
         "share_ids": [s.id for s in active_shares],

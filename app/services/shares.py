@@ -27,7 +27,7 @@ from app.models import (
     utcnow,
 )
 from app.runtime import Runtime
-from app.services import audit, keys, mail, policy, recordings, redaction, text
+from app.services import audit, job_messages, keys, mail, policy, recordings, redaction, text
 from app.services.errors import Gone, InvalidRequest, NotFound, RateLimited, Unprocessable
 from app.services.i18n import N_, _
 from app.services.sealing import open_json, open_text, seal_json, seal_text
@@ -83,7 +83,10 @@ def create_share(
         raise NotFound("recording")
     if recording.probe_status == "failed":
         raise Unprocessable(
-            _("This recording cannot be shared: %(reason)s", reason=recording.probe_error)
+            _(
+                "This recording cannot be shared: %(reason)s",
+                reason=job_messages.in_reader_language(recording.probe_error),
+            )
             if recording.probe_error
             else _("This recording cannot be shared: it is not playable."),
             code="recording_unusable",
@@ -452,7 +455,7 @@ def present(session: Session, rt: Runtime, share: Share, viewer: User) -> dict[s
         "recording_id": share.recording_id,
         "status": share.status.value,
         "progress": share.progress,
-        "error": share.error,
+        "error": job_messages.in_reader_language(share.error),
         "coach_ids": share.coach_ids,
         "coaches": [{"id": g.coach.id, "name": g.coach.name} for g in share.grantees],
         "employee": {"id": share.owner.id, "name": share.owner.name},

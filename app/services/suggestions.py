@@ -18,7 +18,7 @@ from app import jobs
 from app.db import after_commit
 from app.models import MediaObject, Recording, RecordingStatus, User
 from app.runtime import Runtime
-from app.services import keys, lifecycle, recordings
+from app.services import job_messages, keys, lifecycle, recordings
 from app.services.errors import NotFound, Unprocessable
 from app.services.i18n import _
 from app.services.sealing import open_json, seal_json
@@ -35,7 +35,8 @@ def request(session: Session, rt: Runtime, owner: User, recording_id: uuid.UUID 
         raise Unprocessable(
             _(
                 "This recording cannot be read: %(reason)s",
-                reason=recording.probe_error or _("it is not playable."),
+                reason=job_messages.in_reader_language(recording.probe_error)
+                or _("it is not playable."),
             ),
             code="recording_unusable",
         )
@@ -77,7 +78,7 @@ def answer(session: Session, rt: Runtime, recording: Recording) -> dict[str, Any
     return {
         "status": recording.suggestions_status,
         "suggestions": suggestions,
-        "error": recording.suggestions_error,
+        "error": job_messages.in_reader_language(recording.suggestions_error),
     }
 
 

@@ -4,6 +4,7 @@ carries a message marked for the catalog, so the web edge can answer it in Norwe
 from __future__ import annotations
 
 import ast
+import re
 import uuid
 from pathlib import Path
 
@@ -204,3 +205,98 @@ def test_field_refusals_answer_in_norwegian(client, make_person):
     assert error["details"]["fields"]["purpose"] == ["Dette feltet må fylles ut."]
     assert error["details"]["fields"]["coach_ids"] == ["Lengden må være mellom 1 og 10."]
     assert "Missing data" not in error["message"] and "Length must" not in error["message"]
+
+
+# --- what the worker writes about a file or a share ----------------------------------------------
+
+WORKER_CALLS = {"MediaRejected", "MediaTimeout", "fail_share", "record_suggestions"}
+
+
+def _sample_values(template: str) -> dict[str, str]:
+    from app.services.job_messages import PARTS
+
+    names = re.findall(r"%\((\w+)\)s", template)
+    return {name: "screen" if name == "part" else f"<{name}>" for name in names} | (
+        {"part": next(iter(PARTS))} if "part" in names else {}
+    )
+
+
+def test_every_worker_message_comes_back_in_norwegian():
+    from app.services import i18n, job_messages
+
+    templates = job_messages._STORED.templates
+    assert len(templates) >= 25
+    stuck = []
+    for template in templates:
+        english = job_messages.say(template, **_sample_values(template))
+        with i18n.language("nb"):
+            norwegian = job_messages.in_reader_language(english)
+        with i18n.language("en"):
+            assert job_messages.in_reader_language(english) == english
+        if norwegian == english or any(
+            v in english and v not in norwegian
+            for v in _sample_values(template).values()
+            if v != "screen"
+        ):
+            stuck.append(english)
+    assert stuck == []
+    with i18n.language("nb"):
+        damaged = job_messages.say(job_messages.DAMAGED, part="audio")
+        assert job_messages.in_reader_language(damaged) == (
+            "Det er en skade i lydfilen: den kan ikke leses helt til slutten."
+        )
+        assert job_messages.in_reader_language("Something else.") == "Something else."
+        assert job_messages.in_reader_language(None) is None
+
+
+def test_the_worker_writes_only_messages_the_catalog_knows():
+    """A literal the worker hands a person (a rejected file, a failed share or suggestion job)
+    must be one of job_messages' templates, or it would stay English for a Norwegian reader."""
+    from app.services import i18n, job_messages
+
+    unknown = []
+    for path in sorted((ROOT / "worker").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = getattr(getattr(node, "func", None), "id", None) or getattr(
+                getattr(node, "func", None), "attr", None
+            )
+            if not isinstance(node, ast.Call) or called not in WORKER_CALLS:
+                continue
+            for arg in list(node.args) + [kw.value for kw in node.keywords if kw.arg == "error"]:
+                if isinstance(arg, ast.JoinedStr):
+                    unknown.append(f"{path.name}:{node.lineno}: {ast.unparse(arg)[:60]}")
+                elif isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    if arg.value in ("failed", "ready"):  # record_suggestions' status
+                        continue
+                    with i18n.language("nb"):
+                        if job_messages.in_reader_language(arg.value) == arg.value:
+                            unknown.append(f"{path.name}:{node.lineno}: {arg.value[:60]}")
+    assert unknown == []
+
+
+def test_a_failed_share_is_explained_in_the_readers_language(
+    rt, client, make_person, make_recording, make_share
+):
+    from app.models import Share
+    from app.services import job_messages, lifecycle
+
+    employee, coach = make_person("employee"), make_person("coach")
+    share = make_share(employee, make_recording(employee), coach)
+    english = job_messages.say(job_messages.DAMAGED, part="screen")
+    with rt.db.session() as session:
+        row = session.get(Share, uuid.UUID(share["id"]))
+        if row.status.value == "processing":
+            assert lifecycle.share_failed(session, row, english)
+        else:  # the worker was quicker: set the same message on the row as it would
+            row.error = english
+    answers = {
+        language: client.get(
+            f"/api/v1/shares/{share['id']}",
+            headers={**employee.headers, "Accept-Language": language},
+        ).get_json()["error"]
+        for language in ("en", "nb")
+    }
+    assert answers == {
+        "en": english,
+        "nb": "Det er en skade i skjermfilen: den kan ikke leses helt til slutten.",
+    }
