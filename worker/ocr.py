@@ -56,7 +56,10 @@ SCENE_MIN_GAP_S = 0.2
 OCR_MAX_WIDTH, OCR_MAX_HEIGHT = 1920, 1080
 # tesseract processes side by side (each single-threaded)
 OCR_PROCESSES = max(1, min(2, os.cpu_count() or 1))
-FRAMES_PER_RUN = 60  # sampled frames with changes whose crops are read in one go
+FRAMES_PER_RUN = 60  # sampled frames with changes whose crops are read in one go...
+# ...or fewer, once their crops hold this many pixels (two batches are held at a time: one
+# being read, the next being sampled; together no more than 30 full frames, as before).
+BATCH_MAX_PIXELS = 15 * OCR_MAX_WIDTH * OCR_MAX_HEIGHT
 PAGE_SEGMENTATION = 11  # sparse text: a screen's labels, fields and panels, in any layout
 # A pixel changed when its grey level moved this much (compression noise moves it less)...
 CHANGE_LEVEL = 40
@@ -712,7 +715,10 @@ def _read_and_track(frames, reader: _Reader, length: float, on_progress):
                 (t, [((x0, y0, x1, y1), frame[y0:y1, x0:x1].copy()) for x0, y0, x1, y1 in regions])
             )
             previous = frame
-            if sum(1 for _t, crops in batch if crops) >= FRAMES_PER_RUN:
+            if (
+                sum(1 for _t, crops in batch if crops) >= FRAMES_PER_RUN
+                or sum(crop.size for _t, crops in batch for _box, crop in crops) >= BATCH_MAX_PIXELS
+            ):
                 if pending is not None:
                     advance(pending[0], pending[1].result())
                 pending = (batch, pool.submit(reader.read, crops_of(batch)))
