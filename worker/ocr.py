@@ -58,7 +58,10 @@ SCENE_MIN_GAP_S = 0.2
 OCR_MAX_WIDTH, OCR_MAX_HEIGHT = 1920, 1080
 # tesseract processes side by side (each single-threaded)
 OCR_PROCESSES = max(1, min(2, os.cpu_count() or 1))
-FRAMES_PER_RUN = 30  # sampled frames with changes whose crops are read in one go
+FRAMES_PER_RUN = 60  # sampled frames with changes whose crops are read in one go...
+# ...or fewer, once their crops hold this many pixels (two batches are held at a time: one
+# being read, the next being sampled; together no more than 30 full frames, as before).
+BATCH_MAX_PIXELS = 15 * OCR_MAX_WIDTH * OCR_MAX_HEIGHT
 PAGE_SEGMENTATION = 11  # sparse text: a screen's labels, fields and panels, in any layout
 # A pixel changed when its grey level moved this much (compression noise moves it less)...
 CHANGE_LEVEL = 40
@@ -670,6 +673,9 @@ def _phrases(words: list[_Word]) -> list[list[_Word]]:
 
 
 def _read_and_track(frames, reader: _Reader, length: float, on_progress):
+    """Sampled frames to tracks of findings. A batch's crops are read by tesseract while the
+    next batch is sampled and compared (ffmpeg and numpy meanwhile use the other CPU); the
+    batches are taken up in order, so the words on screen are known frame after frame."""
     words: list[_Word] = []
     previous: np.ndarray | None = None
     tracks: list[_Track] = []
@@ -677,9 +683,9 @@ def _read_and_track(frames, reader: _Reader, length: float, on_progress):
     last_t = 0.0
     detections: list[tuple[str, tuple[int, int, int, int]]] = []
 
-    def advance(batch) -> None:
+    def advance(batch, read_words) -> None:
         nonlocal words, last_t, detections
-        read = iter(reader.read([crop for _t, crops in batch for _box, crop in crops]))
+        read = iter(read_words)
         for t, crops in batch:
             if crops:
                 for (x0, y0, x1, y1), _crop in crops:
@@ -698,18 +704,30 @@ def _read_and_track(frames, reader: _Reader, length: float, on_progress):
         if on_progress is not None and length:
             on_progress(min(1.0, last_t / length))
 
+    def crops_of(batch) -> list[np.ndarray]:
+        return [crop for _t, crops in batch for _box, crop in crops]
+
     # Only the crops of a batch are kept (copies: the frame they come from is let go).
     batch: list = []
-    for t, frame in frames:
-        regions = changed_regions(previous, frame)
-        batch.append(
-            (t, [((x0, y0, x1, y1), frame[y0:y1, x0:x1].copy()) for x0, y0, x1, y1 in regions])
-        )
-        previous = frame
-        if sum(1 for _t, crops in batch if crops) >= FRAMES_PER_RUN:
-            advance(batch)
-            batch = []
-    advance(batch)
+    with ThreadPoolExecutor(1, thread_name_prefix="ocr-batch") as pool:
+        pending = None  # (batch, the words of its crops, being read)
+        for t, frame in frames:
+            regions = changed_regions(previous, frame)
+            batch.append(
+                (t, [((x0, y0, x1, y1), frame[y0:y1, x0:x1].copy()) for x0, y0, x1, y1 in regions])
+            )
+            previous = frame
+            if (
+                sum(1 for _t, crops in batch if crops) >= FRAMES_PER_RUN
+                or sum(crop.size for _t, crops in batch for _box, crop in crops) >= BATCH_MAX_PIXELS
+            ):
+                if pending is not None:
+                    advance(pending[0], pending[1].result())
+                pending = (batch, pool.submit(reader.read, crops_of(batch)))
+                batch = []
+        if pending is not None:
+            advance(pending[0], pending[1].result())
+    advance(batch, reader.read(crops_of(batch)))
     end = length or last_t
     return [(track, min(t, end)) for track, t in closed] + [(track, end) for track in tracks]
 

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by browser tests
+from tests.conftest import wait_for
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
@@ -30,11 +32,9 @@ def page(browser, live_server) -> Iterator:
     context.close()
 
 
-@pytest.fixture(autouse=True)
-def no_script_errors(page):
-    """Fail a test whose page threw, had something refused by its Content-Security-Policy, or
-    missed a static file (every page of every browser test: a script module that fails to load,
-    import or run shows here)."""
+def watch_script_errors(page) -> list[str]:
+    """Collect what a page threw, what its Content-Security-Policy refused and the static
+    files it missed (for a page other than the fixture's, such as a tab it opened)."""
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
     page.on(
@@ -53,8 +53,30 @@ def no_script_errors(page):
             else None
         ),
     )
+    return errors
+
+
+@pytest.fixture(autouse=True)
+def no_script_errors(page):
+    """Fail a test whose page threw, had something refused by its Content-Security-Policy, or
+    missed a static file (every page of every browser test: a script module that fails to load,
+    import or run shows here)."""
+    errors = watch_script_errors(page)
     yield
     assert errors == []
+
+
+def wait_share_ready(live_server, share_id: str, headers: dict, seconds: float = 180) -> None:
+    """Until the share's rendition is made (a failed or ended share fails the test)."""
+
+    def ready() -> bool:
+        body = requests.get(
+            f"{live_server.url}/api/v1/shares/{share_id}", headers=headers, timeout=10
+        ).json()
+        assert body["status"] not in ("failed", "ended"), body
+        return bool(body["status"] == "ready")
+
+    wait_for(ready, seconds, "the share's rendition")
 
 
 def screenshot(page, name: str) -> Path:

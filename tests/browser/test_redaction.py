@@ -13,7 +13,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import screenshot, sign_in, wait_share_ready
 from tests.conftest import wait_for
 from tests.worker.test_redacted_shares import screen_and_call
 
@@ -145,14 +145,7 @@ def test_a_redacted_share_made_in_the_dialog(page, live_server, make_person, tmp
     [mute] = [i for i in share["redactions"] if i["kind"] == "mute"]
     assert mute["channel"] == "customer" and abs(mute["start_s"] - 1) < 0.2
 
-    def ready():
-        body = requests.get(
-            f"{live_server.url}/api/v1/shares/{share['id']}", headers=coach.headers, timeout=10
-        ).json()
-        assert body["status"] not in ("failed", "ended"), body
-        return body["status"] == "ready"
-
-    wait_for(ready, 180, "the redacted share")
+    wait_share_ready(live_server, share["id"], coach.headers)
     video = requests.get(
         f"{live_server.url}/media/shares/{share['id']}/video", headers=coach.headers, timeout=60
     )

@@ -26,6 +26,7 @@ let playingSelection = false;
 let policy = null;
 const redactions = new RedactionEditor({
   video,
+  playhead: () => main,
   onChange: (items) => {
     $("redaction-summary").textContent = summary(items);
   },

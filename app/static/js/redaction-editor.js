@@ -3,8 +3,10 @@
 // of the redacted picture at the playhead. Times are in the recording's own timeline.
 //
 // Keyboard: "Add a box" puts a box in the middle and focuses it; on a focused box the arrow
-// keys move it, Alt+arrow keys resize it (Shift: in bigger steps), Delete removes it.
+// keys move it, Alt+arrow keys resize it (Shift: in bigger steps), Delete removes it. Mute
+// spans are marked on the draft's waveform (mute-track.js), by drag or by keyboard.
 import { $, api, clamp, clock, el, sleep, t, tn } from "./kit.js";
+import { MuteTrack } from "./mute-track.js";
 
 const KIND_WORDS = { cover: t("Cover"), blur: t("Blur"), mute: t("Mute") };
 const REASON_WORDS = {
@@ -38,13 +40,17 @@ export function summary(items) {
 }
 
 export class RedactionEditor {
-  constructor({ video, onChange }) {
+  // video: the preview's picture (boxes are drawn over it); playhead: the element that plays
+  // (the video, or the audio of a call without a screen).
+  constructor({ video, onChange, playhead }) {
     this.video = video;
+    this.playhead = playhead || (() => video);
     this.onChange = onChange || (() => {});
     this.layer = $("redaction-layer");
     this.list = $("redaction-list");
     this.suggestionList = $("suggestion-list");
-    this.muteBar = $("mute-bar");
+    this.muteTrack = new MuteTrack(this);
+    this.waveFor = null;
     this.status = $("suggestion-status");
     this.items = [];
     this.suggestions = [];
@@ -58,6 +64,11 @@ export class RedactionEditor {
     this.layer.addEventListener("pointerdown", (event) => this.startDraw(event));
     this.video.addEventListener("timeupdate", () => this.renderLayer());
     this.video.addEventListener("seeked", () => this.renderLayer());
+    for (const media of [this.video, $("share-audio")]) {
+      media.addEventListener("timeupdate", () => this.muteTrack.playhead());
+      media.addEventListener("seeked", () => this.muteTrack.playhead());
+      media.addEventListener("loadedmetadata", () => this.muteTrack.render());
+    }
     this.video.addEventListener("loadedmetadata", () => this.fitLayer());
     window.addEventListener("resize", () => this.fitLayer());
   }
@@ -71,6 +82,8 @@ export class RedactionEditor {
     this.setDrawing(false);
     $("redaction-preview").hidden = true;
     this.status.textContent = "";
+    this.waveFor = null;
+    this.muteTrack.open(null);
     this.configure();
     this.renderSuggestions();
     this.render();
@@ -85,6 +98,13 @@ export class RedactionEditor {
     $("redaction-boxes").hidden = !hasVideo;
     $("redaction-suggest").hidden = !hasVideo;
     $("redaction-mute").hidden = !(recording.channels >= 1);
+    for (const id of ["mute-wave", "mute-wave-help", "mute-wave-note"]) $(id).hidden = !(recording.channels >= 1);
+    if (recording.channels >= 1 && this.waveFor !== recording.id) {
+      // The draft's own audio: the call file, else the screen's sound.
+      this.waveFor = recording.id;
+      const part = recording.parts.includes("audio") ? "audio" : "screen";
+      this.muteTrack.open(`/media/recordings/${encodeURIComponent(recording.id)}/${part}`);
+    }
     $("redaction").hidden = !hasVideo && !(recording.channels >= 1);
     const channel = $("mute-channel");
     channel.value = "all";
@@ -100,7 +120,26 @@ export class RedactionEditor {
   }
 
   now() {
-    return this.video.currentTime || 0;
+    return this.playhead().currentTime || 0;
+  }
+
+  seek(time) {
+    this.playhead().currentTime = time;
+    this.muteTrack.playhead();
+  }
+
+  mutes() {
+    return this.items.filter((item) => item.kind === "mute");
+  }
+
+  channelWords(channel) {
+    return CHANNEL_WORDS[channel];
+  }
+
+  // The waveform's lane of a channel: 0 the left (drawn on top), 1 the right.
+  lane(channel) {
+    const agentLeft = this.recording.agentChannel !== "right";
+    return (channel === "agent") === agentLeft ? 0 : 1;
   }
 
   value() {
@@ -211,13 +250,12 @@ export class RedactionEditor {
     const duration = this.duration();
     if (!duration) return;
     const start = clamp(this.now(), 0, Math.max(0, duration - 0.5));
-    this.items.push({
-      id: ++this.serial,
-      kind: "mute",
-      start_s: start,
-      end_s: Math.min(duration, start + 2),
-      channel: $("mute-channel").value,
-    });
+    this.markMute(start, Math.min(duration, start + 2));
+  }
+
+  // A mute span of the chosen channel (from the button, or marked on the waveform).
+  markMute(start, end) {
+    this.items.push({ id: ++this.serial, kind: "mute", start_s: start, end_s: end, channel: $("mute-channel").value });
     this.changed();
   }
 
@@ -363,25 +401,7 @@ export class RedactionEditor {
       }),
     );
     $("redaction-empty").hidden = this.items.length > 0;
-    this.renderMuteBar();
-  }
-
-  renderMuteBar() {
-    const duration = this.duration();
-    this.muteBar.replaceChildren(
-      ...this.items
-        .filter((item) => item.kind === "mute" && duration)
-        .map((item) => {
-          const node = el("span", {
-            class: `mute-span ${item.channel}`,
-            title: t("Muted %(start)s – %(end)s: %(channel)s", { start: clock(item.start_s), end: clock(item.end_s), channel: CHANNEL_WORDS[item.channel] }),
-          });
-          // Through the CSSOM: the pages' CSP refuses style attributes.
-          node.style.left = `${(item.start_s / duration) * 100}%`;
-          node.style.width = `${((item.end_s - item.start_s) / duration) * 100}%`;
-          return node;
-        }),
-    );
+    this.muteTrack.render();
   }
 
   // --- suggestions ---------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 // colour), then on every frame the played part, the play head and the hover line on top.
 // Clicking and dragging on it seeks (the timeline makes it scrubbable).
 import { $, api, clamp, t } from "../kit.js";
+import { drawPeaks } from "../peaks.js";
 
 const COLOURS = { base: "#3a4557", played: "#6fcbac", head: "#ffffff", hover: "rgba(255,255,255,.4)" };
 
@@ -45,32 +46,11 @@ export function createWaveform(player) {
     const peaks = (data.peaks || []).slice(0, 2);
     const perBucket = data.seconds_per_bucket || (data.duration_s || 1) / ((peaks[0] || [1]).length || 1);
     const total = player.duration() || data.duration_s || 1;
-    const bar = 2 * ratio;
-    const gap = 1 * ratio;
-    const bars = Math.max(1, Math.floor(canvas.width / (bar + gap)));
-    let loudest = 0.05;
-    peaks.forEach((row) => row.forEach((v) => (loudest = Math.max(loudest, v))));
-
     const layer = (color) => {
       const off = document.createElement("canvas");
       off.width = canvas.width;
       off.height = canvas.height;
-      const ctx = off.getContext("2d");
-      ctx.fillStyle = color;
-      const mid = off.height / 2;
-      for (let i = 0; i < bars; i += 1) {
-        const from = Math.floor(((i / bars) * total) / perBucket);
-        const to = Math.max(from + 1, Math.floor((((i + 1) / bars) * total) / perBucket));
-        const x = i * (bar + gap);
-        peaks.forEach((row, channel) => {
-          let peak = 0;
-          for (let k = from; k < to && k < row.length; k += 1) peak = Math.max(peak, row[k]);
-          const amp = Math.max(ratio, (peak / loudest) * (mid - 2 * ratio));
-          if (peaks.length === 1) ctx.fillRect(x, mid - amp, bar, amp * 2);
-          else if (channel === 0) ctx.fillRect(x, mid - amp - ratio / 2, bar, amp);
-          else ctx.fillRect(x, mid + ratio / 2, bar, amp);
-        });
-      }
+      drawPeaks(off, { peaks, perBucket, total, color, ratio });
       return off;
     };
     layers = { base: layer(COLOURS.base), played: layer(COLOURS.played) };
