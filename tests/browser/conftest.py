@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by browser tests
+from tests.chromium import CHROMIUM, CHROMIUM_ARGS, watch_for_script_errors  # noqa: F401 - used by browser tests
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent / "artifacts" / "screenshots"
@@ -35,24 +35,7 @@ def no_script_errors(page):
     """Fail a test whose page threw, had something refused by its Content-Security-Policy, or
     missed a static file (every page of every browser test: a script module that fails to load,
     import or run shows here)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.url}")
-            if "/static/" in response.url and response.status >= 400
-            else None
-        ),
-    )
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
+    errors = watch_for_script_errors(page)
     yield
     assert errors == []
 

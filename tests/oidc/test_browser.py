@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.browser.conftest import assert_accessible, screenshot
+from tests.chromium import watch_for_script_errors
 from tests.oidc.conftest import PROVIDER_NAME
 
 pytestmark = pytest.mark.browser
@@ -28,24 +29,7 @@ def page(context, app_server) -> Iterator:
     """A page whose own scripts and styles (not the provider's) must run without an error or a
     Content-Security-Policy refusal."""
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.url}")
-            if "/static/" in response.url and response.status >= 400
-            else None
-        ),
-    )
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
+    errors = watch_for_script_errors(page)
     yield page
     assert errors == []
 
