@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_accessible, screenshot
 from tests.chromium import watch_for_script_errors
@@ -60,7 +61,18 @@ def test_sign_in_and_out_through_the_provider_in_a_browser(page, app_server, pro
     page.wait_for_url(f"{app_server.url}/recordings")
     assert page.locator(".who-name").inner_text() == "Ingrid Agent"
 
-    page.get_by_role("button", name="Sign out").click()
+    # My account: no password form (the provider keeps the password), words that say so, and
+    # a page script that runs without it (the page fixture fails on a script error).
+    page.goto("/account")
+    expect(page.locator("#provider-password")).to_contain_text(
+        f"You sign in with {PROVIDER_NAME}, so your password is managed there"
+    )
+    expect(page.locator("#password-form")).to_have_count(0)
+    expect(page.locator("#token-rows")).not_to_contain_text("Loading")
+    assert_accessible(page)
+    screenshot(page, "oidc-account")
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
     # Signed out here; the page moves on to the provider's own sign-out.
     page.wait_for_url(lambda url: url.startswith(provider.issuer))
     page.get_by_role("button", name="Yes, sign me out").click()
