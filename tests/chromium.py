@@ -41,3 +41,29 @@ def browser() -> Iterator:
         )
         yield instance
         instance.close()
+
+
+def watch_for_script_errors(page) -> list[str]:
+    """What went wrong on ``page`` from now on: an uncaught error, something its
+    Content-Security-Policy refused, a static file that failed to load. The list fills as the
+    page runs; a test (or fixture) asserts it is empty at the end. Every browser test package
+    uses this one check (tests/browser/conftest.py, tests/oidc/test_browser.py)."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on(
+        "response",
+        lambda response: (
+            errors.append(f"{response.status} {response.url}")
+            if "/static/" in response.url and response.status >= 400
+            else None
+        ),
+    )
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
+    return errors

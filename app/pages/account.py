@@ -6,6 +6,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from app.auth import current_user, db_session, require
+from app.context import runtime
 from app.services import users
 
 bp = Blueprint("account_pages", __name__)
@@ -18,5 +19,10 @@ def account():
     reset_at = users.take_reset_notice(user)
     if reset_at is not None:
         session.commit()
-    page = render_template("account/index.html", user=user, reset_at=reset_at)
+    page = render_template(
+        "account/index.html",
+        user=user,
+        reset_at=reset_at,
+        provider_name=runtime().settings.oidc_name,
+    )
     return page, 200, {"Cache-Control": "no-store"}

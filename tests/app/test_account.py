@@ -182,6 +182,31 @@ def test_every_role_has_an_account_page(stack_app, rt, role):
     assert 'href="/account"' in home  # reachable from every page's header
 
 
+def test_a_providers_user_is_told_where_the_password_is_kept(stack_app, rt):
+    """An account from the identity provider (SPEC §15) has no password here: no form to set
+    one, and words that say where it is managed, in the page's language."""
+    person = create_person(rt, "employee", password=PASSWORD)
+    web, _csrf = signed_in_browser(stack_app, person)
+    local = web.get("/account").get_data(as_text=True)
+    assert 'id="password-form"' in local and 'id="provider-password"' not in local
+    with rt.db.session() as session:
+        session.execute(
+            update(User)
+            .where(User.id == person.id)
+            .values(
+                oidc_issuer="https://idp.example", oidc_subject=uuid.uuid4().hex, password_hash=None
+            )
+        )
+    provider = rt.settings.oidc_name
+    page = web.get("/account").get_data(as_text=True)
+    assert 'id="password-form"' not in page and 'id="new-password"' not in page
+    assert 'id="email-password"' not in page  # no password to ask for when the address changes
+    assert f"You sign in with {provider}, so your password is managed there" in page
+    norsk = web.get("/account", headers={"Accept-Language": "nb"}).get_data(as_text=True)
+    assert 'id="password-form"' not in norsk
+    assert f"Du logger inn med {provider}, så passordet ditt" in norsk
+
+
 # --- the embed button's upload credential (finding 8) -----------------------------------------
 
 

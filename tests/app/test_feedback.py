@@ -11,9 +11,11 @@ import io
 import json
 import uuid
 import zipfile
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from babel import dates as babel_dates
 from sqlalchemy import select
 
 from app.models import DataKey, Feedback, User
@@ -651,6 +653,16 @@ def test_the_pages_show_feedback_to_the_employee_and_the_panel_to_the_coach(
     html = progress.get_data(as_text=True)
     assert "<svg" in html and 'role="img"' in html and "<table>" in html
     assert "Shows empathy" in html and "Summarise" in html
+    # The chart's dates in the reader's language (SPEC §14), not strftime's English months.
+    lines = client.get("/api/v1/me/progress", headers=share.owner.headers).get_json()["criteria"]
+    at = datetime.fromisoformat(lines[0]["points"][0]["at"])
+    norsk = client.get(
+        "/progress", headers={**share.owner.headers, "Accept": "text/html", "Accept-Language": "nb"}
+    ).get_data(as_text=True)
+    svg = norsk[norsk.index("<svg") : norsk.index("</svg>")]
+    assert f"Fra {babel_dates.format_date(at, locale='nb')}:" in svg  # 7. des. 2026
+    assert f"<title>{babel_dates.format_date(at, locale='nb')}:" in svg
+    assert at.strftime("%b") not in svg and at.strftime("%b") not in norsk
 
     coach_view = page(client, share.coach, f"/coach/shares/{share.id}").get_data(as_text=True)
     assert 'id="feedback-panel"' in coach_view and "Link this moment" in coach_view

@@ -11,7 +11,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 - used by browser tests
+from tests.chromium import (  # noqa: F401 - used by browser tests
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    watch_for_script_errors,
+)
 from tests.conftest import wait_for
 
 HERE = Path(__file__).resolve().parent
@@ -32,36 +36,12 @@ def page(browser, live_server) -> Iterator:
     context.close()
 
 
-def watch_script_errors(page) -> list[str]:
-    """Collect what a page threw, what its Content-Security-Policy refused and the static
-    files it missed (for a page other than the fixture's, such as a tab it opened)."""
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.url}")
-            if "/static/" in response.url and response.status >= 400
-            else None
-        ),
-    )
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
-    return errors
-
-
 @pytest.fixture(autouse=True)
 def no_script_errors(page):
     """Fail a test whose page threw, had something refused by its Content-Security-Policy, or
     missed a static file (every page of every browser test: a script module that fails to load,
     import or run shows here)."""
-    errors = watch_script_errors(page)
+    errors = watch_for_script_errors(page)
     yield
     assert errors == []
 

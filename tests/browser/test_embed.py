@@ -18,9 +18,9 @@ from tests.browser.conftest import (
     screenshot,
     sign_in,
     wait_share_ready,
-    watch_script_errors,
 )
 from tests.browser.test_employee_languages import choose_language
+from tests.chromium import watch_for_script_errors
 from tests.conftest import wait_for
 from tests.worker.test_redacted_shares import screen_and_call
 
@@ -165,7 +165,7 @@ def test_a_share_made_through_the_button_carries_the_redactions(
     with page.context.expect_page() as opened:
         page.locator("#demo-optin").click()
     tab = opened.value
-    errors = watch_script_errors(tab)
+    errors = watch_for_script_errors(tab)
     sent = re.compile("Sent as a private draft|Sendt som privat utkast")  # the host's language
     expect(page.locator("#demo-status")).to_contain_text(sent, timeout=60_000)
     recording = requests.get(

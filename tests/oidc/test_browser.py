@@ -7,8 +7,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.browser.conftest import assert_accessible, screenshot
+from tests.chromium import watch_for_script_errors
 from tests.oidc.conftest import PROVIDER_NAME
 
 pytestmark = pytest.mark.browser
@@ -28,24 +30,7 @@ def page(context, app_server) -> Iterator:
     """A page whose own scripts and styles (not the provider's) must run without an error or a
     Content-Security-Policy refusal."""
     page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
-    page.on(
-        "response",
-        lambda response: (
-            errors.append(f"{response.status} {response.url}")
-            if "/static/" in response.url and response.status >= 400
-            else None
-        ),
-    )
-    page.on(
-        "console",
-        lambda message: (
-            errors.append(message.text)
-            if message.type == "error" and "Content Security Policy" in message.text
-            else None
-        ),
-    )
+    errors = watch_for_script_errors(page)
     yield page
     assert errors == []
 
@@ -76,7 +61,18 @@ def test_sign_in_and_out_through_the_provider_in_a_browser(page, app_server, pro
     page.wait_for_url(f"{app_server.url}/recordings")
     assert page.locator(".who-name").inner_text() == "Ingrid Agent"
 
-    page.get_by_role("button", name="Sign out").click()
+    # My account: no password form (the provider keeps the password), words that say so, and
+    # a page script that runs without it (the page fixture fails on a script error).
+    page.goto("/account")
+    expect(page.locator("#provider-password")).to_contain_text(
+        f"You sign in with {PROVIDER_NAME}, so your password is managed there"
+    )
+    expect(page.locator("#password-form")).to_have_count(0)
+    expect(page.locator("#token-rows")).not_to_contain_text("Loading")
+    assert_accessible(page)
+    screenshot(page, "oidc-account")
+
+    page.get_by_role("button", name="Sign out", exact=True).click()
     # Signed out here; the page moves on to the provider's own sign-out.
     page.wait_for_url(lambda url: url.startswith(provider.issuer))
     page.get_by_role("button", name="Yes, sign me out").click()

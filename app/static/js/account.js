@@ -35,10 +35,10 @@ function showToken(token) {
 $("token-copy").addEventListener("click", async () => {
   try {
     await navigator.clipboard.writeText($("token-value").value);
-    toast("Copied.");
+    toast(t("Copied."));
   } catch (error) {
     $("token-value").select();
-    toast("Select the token and copy it (Ctrl+C).");
+    toast(t("Select the token and copy it (Ctrl+C)."));
   }
 });
 $("token-close").addEventListener("click", () => $("token-dialog").close());
@@ -71,7 +71,7 @@ $("token-rows").addEventListener("click", async (event) => {
   if (!ok) return;
   try {
     await api("DELETE", `/api/v1/me/tokens/${id}`);
-    toast("Token revoked.");
+    toast(t("Token revoked."));
     await Promise.all([loadTokens(), loadLog()]);
   } catch (error) {
     toast(error.message, "error");
@@ -80,7 +80,8 @@ $("token-rows").addEventListener("click", async (event) => {
 
 // --- password and e-mail --------------------------------------------------------------------
 
-$("password-form").addEventListener("submit", async (event) => {
+// An account from the identity provider has no password form (its password is kept there).
+$("password-form")?.addEventListener("submit", async (event) => {
   event.preventDefault();
   const box = $("password-error");
   showError(box, "");
@@ -94,7 +95,7 @@ $("password-form").addEventListener("submit", async (event) => {
       new_password: next,
     });
     // The session changed (every other one ended): reload for the new CSRF token.
-    toast("Password saved. You are signed out everywhere else.");
+    toast(t("Password saved. You are signed out everywhere else."));
     setTimeout(() => window.location.reload(), 800);
   } catch (error) {
     showError(box, error.message);
@@ -111,7 +112,7 @@ $("email-form").addEventListener("submit", async (event) => {
   try {
     await api("PATCH", "/api/v1/me", body);
     if (password) password.value = "";
-    toast("E-mail address saved.");
+    toast(t("E-mail address saved."));
     await loadLog();
   } catch (error) {
     showError(box, error.message);

@@ -20,16 +20,16 @@ async function load() {
       el(
         "tr",
         { "data-version": v.version },
-        el("td", {}, el("strong", { text: `v${v.version}` }), v.current ? el("span", { class: "badge ok current-badge", text: t("current") }) : null),
+        el("td", {}, el("strong", { text: t("v%(version)s", { version: v.version }) }), v.current ? el("span", { class: "badge ok current-badge", text: t("current") }) : null),
         el("td", {}, el("span", { class: `badge ${v.state === "active" ? "ready" : "deleted"}`, text: STATES[v.state] || v.state })),
         el("td", {}, v.created_at ? timeEl(String(v.created_at)) : "–"),
         el("td", { class: "right in-use", text: inUse(v) ? t("Yes") : t("No") }),
       ),
     ),
   );
-  if (!sorted.length) $("key-rows").replaceChildren(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: "No key versions." })));
+  if (!sorted.length) $("key-rows").replaceChildren(el("tr", {}, el("td", { colSpan: 4, class: "muted", text: t("No key versions.") })));
   const currentVersion = sorted.find((v) => v.current);
-  $("stat-current").textContent = currentVersion ? `v${currentVersion.version}` : "–";
+  $("stat-current").textContent = currentVersion ? t("v%(version)s", { version: currentVersion.version }) : "–";
   $("stat-keys").textContent = String(sorted.filter(inUse).length);
   $("stat-versions").textContent = String(sorted.filter((v) => v.state !== "destroyed").length);
 }

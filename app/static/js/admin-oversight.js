@@ -111,7 +111,7 @@ async function loadHistory() {
       el(
         "tr",
         { "data-version": v.version },
-        el("td", {}, el("strong", { text: `v${v.version}` })),
+        el("td", {}, el("strong", { text: t("v%(version)s", { version: v.version }) })),
         el("td", {}, timeEl(v.created_at, "day")),
         el("td", { class: "right", text: tn("%(num)s day", "%(num)s days", v.max_share_days) }),
         el("td", { class: "right", text: tn("%(num)s hour", "%(num)s hours", v.draft_lifetime_hours) }),

@@ -42,7 +42,7 @@ form.addEventListener("submit", async (event) => {
   if (text !== was.consent_text) body.consent_text = text;
   if (textNb !== was.consent_text_nb) body.consent_texts = { nb: textNb || null };
   if (!Object.keys(body).length) {
-    toast("Nothing changed.");
+    toast(t("Nothing changed."));
     return;
   }
   $("policy-save").disabled = true;
@@ -54,8 +54,15 @@ form.addEventListener("submit", async (event) => {
     form.dataset.uploadMib = Math.floor(saved.max_upload_bytes / MIB);
     $("consent-text").defaultValue = saved.consent_text;
     $("consent-text-nb").defaultValue = saved.consent_texts.nb || "";
-    $("policy-version").textContent = `Version ${saved.version}`;
-    $("policy-changed").replaceChildren(`Version ${saved.version}, in force since `, timeEl(saved.created_at), ".");
+    $("policy-version").textContent = t("Version %(version)s", { version: saved.version });
+    $("policy-changed").replaceChildren(
+      t("Version %(version)s", { version: saved.version }),
+      ", ",
+      t("in force since"),
+      " ",
+      timeEl(saved.created_at),
+      ".",
+    );
     toast(t("Saved as version %(version)s.", { version: saved.version }));
   } catch (error) {
     fail(error.message);

@@ -36,7 +36,7 @@ function emailCell(user) {
     ? el("span", { class: "email", text: user.email })
     : el("span", { class: "email muted", text: t("no e-mail") });
   if (user.enrolled) return address;
-  return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: "edit", "data-action": "email", "aria-label": `E-mail of ${user.name}` }));
+  return el("span", { class: "email-edit" }, address, " ", el("button", { type: "button", class: "link-button small", text: t("edit"), "data-action": "email", "aria-label": t("Edit the e-mail address of %(name)s", { name: user.name }) }));
 }
 
 function sourceLabel(user) {
@@ -165,7 +165,7 @@ $("email-form").addEventListener("submit", async (event) => {
   try {
     replaceUser(await api("PATCH", `/api/v1/admin/users/${editing.id}`, { email: $("email-value").value.trim() || null }));
     $("email-dialog").close();
-    toast("E-mail address saved.");
+    toast(t("E-mail address saved."));
   } catch (error) {
     showError($("email-error"), error.message);
   }
@@ -237,7 +237,7 @@ $("user-rows").addEventListener("change", async (event) => {
   const id = select.closest("tr").dataset.userId;
   try {
     replaceUser(await api("PATCH", `/api/v1/admin/users/${id}`, { team_id: select.value || null }));
-    toast("Team changed.");
+    toast(t("Team changed."));
   } catch (error) {
     toast(error.message, "error");
   }

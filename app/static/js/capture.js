@@ -186,7 +186,7 @@ async function start() {
   stageNote.textContent = note;
   show("stage-note", Boolean(note));
   if (note) message(note, "info");
-  document.title = "● Recording · consent-replay";
+  document.title = `● ${t("Recording")} · consent-replay`;
 }
 
 function tick() {
@@ -202,7 +202,7 @@ function showSent() {
   if (uploadError && uploadError.status !== 413) {
     text += ` · ${uploadError.status ? uploadError.message : t("connection lost: it goes on by itself when it is back")}`;
   } else if (behind > 512 * 1024) {
-    text += " · catching up";
+    text += ` · ${t("catching up")}`;
   }
   line.textContent = text;
   line.classList.toggle("behind", Boolean(uploadError));

@@ -357,7 +357,7 @@ function setupTrim() {
   });
   $("play-selection").disabled = !ready;
   if (!ready) {
-    $("trim-length").textContent = "the whole recording";
+    $("trim-length").textContent = t("the whole recording");
     return;
   }
   const fullBefore = parseFloat(trimEnd.value) >= parseFloat(trimEnd.max) - 0.05;

@@ -283,7 +283,7 @@ export class RedactionEditor {
           tabIndex: 0,
           role: "button",
           "data-item": item.id,
-          "aria-label": `${label(item, index)}: arrow keys move it, Alt and arrow keys resize it, Delete removes it`,
+          "aria-label": t("%(box)s: arrow keys move it, Alt and arrow keys resize it, Delete removes it", { box: label(item, index) }),
         },
         el("span", { class: "redaction-handle", "aria-hidden": "true" }),
       );

@@ -9,7 +9,7 @@
 // - The server acknowledges only whole 16 KiB chunks until the last request (it stores nothing
 //   partial, SPEC §16); tus-js-client then sends the rest again from the offset answered.
 // - makeRecording(), finishHere(), cancelUpload(): the API calls around an upload.
-import { api, apiError, csrf } from "./kit.js";
+import { api, apiError, csrf, t } from "./kit.js";
 
 export const ENDPOINT = "/api/v1/uploads";
 export const TUS_JS_CLIENT = "4.3.1";
@@ -19,7 +19,7 @@ const RETRY_DELAYS = [0, 1000, 2000, 4000, 8000, ...Array(60).fill(10000)];
 
 function tusLibrary() {
   if (!window.tus || !window.tus.Upload) {
-    throw new Error("The upload component did not load. Reload the page and try again.");
+    throw new Error(t("The upload component did not load. Reload the page and try again."));
   }
   return window.tus;
 }
@@ -28,7 +28,7 @@ function tusLibrary() {
 export function uploadError(error) {
   const response = error && error.originalResponse;
   if (!response) {
-    const lost = new Error("The connection to the server is lost. The upload goes on by itself when it is back.");
+    const lost = new Error(t("The connection to the server is lost. The upload goes on by itself when it is back."));
     lost.status = 0;
     return lost;
   }
