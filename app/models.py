@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -436,6 +437,16 @@ class Upload(Base):
     # Set when the upload became a recording's object; the row stays (until it expires) so
     # that a second use gets a clear 409 instead of a puzzling 404.
     recording_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    # On S3 (SPEC §16): the upload's bytes go, part by part as they arrive, into one multipart
+    # upload of ``store_name`` (``recordings/<upload id>/<object id>``: the object a recording
+    # made of it keeps, with the upload's id as the recording's), kept open across requests.
+    # ``parts`` lists the acknowledged parts ([number, ETag, stored bytes]); the sealed bytes
+    # past the last part wait in ``upload_segments`` (ciphertext, under 5 MiB in all); the
+    # sealed head (header, salt, commitment: no secret) lets the next request resume sealing.
+    store_name: Mapped[str | None] = mapped_column(String(200))
+    multipart_id: Mapped[str | None] = mapped_column(String(1024))
+    parts: Mapped[list[list[Any]] | None] = mapped_column(JSON)
+    sealed_head: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     segments: Mapped[list[UploadSegment]] = relationship(
         back_populates="upload", order_by="UploadSegment.seq", cascade="all, delete-orphan"

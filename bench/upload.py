@@ -1,6 +1,6 @@
 """Resumable uploads (SPEC §16): tus against one multipart request, and the recorder's memory.
 
-Run: .venv/bin/python bench/upload.py [--size-mib 500] [--repeat 2] [--store local|s3|both]
+Run: .venv/bin/python bench/upload.py [--size-mib 500] [--repeat 2] [--store local|s3|both|none]
                                       [--record-minutes 5]
 
 Self-contained: a fresh PostgreSQL database (CR_TEST_PG or postgresql://postgres@127.0.0.1/test),
@@ -293,7 +293,7 @@ def recorder_memory(folder: Path, minutes: float) -> list[tuple[float, float, fl
                 f"{samples[-1][0]:6.0f} s  recorded {recorded:7.1f} MB  sent {sent:7.1f} MB  "
                 f"JS heap {heap:6.1f} MiB  browser RSS {rss:7.1f} MiB"
             )
-        page.get_by_role("button", name="■ Stop").click()
+        page.locator("#stop").click()  # its name is "Stop", the ■ is aria-hidden
         page.wait_for_selector("#save-card:not(.hidden)", timeout=60_000)
     return samples
 
@@ -328,7 +328,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-mib", type=int, default=500)
     parser.add_argument("--repeat", type=int, default=2)
-    parser.add_argument("--store", choices=["local", "s3", "both"], default="both")
+    parser.add_argument("--store", choices=["local", "s3", "both", "none"], default="both")
     parser.add_argument("--record-minutes", type=float, default=5.0)
     args = parser.parse_args()
     cpus, load = os.cpu_count(), os.getloadavg()
@@ -336,17 +336,27 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory(prefix="cr-bench-upload-") as tmp:
         folder = Path(tmp)
-        path = make_file(folder, args.size_mib * MIB)
-        stores = ["local", "s3"] if args.store == "both" else [args.store]
-        for store in stores:
-            results[store] = compare(store, folder, path, args.repeat)
-        path.unlink()
+        stores = {"both": ["local", "s3"], "none": []}.get(args.store, [args.store])
+        if stores:
+            path = make_file(folder, args.size_mib * MIB)
+            for store in stores:
+                results[store] = compare(store, folder, path, args.repeat)
+            path.unlink()
         samples = recorder_memory(folder, args.record_minutes) if args.record_minutes else []
     load_after = os.getloadavg()
     print()
+    if results:
+        print_uploads(args, results, cpus, load[0], load_after[0])
+    else:
+        print(f"{cpus} CPUs; load average {load[0]:.2f} before, {load_after[0]:.2f} after")
+    if samples:
+        print_recorder(args.record_minutes, samples)
+
+
+def print_uploads(args, results: dict, cpus: int | None, before: float, after: float) -> None:
     print(
         f"Uploads of {args.size_mib} MiB, best of {args.repeat}; {cpus} CPUs; load average "
-        f"{load[0]:.2f} before, {load_after[0]:.2f} after"
+        f"{before:.2f} before, {after:.2f} after"
     )
     names = ["multipart", "tus", "tuspy", "tuspy 16 MiB"]
     print(f"{'store':6} " + " ".join(f"{n:>14}" for n in names) + f" {'tus ÷ multipart':>16}")
@@ -363,17 +373,18 @@ def main() -> None:
         "tuspy client (it reads each chunk into memory first), whole file, and 16 MiB chunks. "
         "Each includes making the draft (POST /api/v1/recordings)."
     )
-    if samples:
-        first = next((s for s in samples if s[0] >= 60), samples[0])
-        last = samples[-1]
-        growth = last[3] - first[3]
-        print(
-            f"Recorder, {args.record_minutes:g} min: recorded {last[1]:.1f} MB, "
-            f"sent {last[2]:.1f} MB; "
-            f"JS heap {first[3]:.1f} → {last[3]:.1f} MiB ({growth:+.1f}), browser RSS "
-            f"{first[4]:.0f} → {last[4]:.0f} MiB; {'PASS' if growth <= 16 else 'MISS'} "
-            "(heap within 16 MiB of the first minute's)"
-        )
+
+
+def print_recorder(minutes: float, samples: list) -> None:
+    first = next((s for s in samples if s[0] >= 60), samples[0])
+    last = samples[-1]
+    growth = last[3] - first[3]
+    print(
+        f"Recorder, {minutes:g} min: recorded {last[1]:.1f} MB, sent {last[2]:.1f} MB; "
+        f"JS heap {first[3]:.1f} → {last[3]:.1f} MiB ({growth:+.1f}), browser RSS "
+        f"{first[4]:.0f} → {last[4]:.0f} MiB; {'PASS' if growth <= 16 else 'MISS'} "
+        "(heap within 16 MiB of the first minute's)"
+    )
 
 
 if __name__ == "__main__":

@@ -264,6 +264,18 @@ COLUMNS: dict[str, Entry] = {
     "uploads.expires_at": _id("when it expires", EMPLOYEE, WITH_UPLOAD),
     "uploads.completed_at": _link("when finished", WITH_UPLOAD),
     "uploads.recording_id": _id("the recording it became", EMPLOYEE, WITH_UPLOAD),
+    "uploads.store_name": _id(
+        "on S3, the object its parts go to (opaque ids)", EMPLOYEE, WITH_UPLOAD
+    ),
+    "uploads.multipart_id": _id("on S3, the id of its open multipart upload", NOBODY, WITH_UPLOAD),
+    "uploads.parts": _id(
+        "on S3, the parts acknowledged (number, ETag, size)", EMPLOYEE, WITH_UPLOAD
+    ),
+    "uploads.sealed_head": _id(
+        "the ciphertext's header (key id, object id, salt, key commitment; no key)",
+        EMPLOYEE,
+        WITH_UPLOAD,
+    ),
     # upload_segments
     "upload_segments.id": _id("piece id", EMPLOYEE, WITH_UPLOAD),
     "upload_segments.upload_id": _id("its upload", EMPLOYEE, WITH_UPLOAD),
@@ -532,6 +544,7 @@ LOG_VALUES: dict[str, Entry] = {
             "self.obj.id",
             "state.id",
             "run.state.id",
+            "upload_id",
             "earlier.share_id",
             "name",
             "self._name",

@@ -67,6 +67,9 @@ class StoredPart:
     stored_sha256: str
     # The part's own data key when it is not the recording's (a resumable upload's key).
     key_id: uuid.UUID | None = None
+    # A resumable upload's object already under its final name (S3): it stays with its upload
+    # if the draft is not made.
+    in_place: bool = False
 
 
 @dataclass
@@ -107,7 +110,8 @@ def new_upload() -> IngestResult:
 def discard(store: ObjectStore, result: IngestResult) -> None:
     """Remove what an upload that did not complete has stored (the reconciler catches misses)."""
     for part in result.parts:
-        store_cleanup(store, part.name)
+        if not part.in_place:
+            store_cleanup(store, part.name)
 
 
 def set_field(result: IngestResult, name: str, value: bytes) -> None:

@@ -132,8 +132,8 @@ def create_from_uploads(
             code="no_media",
         )
     validate_fields(fields)
-    recording_id = uuid.uuid4()
     ordered = {f: upload_ids[f] for f in FILE_FIELDS if f in upload_ids}
+    recording_id = uploads.recording_id_for(session, owner, ordered)
     taken = uploads.take_for_recording(session, rt, owner, ordered, recording_id)
     first = taken[0]
     result = IngestResult(
@@ -153,6 +153,7 @@ def create_from_uploads(
                 plaintext_sha256=t.plaintext_sha256,
                 stored_sha256=t.stored_sha256,
                 key_id=t.key_id,
+                in_place=t.in_place,
             )
             for t in taken
         ],

@@ -23,6 +23,14 @@ next request lands.
   copies on S3), and the recording keeps the upload's data key.
 - Unfinished uploads expire with the draft lifetime: the scheduler deletes their pieces and
   shreds their key (``delete_expired``).
+
+On S3 (``_PartsRun``) nothing is joined afterwards: each upload keeps one multipart upload of
+``recordings/<upload-id>/<object-id>`` open across its requests (its id on the row, so it
+survives a restart), every 5 MiB run of sealed bytes goes in as a part as it arrives, and only
+the sealed rest (under 5 MiB, ciphertext) waits as small pieces until a later request tops it
+up. The last request completes the multipart upload, and the draft made of the upload takes
+the upload's id as its own, so its object is already where it belongs. Termination and expiry
+abort the multipart upload and delete the pieces and the object.
 """
 
 from __future__ import annotations
@@ -34,15 +42,16 @@ import fcntl
 import hashlib
 import logging
 import os
+import queue
 import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -62,6 +71,7 @@ from app.services.errors import (
 from app.services.i18n import _, format_number
 from app.services.ingest import UploadAborted, put_overlapped, sniff_container
 from app.services.sealing import open_text, seal_text
+from app.storage import PartStore
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +79,8 @@ CHUNK = crypto.chunked.CHUNK_SIZE
 PREFIX = "uploads/"
 MAX_OPEN_UPLOADS = 20
 MERGE_BELOW = 8 * 1024 * 1024
+# On S3: the bytes sent on as one part of the upload's multipart upload (the S3 minimum).
+PART_BYTES = 5 * 1024 * 1024
 CHECKSUM_ALGORITHMS = ("sha256",)
 SNIFF_BYTES = 64
 MEDIA_TYPES = ("video/", "audio/")
@@ -426,6 +438,13 @@ class _State:
     first_piece: str | None
     pieces: int
     container: str | None
+    # S3 (``_PartsRun``): the open multipart upload and its acknowledged parts, the pieces
+    # waiting to become the next part, the sealed head.
+    store_name: str | None = None
+    multipart_id: str | None = None
+    parts: list[list[Any]] | None = None
+    pending: list[tuple[str, int]] | None = None
+    sealed_head: bytes | None = None
 
 
 @dataclass
@@ -509,6 +528,8 @@ def append(
             checksum=checksum,
             hashes=_hashes.take(state.id, state.offset),
         )
+        if _parts_store(rt) is not None:
+            return _PartsRun(rt, owner, run, dek).run(body)
         piece = f"{PREFIX}{state.id}/{uuid.uuid4()}"
         stored = _store_run(rt, run, body, piece)
         return _commit(rt, owner, run, piece, stored, dek)
@@ -534,6 +555,11 @@ def _state(session: Session, upload: Upload) -> _State:
         first_piece=first,
         pieces=pieces or 0,
         container=upload.container,
+        store_name=upload.store_name,
+        multipart_id=upload.multipart_id,
+        parts=list(upload.parts or []),
+        pending=[(p.name, p.stored_size) for p in _pieces(session, upload.id)],
+        sealed_head=upload.sealed_head,
     )
 
 
@@ -591,8 +617,11 @@ def _sealer(rt: Runtime, dek: bytes, state: _State) -> crypto.Sealer:
     key_id, object_id = str(state.key_id), str(state.object_id)
     if state.offset == 0:
         return crypto.Sealer(dek, key_id=key_id, object_id=object_id)
-    assert state.first_piece is not None  # a piece is stored with the first whole chunk
-    head = rt.store.read_range(state.first_piece, 0, crypto.sealed_head_size(key_id, object_id))
+    head = state.sealed_head
+    if head is None:
+        assert state.first_piece is not None  # a piece is stored with the first whole chunk
+        size = crypto.sealed_head_size(key_id, object_id)
+        head = rt.store.read_range(state.first_piece, 0, size)
     return crypto.Sealer.resume(dek, head, key_id=key_id, object_id=object_id, offset=state.offset)
 
 
@@ -710,15 +739,7 @@ def _commit(
                 )
             )
             upload.stored_size += stored
-        upload.offset = new_offset
-        upload.length = run.length
-        upload.container = upload.container or state.container
-        upload.updated_at = utcnow()
-        if run.final:
-            upload.completed_at = upload.updated_at
-            if run.hashes is not None:
-                upload.plaintext_sha256 = run.hashes.plain.hexdigest()
-                upload.stored_sha256 = run.hashes.stored.hexdigest()
+        _advance(upload, run, new_offset)
         try:
             session.commit()
         except BaseException:
@@ -730,7 +751,22 @@ def _commit(
         return get_own(session, owner, state.id)
 
 
-def _after_commit(rt: Runtime, run: _Run, new_offset: int, dek: bytes) -> None:
+def _advance(upload: Upload, run: _Run, new_offset: int) -> None:
+    """The row after a request: where the upload is now, and its hashes if it ended it."""
+    upload.offset = new_offset
+    upload.length = run.length
+    upload.container = upload.container or run.state.container
+    upload.updated_at = utcnow()
+    if run.final:
+        upload.completed_at = upload.updated_at
+        if run.hashes is not None:
+            upload.plaintext_sha256 = run.hashes.plain.hexdigest()
+            upload.stored_sha256 = run.hashes.stored.hexdigest()
+
+
+def _after_commit(
+    rt: Runtime, run: _Run, new_offset: int, dek: bytes, *, merge: bool = True
+) -> None:
     state = run.state
     if run.final:
         _hashes.drop(state.id)
@@ -738,10 +774,222 @@ def _after_commit(rt: Runtime, run: _Run, new_offset: int, dek: bytes) -> None:
             _hash_from_store(rt, state, dek)
     elif run.hashes is not None:
         _hashes.put(state.id, _Hashes(new_offset, run.hashes.plain, run.hashes.stored))
+    if not merge:
+        return
     try:
         _merge_small_pieces(rt, state.id)
     except Exception:  # the pieces are whole either way; joining them is housekeeping
         log.warning("upload %s: could not join small pieces", state.id, exc_info=True)
+
+
+# --- appending on S3: one multipart upload per tus upload -------------------------------------
+
+
+def _parts_store(rt: Runtime) -> PartStore | None:
+    """The store if it keeps a multipart upload open across requests (S3), else None."""
+    return cast(PartStore, rt.store) if getattr(rt.store, "supports_parts", False) else None
+
+
+def object_name(upload: Upload | _State) -> str:
+    """Where an upload's parts go on S3: the object a recording made of it keeps, under the
+    upload's id, which becomes the recording's id (``recording_id_for``)."""
+    return f"recordings/{upload.id}/{upload.object_id}"
+
+
+class _PartSender:
+    """Uploads parts on a helper thread, one waiting at most: the next part is read and
+    sealed while the previous one uploads (as ``put_overlapped`` does for a plain put)."""
+
+    def __init__(self, store: PartStore, name: str, upload_id: str) -> None:
+        self._store, self._name, self._upload_id = store, name, upload_id
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=1)
+        self.etags: dict[int, str] = {}
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="upload-parts", daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self.error is None:
+                number, data = item
+                try:
+                    self.etags[number] = self._store.put_part(
+                        self._name, self._upload_id, number, data
+                    )
+                except BaseException as exc:  # noqa: BLE001 - raised on the request's thread
+                    self.error = exc
+
+    def send(self, number: int, data: bytes) -> None:
+        if self.error is not None:
+            raise self.error
+        self._queue.put((number, data))
+
+    def close(self) -> dict[int, str]:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.etags
+
+
+class _PartsRun:
+    """One PATCH on S3. The sealed bytes go into the upload's multipart upload (opened by the
+    first request, its id kept on the row) a part of at least ``PART_BYTES`` at a time, as
+    they come. The sealed bytes past the last part (under ``PART_BYTES`` in all, whole chunks,
+    ciphertext) wait as small pieces until a later request tops them up into a part; the last
+    request sends the rest as the last part and completes the upload, so the object is whole
+    without reading anything back. Parts sent by a request that then fails are not
+    acknowledged: the next request sends the same part numbers again, which replaces them."""
+
+    def __init__(self, rt: Runtime, owner: User, job: _Run, dek: bytes) -> None:
+        state = job.state
+        self.rt, self.owner, self.job, self.dek = rt, owner, job, dek
+        self.store = cast(PartStore, rt.store)
+        self.name = state.store_name or object_name(state)
+        self.multipart_id = state.multipart_id
+        self.parts: list[list[Any]] = [list(p) for p in state.parts or []]  # [number, ETag, size]
+        self.pending = list(state.pending or [])  # (piece, size): stored, not in a part yet
+        self.consumed: list[str] = []  # pieces sent on in a part by this request
+        self.buffer = bytearray()
+        self.sealed = 0  # bytes sealed by this request
+        self.head_size = (
+            crypto.sealed_head_size(str(state.key_id), str(state.object_id))
+            if state.offset == 0
+            else 0
+        )
+        self.head = bytearray()
+        self.sender: _PartSender | None = None
+        self.new_piece: tuple[str, int] | None = None
+
+    def run(self, body: Iterable[bytes]) -> Upload:
+        job = self.job
+        job.stored_hash = job.hashes.stored if job.hashes else None
+        job.plain = _AlignedHash(job.hashes.plain) if job.hashes else None
+        job.body_hash = hashlib.sha256() if job.checksum else None
+        try:
+            for sealed in _sealed_blocks(job, body):
+                self._take(sealed)
+            if job.checksum is not None and job.body_hash.digest() != job.checksum.digest:
+                raise ChecksumMismatch(
+                    _(
+                        "The bytes received do not match Upload-Checksum; nothing of this "
+                        "request was kept. Send them again from the same offset."
+                    ),
+                )
+            if job.sealer.offset == job.state.offset and not job.final:
+                self._close_sender()  # nothing whole arrived: nothing changes
+                with self.rt.db.session() as session:
+                    return get_own(session, self.owner, job.state.id)
+            if job.final:
+                self._finish()
+            else:
+                self._keep_rest()
+        except BaseException:
+            with contextlib.suppress(BaseException):
+                self._close_sender()
+            if self.new_piece is not None:
+                _delete_quietly(self.rt, [self.new_piece[0]])
+            raise
+        return self._commit()
+
+    def _take(self, sealed: bytes) -> None:
+        if len(self.head) < self.head_size:
+            self.head += sealed[: self.head_size - len(self.head)]
+        self.sealed += len(sealed)
+        self.buffer += sealed
+        if sum(size for _, size in self.pending) + len(self.buffer) >= PART_BYTES:
+            self._send(self._gather())
+
+    def _gather(self) -> bytes:
+        """The waiting pieces and this request's bytes since: the next part."""
+        data = b"".join(self.rt.store.read_range(n, 0, size) for n, size in self.pending)
+        data += bytes(self.buffer)
+        self.consumed += [n for n, _size in self.pending]
+        self.pending.clear()
+        self.buffer.clear()
+        return data
+
+    def _send(self, data: bytes) -> None:
+        if self.multipart_id is None:
+            self.multipart_id = self.store.start_parts(self.name)
+            # Kept at once, so that termination or expiry can abort it whatever happens next.
+            with self.rt.db.session() as session:
+                session.execute(
+                    update(Upload)
+                    .where(Upload.id == self.job.state.id)
+                    .values(multipart_id=self.multipart_id, store_name=self.name)
+                )
+        if self.sender is None:
+            self.sender = _PartSender(self.store, self.name, self.multipart_id)
+        number = len(self.parts) + 1
+        self.sender.send(number, data)
+        self.parts.append([number, None, len(data)])
+
+    def _close_sender(self) -> None:
+        if self.sender is not None:
+            etags = self.sender.close()
+            for part in self.parts:
+                part[1] = etags.get(part[0], part[1])
+
+    def _finish(self) -> None:
+        data = self._gather()
+        if self.multipart_id is None:  # all of it smaller than a part: one plain put
+            self.rt.store.put_stream(self.name, [data])
+            return
+        if data:
+            self._send(data)
+        self._close_sender()
+        self.store.finish_parts(self.name, self.multipart_id, [(n, e) for n, e, _ in self.parts])
+        self.multipart_id = None
+
+    def _keep_rest(self) -> None:
+        if self.buffer:
+            piece = f"{PREFIX}{self.job.state.id}/{uuid.uuid4()}"
+            self.new_piece = (piece, len(self.buffer))
+            self.rt.store.put_stream(piece, [bytes(self.buffer)])
+        self._close_sender()
+
+    def _commit(self) -> Upload:
+        job, state = self.job, self.job.state
+        new_offset = job.sealer.offset if not job.final else state.offset + job.received
+        with self.rt.db.session() as session:
+            upload = get_open(session, self.owner, state.id)
+            session.refresh(upload, with_for_update=True)
+            if upload.offset != state.offset:  # cannot happen while we hold the lock
+                raise Conflict(_("The upload changed under this request."), code="offset_mismatch")
+            if self.consumed:
+                session.execute(delete(UploadSegment).where(UploadSegment.name.in_(self.consumed)))
+            if self.new_piece is not None:
+                last = session.scalar(
+                    select(func.max(UploadSegment.seq)).where(UploadSegment.upload_id == state.id)
+                )
+                session.add(
+                    UploadSegment(
+                        upload_id=state.id,
+                        seq=(last if last is not None else -1) + 1,
+                        name=self.new_piece[0],
+                        stored_size=self.new_piece[1],
+                        plaintext_end=new_offset,
+                    )
+                )
+            if self.head:
+                upload.sealed_head = bytes(self.head)
+            upload.store_name = self.name if (self.parts or job.final) else upload.store_name
+            upload.multipart_id = self.multipart_id
+            upload.parts = [list(p) for p in self.parts] if self.multipart_id else None
+            upload.stored_size = state.stored_size + self.sealed
+            _advance(upload, job, new_offset)
+            try:
+                session.commit()
+            except BaseException:
+                if self.new_piece is not None:
+                    _delete_quietly(self.rt, [self.new_piece[0]])
+                raise
+        _delete_quietly(self.rt, self.consumed)
+        _after_commit(self.rt, job, new_offset, self.dek, merge=False)  # at most a part waits
+        with self.rt.db.session() as session:
+            return get_own(session, self.owner, state.id)
 
 
 def _pieces(session: Session, upload_id: uuid.UUID) -> list[UploadSegment]:
@@ -759,6 +1007,9 @@ def _hash_from_store(rt: Runtime, state: _State, dek: bytes) -> None:
     whole also proves every stored chunk."""
     with rt.db.session() as session:
         names = [p.name for p in _pieces(session, state.id)]
+        whole = session.scalar(select(Upload.store_name).where(Upload.id == state.id))
+    if whole is not None:  # on S3, once finished: one object
+        names = [whole]
     plain, stored = hashlib.sha256(), hashlib.sha256()
 
     def blocks() -> Iterator[bytes]:
@@ -842,13 +1093,24 @@ def _discard(rt: Runtime, upload_id: uuid.UUID, *, owner: User | None = None) ->
         upload = session.scalar(query)
         if upload is None:
             return False
+        multipart = None
         if upload.recording_id is None:
             names = [p.name for p in _pieces(session, upload_id)]
+            if upload.store_name is not None:
+                names.append(upload.store_name)
+                if upload.multipart_id is not None:
+                    multipart = (upload.store_name, upload.multipart_id)
             keys.shred_data_key(session, rt.key_cache, upload.key_id)
         else:
             names = []  # its key and object belong to the recording now
         session.delete(upload)
     _hashes.drop(upload_id)
+    if multipart is not None:
+        try:
+            cast(PartStore, rt.store).abort_parts(*multipart)
+        except Exception:
+            # Sealed under a shredded key, so unreadable; a bucket lifecycle rule ends it.
+            log.warning("could not abort the multipart upload of %s", upload_id, exc_info=True)
     _delete_quietly(rt, names)
     return True
 
@@ -884,6 +1146,17 @@ class Taken:
     stored_size: int
     plaintext_sha256: str
     stored_sha256: str
+    in_place: bool = False  # the upload's own object (S3): not deleted if the draft fails
+
+
+def recording_id_for(session: Session, owner: User, upload_ids: dict[str, str]) -> uuid.UUID:
+    """The id of the recording made of these uploads: the id of one whose object already has
+    its final name (S3, ``object_name``), so that nothing is copied; else a new one."""
+    for uid in upload_ids.values():
+        upload = get_own(session, owner, uid)
+        if upload.recording_id is None and upload.store_name == object_name(upload):
+            return upload.id
+    return uuid.uuid4()
 
 
 def take_for_recording(
@@ -911,8 +1184,15 @@ def take_for_recording(
         for field, upload in rows.items():
             pieces = _pieces(session, upload.id)
             name = f"recordings/{recording_id}/{upload.object_id}"
-            size = rt.store.compose(name, [p.name for p in pieces])
-            taken.append(_taken(field, upload, name, size))
+            if upload.store_name == name:  # on S3, already where it belongs
+                taken.append(_taken(field, upload, name, rt.store.size(name), in_place=True))
+            elif upload.store_name is not None:  # on S3, another upload's recording id
+                size = rt.store.compose(name, [upload.store_name])
+                taken.append(_taken(field, upload, name, size))
+                obsolete.append(upload.store_name)
+            else:
+                size = rt.store.compose(name, [p.name for p in pieces])
+                taken.append(_taken(field, upload, name, size))
             obsolete += [p.name for p in pieces]
             upload.recording_id = recording_id
             # The recording keeps the file's hash sealed under its own key (shredded with it);
@@ -921,7 +1201,7 @@ def take_for_recording(
             upload.updated_at = utcnow()
             session.execute(delete(UploadSegment).where(UploadSegment.upload_id == upload.id))
     except BaseException:
-        _delete_quietly(rt, [t.name for t in taken])
+        _delete_quietly(rt, [t.name for t in taken if not t.in_place])
         raise
     after_commit(session, lambda: _delete_quietly(rt, obsolete))
     return taken
@@ -957,7 +1237,7 @@ def _check_finished(upload: Upload) -> None:
         )
 
 
-def _taken(field: str, upload: Upload, name: str, size: int) -> Taken:
+def _taken(field: str, upload: Upload, name: str, size: int, *, in_place: bool = False) -> Taken:
     assert upload.length is not None and upload.container is not None
     assert upload.plaintext_sha256 is not None and upload.stored_sha256 is not None
     return Taken(
@@ -971,9 +1251,22 @@ def _taken(field: str, upload: Upload, name: str, size: int) -> Taken:
         stored_size=size,
         plaintext_sha256=upload.plaintext_sha256,
         stored_sha256=upload.stored_sha256,
+        in_place=in_place,
     )
 
 
 def known_piece_names(session: Session) -> set[str]:
-    """Every stored piece of every upload (for the reconciler)."""
-    return set(session.scalars(select(UploadSegment.name)))
+    """Every stored piece of every upload, and the object of each finished upload on S3 not
+    yet a recording's (for the reconciler)."""
+    names = set(session.scalars(select(UploadSegment.name)))
+    names |= set(
+        session.scalars(
+            select(Upload.store_name).where(
+                Upload.store_name.is_not(None),
+                Upload.recording_id.is_(None),
+                Upload.multipart_id.is_(None),
+                Upload.completed_at.is_not(None),
+            )
+        )
+    )
+    return names

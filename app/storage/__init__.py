@@ -97,6 +97,28 @@ class ObjectStore(Protocol):
         """Raise StorageUnavailable unless the store is reachable and the bucket usable."""
 
 
+class PartStore(ObjectStore, Protocol):
+    """A store that keeps a multipart upload open across requests (S3, ``supports_parts``):
+    a resumable upload's bytes go into their object part by part, nothing read back."""
+
+    supports_parts: bool
+
+    def start_parts(self, name: str) -> str:
+        """Open a multipart upload of ``name``; its upload id."""
+
+    def put_part(self, name: str, upload_id: str, number: int, data: bytes) -> str:
+        """Upload part ``number`` (each but the last at least 5 MiB); its ETag."""
+
+    def finish_parts(self, name: str, upload_id: str, parts: list[tuple[int, str]]) -> int:
+        """Complete the upload from ``parts`` (number, ETag); the object's size."""
+
+    def abort_parts(self, name: str, upload_id: str) -> None:
+        """Abort the upload and drop its parts (an unknown upload is no error)."""
+
+    def open_parts(self, prefix: str = "") -> list[tuple[str, str]]:
+        """The multipart uploads still open under ``prefix``: (name, upload id)."""
+
+
 def create_store(settings: Settings) -> ObjectStore:
     if settings.store_kind == "s3":
         from app.storage.s3 import S3Store
@@ -118,6 +140,7 @@ __all__ = [
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectStore",
+    "PartStore",
     "RangeStream",
     "StorageError",
     "StorageUnavailable",

@@ -242,6 +242,55 @@ class S3Store:
         )
         return Part(number, etag)
 
+    # A multipart upload kept open across requests (resumable uploads, SPEC §16): the parts
+    # arrive one request at a time and nothing is read back to join them.
+    supports_parts = True
+
+    def start_parts(self, name: str) -> str:
+        """Open a multipart upload of ``name``; its upload id."""
+        self.ensure_bucket()
+        return str(
+            self._call(
+                self.client._create_multipart_upload,
+                self.bucket,
+                name,
+                {"Content-Type": "application/octet-stream"},
+            )
+        )
+
+    def put_part(self, name: str, upload_id: str, number: int, data: bytes) -> str:
+        """Upload part ``number`` (1-based; at least PART_SIZE bytes unless it is the last);
+        its ETag. Sending a number again replaces that part."""
+        return str(
+            self._call(self.client._upload_part, self.bucket, name, data, None, upload_id, number)
+        )
+
+    def finish_parts(self, name: str, upload_id: str, parts: list[tuple[int, str]]) -> int:
+        """Complete the multipart upload from ``parts`` (number, ETag): ``name`` appears."""
+        self._call(
+            self.client._complete_multipart_upload,
+            self.bucket,
+            name,
+            upload_id,
+            [Part(number, etag) for number, etag in parts],
+        )
+        return self.size(name)
+
+    def abort_parts(self, name: str, upload_id: str) -> None:
+        """Abort the multipart upload: its parts are gone. An unknown one is no error."""
+        try:
+            self._call(self.client._abort_multipart_upload, self.bucket, name, upload_id)
+        except StorageUnavailable as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, S3Error) and cause.code == "NoSuchUpload"):
+                raise
+
+    def open_parts(self, prefix: str = "") -> list[tuple[str, str]]:
+        """The multipart uploads not completed or aborted under ``prefix``: (name, upload id)."""
+        self.ensure_bucket()
+        result = self._call(self.client._list_multipart_uploads, self.bucket, prefix=prefix or None)
+        return [(u.object_name, u.upload_id) for u in result.uploads]
+
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:
             return b""

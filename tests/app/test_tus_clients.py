@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import uuid
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from tusclient import client as tus_client
 from tusclient.uploader import Uploader
 
 from app.api.uploads import READ_PIECE
+from app.models import Upload
 from tests.conftest import kill_server, wait_for
 
 CHUNK = 16384
@@ -112,18 +114,28 @@ def _offset(url: str, person) -> int:
     return int(response.headers["Upload-Offset"])
 
 
+@pytest.mark.parametrize(
+    ("size_mib", "stop_mib"),
+    [
+        (6, 2),  # killed before a 5 MiB part was sent: the sealed bytes wait as pieces
+        (13, 7),  # killed with the S3 multipart upload open and a part acknowledged
+    ],
+)
 def test_an_upload_survives_a_web_process_killed_mid_patch(
-    own_server, make_person, samples, tmp_path, rt
+    own_server, make_person, samples, tmp_path, rt, size_mib, stop_mib
 ):
     employee = make_person("employee")
-    path = media_file(samples, tmp_path, 6 * 1024 * 1024 + 777)
+    path = media_file(samples, tmp_path, size_mib * 1024 * 1024 + 777)
     data = path.read_bytes()
     client = tus(own_server.url, employee)
     first = client.uploader(file_path=str(path), chunk_size=1024 * 1024)
-    first.upload(stop_at=2 * 1024 * 1024)
+    first.upload(stop_at=stop_mib * 1024 * 1024)
     url = first.url
     committed = _offset(url, employee)
-    assert committed == 2 * 1024 * 1024
+    assert committed == stop_mib * 1024 * 1024
+    with rt.db.session() as session:
+        row = session.get_one(Upload, uuid.UUID(url.rsplit("/", 1)[1]))
+        assert (row.multipart_id is not None) == (stop_mib >= 5)  # on S3: parts are open
 
     # A PATCH is in flight (its bytes partly sent) when the web process dies hard.
     sock = _trickle_patch(
@@ -149,7 +161,6 @@ def test_an_upload_survives_a_web_process_killed_mid_patch(
 
 def _lock_held(rt, url: str) -> bool:
     """Whether a request holds the upload's advisory lock (PostgreSQL's own view of it)."""
-    import uuid
 
     from sqlalchemy import text
 

@@ -253,7 +253,12 @@ def test_screen_and_audio_uploads_make_one_recording_and_both_keys_are_shredded(
     assert list(rt.store.list(f"recordings/{recording['id']}/")) == []
 
 
-def test_many_small_requests_are_joined_into_few_pieces(tus, rt, samples, monkeypatch):
+def test_many_small_requests_are_joined_into_few_pieces_on_the_local_store(
+    tus, rt, samples, monkeypatch, tmp_path
+):
+    from app.storage.local import LocalStore
+
+    monkeypatch.setattr(rt, "store", LocalStore(tmp_path / "objects"))
     monkeypatch.setattr(uploads, "MERGE_BELOW", 256 * 1024)
     data = with_marker(samples, 2 * 1024 * 1024 + 77)
     url = tus.new(len(data))
@@ -585,3 +590,129 @@ def test_the_reconciler_keeps_live_pieces_and_removes_orphans(tus, rt, samples):
     assert not rt.store.exists(orphan)
     assert sorted(stored(rt, url)) == sorted(p.name for p in pieces(rt, url))
     assert tus.offset(url) == 3 * CHUNK
+
+
+# --- on S3: one multipart upload per tus upload --------------------------------------------
+
+MIB = 1 << 20
+
+
+def open_parts(rt, url: str) -> list[tuple[str, str]]:
+    """The S3 multipart uploads still open for this upload (listed through the minio SDK)."""
+    return rt.store.open_parts(f"recordings/{url.rsplit('/', 1)[1]}/")
+
+
+def test_on_s3_the_bytes_go_part_by_part_into_the_recordings_object(
+    tus, rt, samples, client, employee, monkeypatch
+):
+    """Requests of any size: each whole 5 MiB run of sealed bytes becomes a part of one
+    multipart upload as it arrives, only the sealed rest waits as a small piece (ciphertext),
+    and the draft keeps the completed object where it is: nothing is read back or copied."""
+    assert rt.store.supports_parts
+    data = with_marker(samples, 12 * MIB + 4321)
+    url = tus.new(len(data), filetype="video/webm")
+    row = upload_row(rt, url)
+    assert tus.patch(url, 0, data[: 3 * MIB + 5]).headers["Upload-Offset"] == str(3 * MIB)
+    # Under a part so far: no multipart upload yet, one piece, no plaintext in it.
+    assert upload_row(rt, url).multipart_id is None and open_parts(rt, url) == []
+    kept = stored(rt, url)
+    assert len(kept) == 1 and all(b"PLAINTEXT-MARKER" not in b for b in kept.values())
+    assert tus.patch(url, 3 * MIB, data[3 * MIB : 7 * MIB]).status_code == 204
+    middle = upload_row(rt, url)
+    assert middle.multipart_id is not None and len(middle.parts) == 1
+    assert open_parts(rt, url) == [(uploads.object_name(middle), middle.multipart_id)]
+    waiting = stored(rt, url)  # the piece became part of the part; the rest waits
+    assert len(waiting) == 1 and sum(len(b) for b in waiting.values()) < uploads.PART_BYTES
+    assert all(b"PLAINTEXT-MARKER" not in b for b in waiting.values())
+    # A wrong checksum after a part went out: nothing acknowledged changes.
+    bad = tus.patch(
+        url,
+        7 * MIB,
+        data[7 * MIB : 12 * MIB + 100],
+        Upload_Checksum="sha256 " + base64.b64encode(hashlib.sha256(b"x").digest()).decode(),
+    )
+    assert bad.status_code == 460
+    after_bad = upload_row(rt, url)
+    assert (after_bad.offset, after_bad.parts) == (middle.offset, middle.parts)
+    assert sorted(stored(rt, url)) == sorted(waiting)
+    # The last request completes it; the pieces are gone and no multipart upload is left.
+    tus.send_all(url, data)
+    done = upload_row(rt, url)
+    assert done.complete and done.multipart_id is None and done.parts is None
+    assert open_parts(rt, url) == [] and stored(rt, url) == {}
+    assert done.plaintext_sha256 == hashlib.sha256(data).hexdigest()
+    name = uploads.object_name(done)
+    assert rt.store.size(name) == done.stored_size
+    body = b"".join(rt.store.iter_object(name))
+    assert b"PLAINTEXT-MARKER" not in body
+    assert hashlib.sha256(body).hexdigest() == done.stored_sha256
+
+    def no_copy(*args, **kwargs):
+        raise AssertionError("the upload's object was copied")
+
+    monkeypatch.setattr(rt.store, "compose", no_copy)
+    made = tus.make_recording(screen=url)
+    assert made.status_code == 201, made.get_json()
+    recording = made.get_json()
+    assert recording["id"] == str(row.id)  # the upload's id: its object is already in place
+    assert recording["media_sha256"]["screen"] == hashlib.sha256(data).hexdigest()
+    media = client.get(f"/media/recordings/{recording['id']}/screen", headers=employee.headers)
+    assert media.get_data() == data
+    assert rt.store.exists(name)
+
+
+def test_on_s3_termination_and_expiry_leave_no_multipart_upload_or_piece(tus, rt, samples):
+    data = with_marker(samples, 8 * MIB)
+    cancelled, expired = tus.new(len(data)), tus.new(len(data))
+    for url in (cancelled, expired):
+        assert tus.patch(url, 0, data[: 6 * MIB + 3]).status_code == 204
+        assert len(open_parts(rt, url)) == 1 and len(stored(rt, url)) == 1
+    rows = {url: upload_row(rt, url) for url in (cancelled, expired)}
+
+    assert tus.client.delete(cancelled, headers=tus.headers).status_code == 204
+    assert open_parts(rt, cancelled) == [] and stored(rt, cancelled) == {}
+
+    with rt.db.session() as session:
+        session.execute(
+            update(Upload)
+            .where(Upload.id == rows[expired].id)
+            .values(expires_at=utcnow() - timedelta(1))
+        )
+    assert uploads.delete_expired(rt) >= 1
+    assert open_parts(rt, expired) == [] and stored(rt, expired) == {}
+    with rt.db.session() as session:
+        for row in rows.values():
+            assert session.get(Upload, row.id) is None
+            assert session.get(DataKey, row.key_id) is None
+
+
+def test_on_s3_a_finished_upload_not_yet_a_draft_is_kept_and_then_deleted(tus, rt, samples):
+    """Finished, its object is complete under the recording's name-to-be: the reconciler
+    keeps it while the upload lives; cancelling the upload deletes it."""
+    from app.services.reconcile import reconcile
+
+    data = with_marker(samples, 6 * MIB)
+    url = tus.new(len(data))
+    tus.send_all(url, data, piece=4 * MIB)
+    name = uploads.object_name(upload_row(rt, url))
+    reconcile(rt, min_orphan_age=timedelta(0))
+    assert rt.store.exists(name)
+    assert tus.client.delete(url, headers=tus.headers).status_code == 204
+    assert not rt.store.exists(name) and open_parts(rt, url) == []
+
+
+def test_on_s3_screen_and_audio_from_two_uploads_the_second_is_copied(tus, rt, samples, client):
+    screen = with_marker(samples, 5 * MIB + 999)
+    audio = samples.call_wav.read_bytes()
+    screen_url, audio_url = tus.new(len(screen)), tus.new(len(audio))
+    tus.send_all(screen_url, screen)
+    tus.send_all(audio_url, audio)
+    audio_row = upload_row(rt, audio_url)
+    made = tus.make_recording(screen=screen_url, audio=audio_url)
+    assert made.status_code == 201, made.get_json()
+    recording = made.get_json()
+    assert recording["id"] == screen_url.rsplit("/", 1)[1]
+    assert not rt.store.exists(uploads.object_name(audio_row))  # copied, then deleted
+    for part, data in (("screen", screen), ("audio", audio)):
+        body = client.get(f"/media/recordings/{recording['id']}/{part}", headers=tus.person.headers)
+        assert body.get_data() == data
