@@ -107,6 +107,8 @@ def end_share(
     rt: Runtime, share_id: uuid.UUID, *, reason: str, actor_id: uuid.UUID | None
 ) -> ShareEnd:
     """Revoke or expire a share. Idempotent: a repeat returns the first outcome."""
+    if rt.db.engine.dialect.name == "postgresql":
+        return _end_share_at_once(rt, share_id, reason=reason, actor_id=actor_id)
     with rt.db.session() as session:
         share = session.scalar(select(Share).where(Share.id == share_id).with_for_update())
         if share is None:
@@ -136,6 +138,33 @@ def end_share(
         rt, share_id, names, owner_id, key_id, recording_id, destroyed_at=now, reason=reason
     )
     return ShareEnd(share_id, status, now, True, stored, known)
+
+
+def _end_share_at_once(
+    rt: Runtime, share_id: uuid.UUID, *, reason: str, actor_id: uuid.UUID | None
+) -> ShareEnd:
+    """PostgreSQL: step 1 is one statement in its own transaction (one round trip), then the
+    same follow-up as :func:`end_share`."""
+    ended = lifecycle.end_share_at_once(
+        rt.db, share_id, reason=reason, actor_id=actor_id, key_cache=rt.key_cache
+    )
+    if ended is None:
+        raise LookupError(share_id)
+    if not ended.ended:
+        earlier = ShareEnd(share_id, ended.status, ended.ended_at, True, ended.certificate)
+        return earlier if earlier.certificate is not None else _await_certificate(rt, earlier)
+    rt.ended.mark([share_id])  # NOTIFY tells the other processes on commit
+    stored = _delete_and_certify(
+        rt,
+        share_id,
+        ended.names,
+        ended.owner_id,
+        ended.key_id,
+        ended.recording_id,
+        destroyed_at=ended.ended_at,
+        reason=reason,
+    )
+    return ShareEnd(share_id, ended.status, ended.ended_at, True, stored)
 
 
 def _delete_and_certify(
