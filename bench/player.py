@@ -1,6 +1,6 @@
 """The coach's player after a revoke, in Chromium: how long until it has stopped.
 
-Run: .venv/bin/python bench/player.py [--runs 5]
+Run: .venv/bin/python bench/player.py [--runs 20]
 
 Self-contained, on the serving benchmark's stack (bench/serve.py: moto S3, a fresh PostgreSQL
 database, Redis, a real worker for one template share, `consent-replay web` with 2 processes
@@ -69,7 +69,7 @@ def one_run(browser, base: str, share_id: str, coach, owner, api_base: str) -> t
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20, help="the issue's figure: 20")
     args = parser.parse_args()
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"Chromium is needed at {CHROMIUM} (apt-get install chromium)")
