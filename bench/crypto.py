@@ -45,7 +45,6 @@ sys.path.insert(0, str(ROOT))
 
 import crypto  # noqa: E402
 from crypto import _core  # noqa: E402  (the plain-AES-GCM reference needs the primitive)
-from crypto import _io as crypto_io  # noqa: E402  (to switch the early write-back off)
 
 MIB = 1 << 20
 KEY_ID = "bench-key"
@@ -363,22 +362,8 @@ def main() -> int:
             python_copy(disk_plain, disk_out)
             disk_out.unlink()
 
-        def seal_late_run() -> None:
-            # The peer of the early write-back (crypto._io.WRITE_BACK_BYTES): the same without.
-            early, crypto_io._sync_file_range = crypto_io._sync_file_range, None
-            try:
-                seal_run()
-            finally:
-                crypto_io._sync_file_range = early
-
         best_disk = best_of(
-            args.repeat,
-            {
-                "cat": cat_run,
-                "seal_to": seal_run,
-                "python_copy": copy_run,
-                "seal_late": seal_late_run,
-            },
+            args.repeat, {"cat": cat_run, "seal_to": seal_run, "python_copy": copy_run}
         )
         cat_s, seal_disk_s = best_disk["cat"], best_disk["seal_to"]
         ratio = cat_s / seal_disk_s
@@ -396,12 +381,6 @@ def main() -> int:
             "",
             f"{mbps(size, best_disk['python_copy']):.0f} MiB/s",
             best_disk["python_copy"] / seal_disk_s,
-        )
-        table.add(
-            "  (info: seal_to without early write-back)",
-            f"{mbps(size, best_disk['seal_late']):.0f} MiB/s",
-            f"{mbps(size, cat_s):.0f} MiB/s",
-            cat_s / best_disk["seal_late"],
         )
 
         # 3. random access on disk

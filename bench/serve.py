@@ -659,7 +659,8 @@ def measure_revokes(s, owner, coach_headers: dict, stream_shares, revocable, cou
         f"{(time.perf_counter() - started) * 1000:.0f} ms")  # fmt: skip
     log(f"revoke latency: {len(revocable)} revokes one after another while {count} stream")
     baseline = PeakRss(s.web_processes).sample()
-    latencies = []
+    latencies: list[float] = []
+    steps: list[dict[str, float]] = []
     failures = []
     with (
         PeakRss(s.web_processes) as rss,
@@ -672,11 +673,13 @@ def measure_revokes(s, owner, coach_headers: dict, stream_shares, revocable, cou
                 f"{s.api.url}/api/v1/shares/{sid}/revoke", headers=owner.headers, timeout=60
             )
             latencies.append(time.perf_counter() - started)
+            steps.append(server_timing(response.headers.get("Server-Timing", "")))
             body = response.json()
             if response.status_code != 200 or not body.get("certificate"):
                 failures.append(f"{response.status_code} {body}")
             time.sleep(0.05)
         time.sleep(1)
+    print_steps(latencies, steps)
     import crypto
 
     jwks = requests.get(f"{s.api.url}/.well-known/jwks.json", timeout=10).json()
@@ -695,6 +698,31 @@ def measure_revokes(s, owner, coach_headers: dict, stream_shares, revocable, cou
     if failures or streams.errors:
         print("FAILURES:", failures[:5], streams.errors[:5])
     return latencies, failures, streams, rss, baseline
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """The steps of a Server-Timing header (``name;dur=ms, ...``), in seconds."""
+    steps = {}
+    for part in header.split(","):
+        name, _, rest = part.strip().partition(";dur=")
+        if name and rest:
+            steps[name] = float(rest) / 1000
+    return steps
+
+
+def print_steps(latencies: list[float], steps: list[dict[str, float]]) -> None:
+    """Where the revokes' time went, from the API's Server-Timing (PostgreSQL only): each
+    step's p50 / p99, and what the client waited beyond the steps (request handling,
+    authentication, scheduling on a busy machine)."""
+    names = list(dict.fromkeys(name for entry in steps for name in entry))
+    if not names:
+        return
+    outside = [total - sum(entry.values()) for total, entry in zip(latencies, steps, strict=True)]
+    columns = [(name, [entry.get(name, 0.0) for entry in steps]) for name in names]
+    print("revoke steps in the handler, p50 / p99 ms: " + ", ".join(
+        f"{name} {percentile(values, 0.5) * 1000:.0f} / {percentile(values, 0.99) * 1000:.0f}"
+        for name, values in [*columns, ("outside the steps", outside)]
+    ))  # fmt: skip
 
 
 def run_embedded(stack: contextlib.ExitStack, folder: Path, args, began: float) -> int:

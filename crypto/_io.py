@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import ctypes
 import io
 import os
 import queue
 import stat
-import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO, TypeVar, cast
+from typing import BinaryIO, TypeVar
 
 from ._core import DecryptionError
 
@@ -160,59 +158,6 @@ WRITE_BEHIND_BYTES = 4 << 20
 WRITE_BEHIND_DEPTH = 3
 
 
-# Early write-back: once this many bytes have been written to a regular file, the kernel is
-# asked to start writing them to the disk (``sync_file_range(SYNC_FILE_RANGE_WRITE)``), so
-# that the caller's final fsync finds little left to do: the disk works while the next
-# batches are encrypted instead of after. Python's os module has no sync_file_range; it is
-# called through ctypes (Linux, glibc), and where it is missing nothing changes but the speed.
-WRITE_BACK_BYTES = 8 << 20
-_SYNC_FILE_RANGE_WRITE = 2
-
-
-def _load_sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        function = libc.sync_file_range
-    except (OSError, AttributeError):
-        return None
-    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
-    function.restype = ctypes.c_int
-    return cast(Callable[[int, int, int, int], int], function)
-
-
-_sync_file_range = _load_sync_file_range()
-
-
-class _WriteBack:
-    """Start the disk write of what was written to a regular file, a range at a time (a
-    syscall that releases the GIL and returns at once: it only queues the pages)."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-        self._start = self._end = os.lseek(fd, 0, os.SEEK_CUR)
-
-    @staticmethod
-    def for_fd(fd: int | None) -> _WriteBack | None:
-        if fd is None or _sync_file_range is None:
-            return None
-        try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            return _WriteBack(fd)
-        except OSError:
-            return None
-
-    def wrote(self, count: int) -> None:
-        self._end += count
-        if self._end - self._start >= WRITE_BACK_BYTES:
-            assert _sync_file_range is not None
-            # A failure here costs only the early start: fsync still writes everything.
-            _sync_file_range(self._fd, self._start, self._end - self._start, _SYNC_FILE_RANGE_WRITE)
-            self._start = self._end
-
-
 def write_all(sink: BinaryIO, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -222,10 +167,9 @@ def write_all(sink: BinaryIO, data: bytes) -> None:
         view = view[written:]
 
 
-def writev_all(fd: int, blocks: list[bytes]) -> int:
-    """Write all blocks to fd, as few writev calls as the kernel allows; returns the count."""
+def writev_all(fd: int, blocks: list[bytes]) -> None:
+    """Write all blocks to fd, as few writev calls as the kernel allows."""
     views = [memoryview(block) for block in blocks if block]
-    total = sum(len(view) for view in views)
     while views:
         written = os.writev(fd, views)
         while views and written >= len(views[0]):
@@ -233,7 +177,6 @@ def writev_all(fd: int, blocks: list[bytes]) -> int:
             views.pop(0)
         if written:
             views[0] = views[0][written:]
-    return total
 
 
 def _sink_fd(sink: BinaryIO) -> int | None:
@@ -244,18 +187,6 @@ def _sink_fd(sink: BinaryIO) -> int | None:
         return None
     sink.flush()
     return fd
-
-
-def _write_group(
-    sink: BinaryIO, fd: int | None, write_back: _WriteBack | None, group: list[bytes]
-) -> None:
-    if fd is None:
-        for block in group:
-            write_all(sink, block)
-        return
-    written = writev_all(fd, group)
-    if write_back is not None:
-        write_back.wrote(written)
 
 
 def write_behind(sink: BinaryIO, blocks: Iterable[bytes]) -> int:
@@ -270,14 +201,17 @@ def write_behind(sink: BinaryIO, blocks: Iterable[bytes]) -> int:
     errors: list[Exception] = []
     # One writev per group: the writer needs the GIL once per ~4 MiB, not once per block.
     fd = _sink_fd(sink)
-    write_back = _WriteBack.for_fd(fd)
 
     def writer() -> None:
         while (group := handoff.get()) is not None:
             if errors:
                 continue  # keep draining so the producer never blocks on a dead writer
             try:
-                _write_group(sink, fd, write_back, group)
+                if fd is not None:
+                    writev_all(fd, group)
+                else:
+                    for block in group:
+                        write_all(sink, block)
             except Exception as error:  # noqa: BLE001 - re-raised in the producer's thread
                 errors.append(error)
 

@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -57,6 +57,8 @@ class ShareEnd:
     # Every web process has confirmed it knows of the end (NOTIFY, or the local bus), so the
     # answer need not wait for their polls (revocations.settle).
     known_everywhere: bool = True
+    # Seconds spent in each step of this ending (for the response's Server-Timing header).
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,11 @@ def _end_share_at_once(
 ) -> ShareEnd:
     """PostgreSQL: step 1 is one statement in its own transaction (one round trip), then the
     same follow-up as :func:`end_share`."""
+    started = time.perf_counter()
     ended = lifecycle.end_share_at_once(
         rt.db, share_id, reason=reason, actor_id=actor_id, key_cache=rt.key_cache
     )
+    timings = {"end": time.perf_counter() - started}
     if ended is None:
         raise LookupError(share_id)
     if not ended.ended:
@@ -163,8 +167,9 @@ def _end_share_at_once(
         ended.recording_id,
         destroyed_at=ended.ended_at,
         reason=reason,
+        timings=timings,
     )
-    return ShareEnd(share_id, ended.status, ended.ended_at, True, stored)
+    return ShareEnd(share_id, ended.status, ended.ended_at, True, stored, timings=timings)
 
 
 def _delete_and_certify(
@@ -177,12 +182,22 @@ def _delete_and_certify(
     *,
     destroyed_at: datetime,
     reason: str,
+    timings: dict[str, float] | None = None,
 ) -> str | None:
     """Steps 2 and 3: delete and check the objects, sign the certificate, store it once.
 
     Returns the stored certificate (this one, or one stored first by a concurrent call).
+    ``timings`` gets the seconds of each step: store, sign, certify.
     """
+    clock = [time.perf_counter()]
+
+    def lap(step: str) -> None:
+        clock.append(time.perf_counter())
+        if timings is not None:
+            timings[step] = clock[-1] - clock[-2]
+
     check = delete_and_verify(rt.store, names, f"shares/{share_id}/")
+    lap("store")
     certificate = _sign_certificate(
         rt,
         subject_type="share",
@@ -194,6 +209,7 @@ def _delete_and_certify(
         check=check,
         extra={"recording": str(recording_id)},
     )
+    lap("sign")
     with rt.db.session() as session:
         if check.verified:
             session.execute(delete(MediaObject).where(MediaObject.share_id == share_id))
@@ -211,6 +227,7 @@ def _delete_and_certify(
             share_id=share_id,
             detail={"objects": len(names)},
         )
+    lap("certify")
     if not check.verified:
         rt.jobs.send(jobs.DELETE_OBJECTS, str(share_id))
     return stored

@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 
 from app.models import AuditEvent, Comment, DataKey, Share, ShareStatus
 from app.services import audit, lifecycle, revocations
-from tests.conftest import create_person
+from tests.conftest import Person, create_person
 from tests.media_helpers import opt_in, upload_recording
 
 
@@ -42,13 +42,13 @@ def counting(engine):
         event.remove(engine, "before_cursor_execute", count)
 
 
-def _processing_share(client, rt, samples) -> tuple[uuid.UUID, uuid.UUID]:
+def _processing_share(client, rt, samples) -> tuple[uuid.UUID, Person]:
     owner, coach = create_person(rt, "employee"), create_person(rt, "coach")
     recording = upload_recording(client, owner, {"audio": samples.call_wav})
     share_id = uuid.UUID(opt_in(client, owner, recording["id"], [coach])["id"])
     with rt.db.session() as session:
         session.add(Comment(share_id=share_id, author_id=coach.id, at_s=1.0, body_sealed=b"x"))
-    return share_id, owner.id
+    return share_id, owner
 
 
 def test_canonical_pieces_put_back_together_are_the_canonical_text():
@@ -74,7 +74,8 @@ def test_canonical_pieces_put_back_together_are_the_canonical_text():
 
 
 def test_an_ending_is_one_statement_and_does_everything(client, rt, samples):
-    share_id, owner_id = _processing_share(client, rt, samples)
+    share_id, owner = _processing_share(client, rt, samples)
+    owner_id = owner.id
     with rt.db.session() as session:
         key_id = session.get_one(Share, share_id).key_id
         assert session.get(DataKey, key_id) is not None
@@ -113,7 +114,8 @@ def test_an_ending_is_one_statement_and_does_everything(client, rt, samples):
 def test_the_ending_notifies_every_listening_process(client, rt, samples):
     import psycopg
 
-    share_id, owner_id = _processing_share(client, rt, samples)
+    share_id, owner = _processing_share(client, rt, samples)
+    owner_id = owner.id
     url = rt.db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
     with psycopg.connect(url, autocommit=True) as listener:
         listener.execute(f"LISTEN {revocations.CHANNEL}")
@@ -143,3 +145,14 @@ def test_an_append_is_one_statement_and_hashes_as_python_does(rt):
         )
         assert audit.event_hash(row.prev_hash, row) == row.hash
         assert audit.verify_chain(session).ok
+
+
+def test_the_revoke_says_where_its_time_went(client, rt, samples):
+    share_id, owner = _processing_share(client, rt, samples)
+    response = client.post(f"/api/v1/shares/{share_id}/revoke", headers=owner.headers)
+    assert response.status_code == 200 and response.get_json()["certificate"]
+    steps = dict(
+        part.strip().split(";dur=") for part in response.headers["Server-Timing"].split(",")
+    )
+    assert list(steps) == ["end", "store", "sign", "certify"]
+    assert all(float(ms) >= 0 for ms in steps.values())

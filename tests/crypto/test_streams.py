@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import array
 import io
-import itertools
 import os
 import random
 import threading
@@ -230,54 +229,6 @@ def test_a_stream_that_failed_on_io_keeps_failing(big_plaintext: bytes) -> None:
         next(stream)
     with pytest.raises(crypto.DecryptionError):
         next(stream)
-
-
-def test_write_behind_starts_the_disk_write_early_on_a_regular_file(
-    tmp_path: Path, big_plaintext: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Ranges of at least WRITE_BACK_BYTES, one after the other from where the file was,
-    are handed to sync_file_range(SYNC_FILE_RANGE_WRITE) while sealing goes on; the bytes
-    written are the same. A pipe (no page cache to write back) gets none."""
-    from crypto import _io
-
-    if _io._sync_file_range is None:
-        pytest.fail("sync_file_range is missing from libc on this Linux machine")
-    calls: list[tuple[int, int, int]] = []
-    real = _io._sync_file_range
-
-    def recording(fd: int, offset: int, length: int, flags: int) -> int:
-        calls.append((offset, length, flags))
-        return real(fd, offset, length, flags)
-
-    monkeypatch.setattr(_io, "_sync_file_range", recording)
-    monkeypatch.setattr(_io, "WRITE_BACK_BYTES", 2 << 20)
-    plain, sealed = tmp_path / "plain", tmp_path / "sealed"
-    plain.write_bytes(big_plaintext)
-    with plain.open("rb") as src, sealed.open("wb") as dst:
-        dst.write(b"x" * 100)  # the sink's own buffer: flushed, and the ranges start after it
-        crypto.seal_to(DEK, src, dst, **IDS)
-    with sealed.open("rb") as src:
-        assert src.read(100) == b"x" * 100
-        assert b"".join(crypto.unseal(DEK, src, **IDS)) == big_plaintext
-    assert len(calls) >= 2 and all(flags == 2 and length >= 2 << 20 for _, length, flags in calls)
-    assert calls[0][0] == 100
-    assert all(a + n == b for (a, n, _), (b, _, _) in itertools.pairwise(calls))
-    assert calls[-1][0] + calls[-1][1] <= sealed.stat().st_size
-    calls.clear()
-    read_end, write_end = os.pipe()
-    with open(write_end, "wb") as dst:
-        drained = bytearray()
-
-        def drain() -> None:
-            while block := os.read(read_end, 1 << 20):
-                drained.extend(block)
-
-        reader = threading.Thread(target=drain)
-        reader.start()
-        crypto.seal_to(DEK, big_plaintext, dst, **IDS)
-    reader.join()
-    os.close(read_end)
-    assert len(drained) == crypto.sealed_size(BIG, **IDS) and calls == []
 
 
 def test_range_views_are_the_range_without_a_copy(big_plaintext: bytes) -> None:
