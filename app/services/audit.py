@@ -34,10 +34,14 @@ GENESIS_HASH = "0" * 64
 SEQ_HOLE = -73556081130001
 DESTROYED_HOLE = -73556081130002
 RECORDING_HOLE = uuid.UUID("73556081-1300-4003-8000-000000000003")
-_APPEND = text(
-    "SELECT cr_audit_append(:at, CAST(:actor AS uuid), :action, CAST(:share AS uuid), "
+# The call of cr_audit_append, for a statement of its own or inside a caller's statement;
+# its parameters are :func:`database_append_params`.
+APPEND_CALL = (
+    "cr_audit_append(:at, CAST(:actor AS uuid), :action, CAST(:share AS uuid), "
     "CAST(:recording AS uuid), :detail, :before, :after)"
-).bindparams(bindparam("at", type_=UTCDateTime()), bindparam("detail", type_=JSON()))
+)
+APPEND_TYPES = (bindparam("at", type_=UTCDateTime()), bindparam("detail", type_=JSON()))
+_APPEND = text(f"SELECT {APPEND_CALL}").bindparams(*APPEND_TYPES)
 
 
 def _canonical(
@@ -100,6 +104,31 @@ def canonical_pieces(
     return [*pieces, rest]
 
 
+def database_append_params(
+    action: str,
+    actor_id: uuid.UUID | None,
+    share_id: uuid.UUID | None,
+    recording_id: uuid.UUID | None,
+    detail: dict[str, Any],
+    at: datetime,
+) -> dict[str, Any] | None:
+    """The parameters of :data:`APPEND_CALL` for this event; None if its canonical text
+    cannot be cut around ``seq`` (then append it with the ORM)."""
+    pieces = canonical_pieces([SEQ_HOLE], at, actor_id, action, share_id, recording_id, detail)
+    if pieces is None:
+        return None
+    return {
+        "at": at,
+        "actor": actor_id,
+        "action": action,
+        "share": share_id,
+        "recording": recording_id,
+        "detail": detail,
+        "before": pieces[0],
+        "after": pieces[1],
+    }
+
+
 def _append_in_database(
     session: Session,
     action: str,
@@ -109,24 +138,12 @@ def _append_in_database(
     detail: dict[str, Any],
     at: datetime,
 ) -> bool:
-    pieces = canonical_pieces([SEQ_HOLE], at, actor_id, action, share_id, recording_id, detail)
-    if pieces is None:
+    params = database_append_params(action, actor_id, share_id, recording_id, detail, at)
+    if params is None:
         return False
     # The caller's pending rows go first, so the head stays locked only until the commit.
     session.flush()
-    session.execute(
-        _APPEND,
-        {
-            "at": at,
-            "actor": actor_id,
-            "action": action,
-            "share": share_id,
-            "recording": recording_id,
-            "detail": detail,
-            "before": pieces[0],
-            "after": pieces[1],
-        },
-    )
+    session.execute(_APPEND, params)
     return True
 
 

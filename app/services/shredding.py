@@ -20,9 +20,9 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, delete, select, update
+from sqlalchemy import ColumnElement, delete, select, text, update
 from sqlalchemy.orm import Session
 
 import crypto
@@ -210,6 +210,48 @@ def _delete_and_certify(
         extra={"recording": str(recording_id)},
     )
     lap("sign")
+    stored = _store_certificate(rt, share_id, certificate, check, len(names))
+    lap("certify")
+    if not check.verified:
+        rt.jobs.send(jobs.DELETE_OBJECTS, str(share_id))
+    return stored
+
+
+# PostgreSQL: the certificate's transaction as one statement (in autocommit). The objects'
+# rows go if their absence was verified, the certificate is stored unless one was first, and
+# the audit event is appended; the answer is the stored certificate (NULL if a concurrent call
+# stored one after this statement's snapshot: read it then).
+_STORE_CERTIFICATE = text(
+    "WITH gone AS (DELETE FROM media_objects WHERE share_id = CAST(:share AS uuid) "  # noqa: S608
+    "AND CAST(:verified AS boolean)), "
+    "stored AS (UPDATE shares SET certificate = :certificate WHERE id = CAST(:share AS uuid) "
+    "AND certificate IS NULL RETURNING certificate) "
+    f"SELECT (SELECT certificate FROM stored) AS stored, {audit.APPEND_CALL} AS seq"
+).bindparams(*audit.APPEND_TYPES)
+
+
+def _store_certificate(
+    rt: Runtime, share_id: uuid.UUID, certificate: str, check: AbsenceCheck, objects: int
+) -> str | None:
+    """Store the certificate once, drop the rows of verified-absent objects, audit it;
+    returns the stored certificate (this one, or one stored first by a concurrent call)."""
+    action = "share.objects_deleted" if check.verified else "share.objects_pending"
+    detail = {"objects": objects}
+    params = audit.database_append_params(action, None, share_id, None, detail, utcnow())
+    if rt.db.engine.dialect.name == "postgresql" and params is not None:
+        with rt.db.engine.connect() as connection:
+            found = (
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                .execute(
+                    _STORE_CERTIFICATE,
+                    {**params, "verified": check.verified, "certificate": certificate},
+                )
+                .scalar_one()
+            )
+        if found is not None:
+            return cast(str, found)
+        with rt.db.session() as session:
+            return session.scalar(select(Share.certificate).where(Share.id == share_id))
     with rt.db.session() as session:
         if check.verified:
             session.execute(delete(MediaObject).where(MediaObject.share_id == share_id))
@@ -221,15 +263,7 @@ def _delete_and_certify(
         )
         if stored is None:  # a concurrent call stored one first: that one it is
             stored = session.scalar(select(Share.certificate).where(Share.id == share_id))
-        audit.append(
-            session,
-            "share.objects_deleted" if check.verified else "share.objects_pending",
-            share_id=share_id,
-            detail={"objects": len(names)},
-        )
-    lap("certify")
-    if not check.verified:
-        rt.jobs.send(jobs.DELETE_OBJECTS, str(share_id))
+        audit.append(session, action, share_id=share_id, detail=detail)
     return stored
 
 

@@ -156,3 +156,15 @@ def test_the_revoke_says_where_its_time_went(client, rt, samples):
     )
     assert list(steps) == ["end", "store", "sign", "certify"]
     assert all(float(ms) >= 0 for ms in steps.values())
+    # The certificate's statement stored it once and audited the objects' end.
+    with rt.db.session() as session:
+        assert session.get_one(Share, share_id).certificate == response.get_json()["certificate"]
+        actions = session.scalars(
+            select(AuditEvent.action)
+            .where(AuditEvent.share_id == share_id)
+            .order_by(AuditEvent.seq)
+        ).all()
+        assert actions[-2:] == ["share.revoked", "share.objects_deleted"]
+        assert audit.verify_chain(session).ok
+    again = client.post(f"/api/v1/shares/{share_id}/revoke", headers=owner.headers)
+    assert again.get_json()["certificate"] == response.get_json()["certificate"]
