@@ -129,24 +129,6 @@ def database_append_params(
     }
 
 
-def _append_in_database(
-    session: Session,
-    action: str,
-    actor_id: uuid.UUID | None,
-    share_id: uuid.UUID | None,
-    recording_id: uuid.UUID | None,
-    detail: dict[str, Any],
-    at: datetime,
-) -> bool:
-    params = database_append_params(action, actor_id, share_id, recording_id, detail, at)
-    if params is None:
-        return False
-    # The caller's pending rows go first, so the head stays locked only until the commit.
-    session.flush()
-    session.execute(_APPEND, params)
-    return True
-
-
 def append(
     session: Session,
     action: str,
@@ -160,9 +142,15 @@ def append(
     """Append one event in the caller's transaction."""
     at, detail = at or utcnow(), detail or {}
     dialect = session.get_bind().dialect.name
-    if dialect == "postgresql" and _append_in_database(
-        session, action, actor_id, share_id, recording_id, detail, at
-    ):
+    params = (
+        database_append_params(action, actor_id, share_id, recording_id, detail, at)
+        if dialect == "postgresql"
+        else None
+    )
+    if params is not None:
+        # The caller's pending rows go first, so the head stays locked only until the commit.
+        session.flush()
+        session.execute(_APPEND, params)
         return
     if dialect == "sqlite":
         # SQLite has no SELECT ... FOR UPDATE and reads outside a write transaction: take the
