@@ -130,7 +130,12 @@ def make_big_mp4(folder: Path, size: int) -> Path:
 
 class Stack:
     def __init__(
-        self, stack: contextlib.ExitStack, folder: Path, threads: int, pools: str, media_nice: int
+        self,
+        stack: contextlib.ExitStack,
+        folder: Path,
+        threads: int,
+        pools: str,
+        media_nice: int = 0,
     ) -> None:
         self.folder = folder
         moto = MotoServer(free_port(), folder / "moto.log")
