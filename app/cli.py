@@ -350,9 +350,19 @@ def _worker_argv(concurrency: int, queues: str | None, beat: bool) -> list[str]:
     show_default=True,
     help="Only the media streams (/media/), only the rest, or all: two pools behind one proxy.",
 )
-def web(host: str, port: int, workers: int, threads: int, serve: str) -> None:
+@click.option(
+    "--nice",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0, 19),
+    help="Lower this pool's CPU priority by this much (os.nice). On a small machine, run the "
+    "media pool at 10 so that streams cannot starve the API pool's revokes.",
+)
+def web(host: str, port: int, workers: int, threads: int, serve: str, nice: int) -> None:
     """Run the web app under gunicorn (production)."""
     _settings()
+    if nice:
+        os.nice(nice)  # inherited by gunicorn's arbiter and its workers
     os.execv(sys.executable, _gunicorn_argv(host, port, workers, threads, serve=serve))
 
 

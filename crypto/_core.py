@@ -782,7 +782,21 @@ class ChunkedRandomAccess:
             raise ValueError(f"range [{start}, {stop}) is outside the message (0..{self.size})")
         return self._iter_range(start, stop, batch_chunks)
 
+    def iter_range_views(
+        self, start: int, stop: int, batch_chunks: int = 64
+    ) -> Iterator[memoryview]:
+        """iter_range without its copy: each view of plaintext [start, stop) is into one
+        buffer reused for every batch, valid only until the next one is asked for (a streaming
+        response makes its one copy when it cuts the view into writes)."""
+        if not 0 <= start <= stop <= self.size:
+            raise ValueError(f"range [{start}, {stop}) is outside the message (0..{self.size})")
+        return self._iter_range_views(start, stop, batch_chunks)
+
     def _iter_range(self, start: int, stop: int, batch_chunks: int) -> Iterator[bytes]:
+        for view in self._iter_range_views(start, stop, batch_chunks):
+            yield bytes(view)
+
+    def _iter_range_views(self, start: int, stop: int, batch_chunks: int) -> Iterator[memoryview]:
         first = start // CHUNK_SIZE
         if stop == self.size:
             last = self._chunk_count
@@ -796,7 +810,7 @@ class ChunkedRandomAccess:
             hi = min(stop - position, len(plaintext))
             position += len(plaintext)
             if hi > lo:
-                yield bytes(plaintext[lo:hi])
+                yield plaintext[lo:hi]
 
     def read(self, start: int, length: int) -> bytes:
         if length < 0:

@@ -8,12 +8,14 @@ import queue
 import stat
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from ._core import DecryptionError
 
+T = TypeVar("T")
 
-class FailClosed(Iterator[bytes]):
+
+class FailClosed(Iterator[T]):
     """Keeps failing once the stream it wraps has failed.
 
     A plain generator that raised is exhausted and would answer StopIteration next, which a
@@ -22,14 +24,14 @@ class FailClosed(Iterator[bytes]):
     DecryptionError.
     """
 
-    def __init__(self, blocks: Iterator[bytes]) -> None:
-        self._blocks = blocks
+    def __init__(self, blocks: Iterator[T]) -> None:
+        self._blocks: Iterator[T] = blocks
         self._failed = False
 
-    def __iter__(self) -> FailClosed:
+    def __iter__(self) -> FailClosed[T]:
         return self
 
-    def __next__(self) -> bytes:
+    def __next__(self) -> T:
         if self._failed:
             raise DecryptionError()
         try:

@@ -390,6 +390,13 @@ class RandomAccessReader:
         """
         return FailClosed(self._reader.iter_range(start, stop, batch_chunks))
 
+    def iter_range_views(
+        self, start: int, stop: int, batch_chunks: int = 64
+    ) -> Iterator[memoryview]:
+        """iter_range without a copy per batch: each view is valid only until the next one is
+        asked for (the plaintext goes into one buffer reused for every batch)."""
+        return FailClosed(self._reader.iter_range_views(start, stop, batch_chunks))
+
     def read(self, start: int, length: int) -> bytes:
         """Up to ``length`` plaintext bytes from ``start`` (fewer at the end)."""
         return self._reader.read(start, length)

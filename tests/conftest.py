@@ -452,8 +452,10 @@ class LiveServer:
         workers: int = 2,
         threads: int = 8,
         serve: str = "all",
+        nice: int = 0,
     ) -> None:
         self.env = {**os.environ, **env}
+        self.nice = nice  # `consent-replay web --nice`: a lower CPU priority for this pool
         self.log_path = log_path
         self.workers = workers
         self.threads = threads
@@ -478,6 +480,8 @@ class LiveServer:
                 str(self.threads),
                 "--serve",
                 self.serve,
+                "--nice",
+                str(self.nice),
             ],
             cwd=ROOT,
             env=self.env,

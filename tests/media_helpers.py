@@ -59,6 +59,25 @@ def small_files(samples) -> dict[str, Path]:
 _noise_lock = threading.Lock()
 
 
+def noise_mp4_args(seconds: float, size: str = "1280x720") -> list[str]:
+    """ffmpeg's input and encoder arguments for H.264 of moving noise at 15 fps (the output
+    file and any muxer options follow). Shared by the tests and bench/serve.py."""
+    return [
+        "-f",
+        "lavfi",
+        "-i",
+        f"testsrc2=s={size}:r=15:d={seconds:g},noise=alls=60:allf=t+u",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "ultrafast",
+        "-crf",
+        "20",
+        "-pix_fmt",
+        "yuv420p",
+    ]
+
+
 def noise_screen(folder: Path, seconds: float = 4, size: str = "1280x720") -> Path:
     """An H.264 MP4 of moving noise at 15 fps: its rendition is large (about 3.5 MB a second
     at 720p) and quick to make. Cached in ``folder``."""
@@ -73,18 +92,7 @@ def noise_screen(folder: Path, seconds: float = 4, size: str = "1280x720") -> Pa
                     "-v",
                     "error",
                     "-y",
-                    "-f",
-                    "lavfi",
-                    "-i",
-                    f"testsrc2=s={size}:r=15:d={seconds:g},noise=alls=60:allf=t+u",
-                    "-c:v",
-                    "libx264",
-                    "-preset",
-                    "ultrafast",
-                    "-crf",
-                    "20",
-                    "-pix_fmt",
-                    "yuv420p",
+                    *noise_mp4_args(seconds, size),
                     str(partial),
                 ],
                 check=True,

@@ -15,18 +15,24 @@ What follows a transition after its commit (not in the transaction, so a slow st
 holds a lock): ending a share or deleting a recording deletes its objects and signs a deletion
 certificate (``shredding``); the store refusing is caught up by the ``delete_objects`` job and
 the reconciler.
+
+On PostgreSQL an ending is one statement, :func:`end_share_at_once` (the server-side function
+``cr_end_share`` of migration 0010, given this module's transition and audit action): the
+revoke's critical section is a single round trip. :func:`end_share` is the same in the ORM,
+for SQLite.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 import crypto
+from app.db import Database
 from app.models import (
     Comment,
     Feedback,
@@ -36,6 +42,7 @@ from app.models import (
     RecordingStatus,
     Share,
     ShareStatus,
+    UTCDateTime,
     utcnow,
 )
 from app.services import audit, keys, revocations
@@ -184,6 +191,100 @@ def end_share(
         detail={"reason": reason, "key_destroyed": destroyed},
     )
     return Ended(now, destroyed)
+
+
+@dataclass(frozen=True)
+class EndedAtOnce:
+    """What :func:`end_share_at_once` found or did. ``ended`` is False for a share that had
+    already ended (nothing changed; ``status``, ``ended_at`` and ``certificate`` are its)."""
+
+    ended: bool
+    status: ShareStatus
+    ended_at: datetime
+    key_destroyed: bool
+    certificate: str | None
+    key_id: uuid.UUID
+    owner_id: uuid.UUID
+    recording_id: uuid.UUID
+    draft_keys: list[uuid.UUID]
+    names: list[str]
+
+
+_END_SHARE = text(
+    "SELECT * FROM cr_end_share(CAST(:share AS uuid), :from_, :to, :at, CAST(:actor AS uuid), "
+    ":action, :reason, :channel, :pieces)"
+).bindparams(bindparam("at", type_=UTCDateTime()))
+
+
+def end_share_at_once(
+    db: Database,
+    share_id: uuid.UUID,
+    *,
+    reason: str,
+    actor_id: uuid.UUID | None,
+    key_cache: crypto.DataKeyCache,
+) -> EndedAtOnce | None:
+    """:func:`end_share` in one statement and its own transaction (PostgreSQL): one round trip
+    holds the share's lock, destroys the keys, notifies, audits and commits. None if there is
+    no such share."""
+    to = END_REASONS[reason]
+    transition = next(t for (_, end), t in SHARE_TRANSITIONS.items() if end is to)
+    starts = [start.value for (start, end) in SHARE_TRANSITIONS if end is to]
+    now = utcnow()
+    # The detail's order in the canonical text is fixed (sorted keys): key_destroyed, then
+    # reason; the database fills in whether the key row was there, and the event's number.
+    pieces = audit.canonical_pieces(
+        [audit.DESTROYED_HOLE, audit.RECORDING_HOLE, audit.SEQ_HOLE],
+        now,
+        actor_id,
+        transition.action,
+        share_id,
+        audit.RECORDING_HOLE,
+        {"key_destroyed": audit.DESTROYED_HOLE, "reason": reason},
+    )
+    assert pieces is not None  # ids, an action name and a reason of END_REASONS: no holes
+    with db.engine.connect() as connection:
+        row = (
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            .execute(
+                _END_SHARE,
+                {
+                    "share": share_id,
+                    "from_": starts,
+                    "to": to.value,
+                    "at": now,
+                    "actor": actor_id,
+                    "action": transition.action,
+                    "reason": reason,
+                    "channel": revocations.CHANNEL,
+                    "pieces": pieces,
+                },
+            )
+            .one_or_none()
+        )
+    if row is None:
+        return None
+    draft_keys = list(row.draft_keys or [])
+    # Committed: the key rows are gone. Evict them, and refuse them for a while: a reader that
+    # unwrapped a key just before the commit cannot cache it after this (crypto.shred's rule).
+    for key_id in [row.key_id, *draft_keys] if row.ended else []:
+        key_cache.revoke(str(key_id))
+    return EndedAtOnce(
+        ended=row.ended,
+        status=ShareStatus(row.status),
+        ended_at=_utc(row.ended_at or row.created_at),
+        key_destroyed=row.key_destroyed,
+        certificate=row.certificate,
+        key_id=row.key_id,
+        owner_id=row.owner_id,
+        recording_id=row.recording_id,
+        draft_keys=draft_keys,
+        names=list(row.names or []),
+    )
+
+
+def _utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
 
 
 def delete_recording(

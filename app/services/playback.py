@@ -291,7 +291,9 @@ class MediaStream:
         # batches at all (not even an empty one: a state check, and a fetch at the end).
         first_stop = min(stop, (start // CHUNK + FIRST_BATCH_CHUNKS) * CHUNK)
         first = self._first_batch(start, stop, first_stop)
-        batches = self._reader.iter_range(first_stop, stop, batch_chunks=BATCH_CHUNKS)
+        # Views into one reused plaintext buffer: each batch is cut into writes (the one copy
+        # a write needs: the WSGI server takes bytes) before the next batch is decrypted.
+        batches = self._reader.iter_range_views(first_stop, stop, batch_chunks=BATCH_CHUNKS)
         rest = _checked(self._still_allowed, batches) if first_stop < stop else iter(())
         return self._send(first, rest, on_done)
 
@@ -313,16 +315,21 @@ class MediaStream:
             raise
 
     def _send(
-        self, first: bytes, rest: Iterator[bytes], on_done: Callable[[int], None] | None
+        self,
+        first: bytes,
+        rest: Iterator[bytes | memoryview],
+        on_done: Callable[[int], None] | None,
     ) -> Iterator[bytes]:
         sent = 0
+        may_write = self._may_write
         try:
             for batch in itertools.chain((first,), rest):
-                for offset in range(0, len(batch), WRITE_SIZE):
-                    if not self._may_write():
+                view = memoryview(batch)
+                for offset in range(0, len(view), WRITE_SIZE):
+                    if not may_write():
                         log.info("access ended mid-stream; stopping before the next write")
                         return
-                    piece = batch[offset : offset + WRITE_SIZE]
+                    piece = bytes(view[offset : offset + WRITE_SIZE])
                     sent += len(piece)
                     yield piece
         except crypto.DecryptionError:
@@ -341,7 +348,9 @@ class MediaStream:
         self._source.close()
 
 
-def _checked(still_allowed: Callable[[], bool], batches: Iterator[bytes]) -> Iterator[bytes]:
+def _checked(
+    still_allowed: Callable[[], bool], batches: Iterator[memoryview]
+) -> Iterator[memoryview]:
     """Re-read the state before each batch; stop the moment consent has ended."""
     while True:
         if not still_allowed():

@@ -110,7 +110,9 @@ class _ResponseRange:
         self._store, self._response, self._name = store, response, name
 
     def read(self, size: int) -> bytes:
-        return self._store._call(self._response.read, size, name=self._name)
+        # Objects are stored as they are (no Content-Encoding): no decoder, and no copy
+        # through urllib3's decoded-data buffer.
+        return self._store._call(self._response.read, size, decode_content=False, name=self._name)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -38,3 +38,24 @@ def test_the_web_command_runs_the_chosen_pool():
         "media": "app.wsgi:media_app",
         "api": "app.wsgi:api_app",
     }
+
+
+def test_a_pool_can_run_at_a_lower_cpu_priority(monkeypatch, stack_env):
+    """`--nice N` lowers the priority of the process that becomes gunicorn (README recommends
+    10 for the media pool on a small machine, so that streams do not starve revokes)."""
+    from click.testing import CliRunner
+
+    from app import cli
+
+    for name, value in stack_env.items():
+        monkeypatch.setenv(name, value)
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(cli.os, "nice", lambda n: calls.append(("nice", n)))
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: calls.append(("exec", argv[-1])))
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["web", "--serve", "media", "--nice", "10"]).exit_code == 0
+    assert calls == [("nice", 10), ("exec", "app.wsgi:media_app")]
+    calls.clear()
+    assert runner.invoke(cli.main, ["web", "--serve", "api"]).exit_code == 0
+    assert calls == [("exec", "app.wsgi:api_app")]
+    assert runner.invoke(cli.main, ["web", "--nice", "20"]).exit_code != 0

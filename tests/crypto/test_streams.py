@@ -229,3 +229,24 @@ def test_a_stream_that_failed_on_io_keeps_failing(big_plaintext: bytes) -> None:
         next(stream)
     with pytest.raises(crypto.DecryptionError):
         next(stream)
+
+
+def test_range_views_are_the_range_without_a_copy(big_plaintext: bytes) -> None:
+    sealed = b"".join(crypto.seal(DEK, big_plaintext, **IDS))
+
+    class Source:
+        size = len(sealed)
+
+        def read(self, offset: int, length: int) -> bytes:
+            return sealed[offset : offset + length]
+
+    reader = crypto.RandomAccessReader(DEK, Source(), **IDS)
+    start, stop = 12345, BIG - 777
+    views = reader.iter_range_views(start, stop, batch_chunks=64)
+    got, buffers = bytearray(), set()
+    for view in views:
+        assert isinstance(view, memoryview)
+        buffers.add(id(view.obj))
+        got += view
+    assert bytes(got) == big_plaintext[start:stop] == b"".join(reader.iter_range(start, stop))
+    assert len(buffers) == 1  # one plaintext buffer, reused batch after batch
