@@ -5,7 +5,7 @@ removing, reordering or editing any event breaks every hash after it. Appends lo
 ``audit_head`` row, which orders concurrent writers. Events hold metadata only — ids, actions,
 counts — never titles, comments or media.
 
-On PostgreSQL an append is one statement (``cr_audit_append``, migration 0010): Python sends
+On PostgreSQL an append is one statement (``cr_audit_append``, migration 0011): Python sends
 the event's canonical text around its ``seq`` (:func:`canonical_pieces`), the database locks
 the head, numbers and hashes the event exactly as :func:`event_hash` does, and moves the head.
 The head is then locked from that statement to the commit only, not across a round trip per

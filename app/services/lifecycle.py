@@ -17,7 +17,7 @@ certificate (``shredding``); the store refusing is caught up by the ``delete_obj
 the reconciler.
 
 On PostgreSQL an ending is one statement, :func:`end_share_at_once` (the server-side function
-``cr_end_share`` of migration 0010, given this module's transition and audit action): the
+``cr_end_share`` of migration 0011, given this module's transition and audit action): the
 revoke's critical section is a single round trip. :func:`end_share` is the same in the ORM,
 for SQLite.
 """

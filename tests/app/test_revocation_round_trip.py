@@ -1,7 +1,7 @@
 """The revoke's critical section is one statement (issue 19), and loses nothing on the way.
 
 On PostgreSQL, ``lifecycle.end_share_at_once`` (the server-side ``cr_end_share`` of migration
-0010) locks the share, destroys its key, drops its comments and unsent feedback, notifies the
+0011) locks the share, destroys its key, drops its comments and unsent feedback, notifies the
 web processes and appends the audit event in one round trip in its own transaction; an audit
 append is one statement too (``cr_audit_append``). The hashes the database computes are the
 ones Python computes: the chain verifies, event by event.

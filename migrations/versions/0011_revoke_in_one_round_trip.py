@@ -16,8 +16,8 @@ Two functions so that the critical sections that lock the audit head are one sta
 
 SQLite has no server-side functions: there the ORM path in Python does the same steps.
 
-Revision ID: 0010
-Revises: 0008
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-12-07
 """
 
@@ -25,8 +25,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0008"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
