@@ -10,6 +10,7 @@ ones Python computes: the chain verifies, event by event.
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -30,10 +31,14 @@ def client(stack_app):
 
 @contextmanager
 def counting(engine):
+    """The statements this thread sends (the app's background threads, such as the ended-share
+    poll, share the engine and are not the caller's round trips)."""
     statements: list[str] = []
+    caller = threading.get_ident()
 
     def count(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
+        if threading.get_ident() == caller:
+            statements.append(statement)
 
     event.listen(engine, "before_cursor_execute", count)
     try:
