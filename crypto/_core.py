@@ -126,9 +126,12 @@ MAX_CHUNKS = 1 << 38
 # 16 chunks (256 KiB of plaintext) per batch keeps the input and output buffers of one batch
 # inside the L2 cache, which measured faster than 1 MiB batches; see bench/crypto.py.
 BATCH_CHUNKS = 16
-# Sealing threads per process: AES-GCM releases the GIL, and chunks are independent (each
-# depends only on the derived keys and its index), so batches are encrypted side by side.
-SEAL_THREADS = min(4, os.cpu_count() or 1)
+# Sealing threads per encryptor by default: one. Chunks are independent (each depends only on
+# the derived keys and its index), so batches *can* be encrypted side by side (threads=N), but
+# every 16 KiB chunk is one library call that takes the GIL again, and two threads handing it
+# over per chunk seal at less than half the speed of one (bench/crypto.py on 2 CPUs: 2.1 GB/s
+# with two threads, 5.2 GB/s with one; a bare 16 KiB AES-GCM loop: 6.0 vs 7.8 GB/s).
+SEAL_THREADS = 1
 # Output buffers of an encryptor kept for reuse beyond those its threads fill.
 OUTPUT_RING_QUEUED = 64
 

@@ -198,7 +198,7 @@ def seal(
     """Encrypt plaintext (a binary file or an iterable of byte blocks) into a stored object.
 
     Yields the object in blocks of at most ~256 KiB, in bounded memory (at most two blocks
-    per sealing thread in flight, :data:`crypto._core.SEAL_THREADS` threads).  ``salt``
+    per sealing thread in flight, :data:`crypto._core.SEAL_THREADS` threads by default).  ``salt``
     exists for test vectors; leave it None.
     """
     sealer = Sealer(dek, key_id=key_id, object_id=object_id, salt=salt)
