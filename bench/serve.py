@@ -30,7 +30,9 @@ From one run it prints a table with absolute figures, ratios, targets and PASS/M
 3. revoke latency, p50 and p99 of --revokes revocations one after another, each the round trip
    of POST /api/v1/shares/{id}/revoke, while --streams threads play other shares
    (sequential 1 MiB ranges at about 1 MiB/s each, as a player buffering ahead does, started
-   over one second; their renditions are 360p, ~4 MiB) (target p99 <= 100 ms);
+   over one second; their renditions are 360p, ~4 MiB) (target p99 <= 100 ms). What the
+   set-up left for the disk to write is written out first (sync and CHECKPOINT): a revoke's
+   commits wait for the disk, and otherwise queue behind the set-up's own write-back;
 4. peak RSS of the web processes (psutil on gunicorn's workers) while the streams play.
 
 About the S3 server: moto answers every ranged GET by reading the whole object (for objects
@@ -663,6 +665,7 @@ def measure_revokes(s, owner, coach_headers: dict, stream_shares, revocable, cou
     log(f"warm-up revoke (the API pool's first, not counted): "
         f"{(time.perf_counter() - started) * 1000:.0f} ms")  # fmt: skip
     log(f"revoke latency: {len(revocable)} revokes one after another while {count} stream")
+    settle_disk(rt)
     baseline = PeakRss(s.web_processes).sample()
     latencies: list[float] = []
     steps: list[dict[str, float]] = []
@@ -703,6 +706,22 @@ def measure_revokes(s, owner, coach_headers: dict, stream_shares, revocable, cou
     if failures or streams.errors:
         print("FAILURES:", failures[:5], streams.errors[:5])
     return latencies, failures, streams, rss, baseline
+
+
+def settle_disk(rt) -> None:
+    """Write out what the set-up left dirty (the rendition sealed into the store, the new
+    database) before the revokes are timed: a revoke's commit waits for its WAL to reach the
+    disk, and on this machine's one disk that flush otherwise queues behind the write-back of
+    the benchmark's own half gigabyte (seen as 150-300 ms outliers in one step or another)."""
+    from sqlalchemy import text
+
+    started = time.perf_counter()
+    os.sync()
+    if rt.db.engine.dialect.name == "postgresql":
+        with rt.db.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("CHECKPOINT"))
+    os.sync()
+    log(f"the set-up's writes flushed to disk before timing: {time.perf_counter() - started:.1f} s")
 
 
 def server_timing(header: str) -> dict[str, float]:
