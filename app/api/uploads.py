@@ -64,7 +64,8 @@ def tus_headers(response: Response) -> Response:
     if request.method == "OPTIONS":
         response.status_code = 204
         response.set_data(b"")
-        del response.headers["Content-Type"]
+    if response.status_code == 204:  # no body, so no type to announce
+        response.headers.pop("Content-Type", None)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -207,6 +207,7 @@ def test_deferred_length_the_recorders_way(tus, rt, samples):
     for stop in (100_000, 300_000, 650_000):
         response = tus.patch(url, offset, data[offset:stop])
         assert response.status_code == 204
+        assert "Content-Type" not in response.headers  # no body, no type
         offset = int(response.headers["Upload-Offset"])
         assert offset % CHUNK == 0 and offset <= stop
     # The last request says how long it all was.
