@@ -840,7 +840,13 @@ class _PartsRun:
     ciphertext) wait as small pieces until a later request tops them up into a part; the last
     request sends the rest as the last part and completes the upload, so the object is whole
     without reading anything back. Parts sent by a request that then fails are not
-    acknowledged: the next request sends the same part numbers again, which replaces them."""
+    acknowledged: the next request sends the same part numbers again, which replaces them.
+
+    A last request can complete the object and then fail to commit (the database went away in
+    between): the object is whole at its name while the row still holds the multipart upload,
+    which no longer exists. Sealing is deterministic from the row's state, so the retried
+    request's sealed bytes are compared with the object's end instead of being sent: the same
+    bytes finish the upload as the first attempt would have; other bytes are refused (409)."""
 
     def __init__(self, rt: Runtime, owner: User, job: _Run, dek: bytes) -> None:
         state = job.state
@@ -861,6 +867,11 @@ class _PartsRun:
         self.head = bytearray()
         self.sender: _PartSender | None = None
         self.new_piece: tuple[str, int] | None = None
+        # Whether an earlier attempt completed the object (asked once, before the first part
+        # this request would send), and the hash of what this request would have sent.
+        self.completed_earlier: bool | None = None
+        self.unsent = hashlib.sha256()
+        self.unsent_size = 0
 
     def run(self, body: Iterable[bytes]) -> Upload:
         job = self.job
@@ -883,6 +894,8 @@ class _PartsRun:
                     return get_own(session, self.owner, job.state.id)
             if job.final:
                 self._finish()
+            elif self._is_completed_earlier():  # only the last bytes may follow
+                raise _end_stored_already()
             else:
                 self._keep_rest()
         except BaseException:
@@ -910,7 +923,16 @@ class _PartsRun:
         self.buffer.clear()
         return data
 
+    def _is_completed_earlier(self) -> bool:
+        if self.completed_earlier is None:
+            self.completed_earlier = self.multipart_id is not None and self.store.exists(self.name)
+        return self.completed_earlier
+
     def _send(self, data: bytes) -> None:
+        if self._is_completed_earlier():
+            self.unsent.update(data)
+            self.unsent_size += len(data)
+            return
         if self.multipart_id is None:
             self.multipart_id = self.store.start_parts(self.name)
             # Kept at once, so that termination or expiry can abort it whatever happens next.
@@ -939,9 +961,29 @@ class _PartsRun:
             return
         if data:
             self._send(data)
-        self._close_sender()
-        self.store.finish_parts(self.name, self.multipart_id, [(n, e) for n, e, _ in self.parts])
+        if self._is_completed_earlier():
+            self._check_completed_object()
+        else:
+            self._close_sender()
+            parts = [(n, e) for n, e, _ in self.parts]
+            self.store.finish_parts(self.name, self.multipart_id, parts)
         self.multipart_id = None
+
+    def _check_completed_object(self) -> None:
+        """The object an earlier attempt completed ends with exactly what this request would
+        have sent after the parts acknowledged before it; else 409 and nothing changes."""
+        start = sum(size for _number, _etag, size in self.parts)
+        if self.store.size(self.name) != start + self.unsent_size:
+            raise _end_stored_already()
+        stored = hashlib.sha256()
+        for offset in range(0, self.unsent_size, PART_BYTES):
+            stored.update(
+                self.store.read_range(
+                    self.name, start + offset, min(PART_BYTES, self.unsent_size - offset)
+                )
+            )
+        if stored.digest() != self.unsent.digest():
+            raise _end_stored_already()
 
     def _keep_rest(self) -> None:
         if self.buffer:
@@ -990,6 +1032,16 @@ class _PartsRun:
         _after_commit(self.rt, job, new_offset, self.dek, merge=False)  # at most a part waits
         with self.rt.db.session() as session:
             return get_own(session, self.owner, state.id)
+
+
+def _end_stored_already() -> Conflict:
+    return Conflict(
+        _(
+            "The end of this upload was already stored from an earlier request, with other "
+            "bytes than these. Send the same bytes again, or cancel the upload and start over."
+        ),
+        code="upload_end_differs",
+    )
 
 
 def _pieces(session: Session, upload_id: uuid.UUID) -> list[UploadSegment]:

@@ -8,6 +8,7 @@ tests/browser/test_uploads.py.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import os
 import threading
@@ -16,7 +17,7 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from app.models import DataKey, MediaObject, Upload, UploadSegment, utcnow
 from app.services import uploads
@@ -717,3 +718,89 @@ def test_on_s3_screen_and_audio_from_two_uploads_the_second_is_copied(tus, rt, s
     for part, data in (("screen", screen), ("audio", audio)):
         body = client.get(f"/media/recordings/{recording['id']}/{part}", headers=tus.person.headers)
         assert body.get_data() == data
+
+
+@contextlib.contextmanager
+def database_refuses_completion(rt):
+    """PostgreSQL itself refuses to commit an upload's completion while this lasts (a trigger),
+    as when the database goes away between the store's completion and the commit."""
+    with rt.db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE FUNCTION cr_test_refuse_completion() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.completed_at IS NOT NULL AND OLD.completed_at IS NULL THEN "
+                "RAISE EXCEPTION 'the test refuses this commit'; END IF; RETURN NEW; END $$ "
+                "LANGUAGE plpgsql"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER cr_test_refuse_completion BEFORE UPDATE ON uploads "
+                "FOR EACH ROW EXECUTE FUNCTION cr_test_refuse_completion()"
+            )
+        )
+    try:
+        yield
+    finally:
+        with rt.db.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER cr_test_refuse_completion ON uploads"))
+            connection.execute(text("DROP FUNCTION cr_test_refuse_completion()"))
+
+
+def test_on_s3_a_last_request_whose_commit_failed_is_finished_by_its_retry(
+    tus, rt, samples, client
+):
+    """The last request completes the object in the store, then the database refuses the
+    commit: the row still holds the multipart upload, which no longer exists. The client's
+    retry with the same bytes finishes the upload from the object already there; other bytes
+    are refused and change nothing; the draft is the file."""
+    data = with_marker(samples, 12 * MIB + 999)
+    url = tus.new(len(data))
+    assert tus.patch(url, 0, data[: 7 * MIB]).status_code == 204
+    before = upload_row(rt, url)
+    assert before.multipart_id is not None and len(before.parts) == 1
+    waiting = stored(rt, url)
+    rest = data[before.offset :]
+
+    with database_refuses_completion(rt):
+        failed = tus.patch(url, before.offset, rest)
+    assert failed.status_code == 500  # the client tries again
+    assert "refuses" not in failed.get_data(as_text=True)  # nothing of the database leaks
+    row = upload_row(rt, url)
+    assert (row.offset, row.multipart_id, row.parts, row.completed_at) == (
+        before.offset,
+        before.multipart_id,
+        before.parts,
+        None,
+    )
+    name = uploads.object_name(row)
+    assert rt.store.exists(name) and open_parts(rt, url) == []  # completed in the store
+    assert stored(rt, url) == waiting  # the piece that went into it is still there
+
+    changed = bytearray(rest)
+    changed[-5000] ^= 0x01
+    refused = tus.patch(url, before.offset, bytes(changed))
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "upload_end_differs"
+    assert upload_row(rt, url).offset == before.offset and stored(rt, url) == waiting
+    for size in (3 * MIB, 2 * MIB):  # not the end (with and without a part's worth)
+        short = tus.patch(url, before.offset, rest[:size])
+        assert short.status_code == 409, short.get_json()
+        assert upload_row(rt, url).offset == before.offset and stored(rt, url) == waiting
+
+    retried = tus.patch(url, before.offset, rest)
+    assert retried.status_code == 204, retried.get_json()
+    assert retried.headers["Upload-Offset"] == str(len(data))
+    done = upload_row(rt, url)
+    assert done.complete and done.multipart_id is None and done.parts is None
+    assert done.plaintext_sha256 == hashlib.sha256(data).hexdigest()
+    assert stored(rt, url) == {} and open_parts(rt, url) == []
+    body = b"".join(rt.store.iter_object(name))
+    assert len(body) == done.stored_size
+    assert hashlib.sha256(body).hexdigest() == done.stored_sha256
+    made = tus.make_recording(screen=url)
+    assert made.status_code == 201, made.get_json()
+    media = client.get(
+        f"/media/recordings/{made.get_json()['id']}/screen", headers=tus.person.headers
+    )
+    assert media.get_data() == data
