@@ -286,7 +286,7 @@ def reconcile_store(self) -> dict:
     from app.services.reconcile import reconcile
 
     report = reconcile(runtime(self))
-    if report["orphans_deleted"] or report["missing"]:
+    if report["orphans_deleted"] or report["missing"] or report["multipart_aborted"]:
         log.warning("reconcile: %s", report)
     return report
 

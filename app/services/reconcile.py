@@ -8,12 +8,15 @@
 - A row whose object is missing is reported, not guessed at.
 - The pieces of resumable uploads (``uploads/``) count as known while their upload lives; a
   piece whose upload was deleted or joined into a recording is an orphan like any other.
+- On S3, a multipart upload that no live upload holds (its abort failed when the upload was
+  cancelled or expired) is aborted once it is as old as an orphan: its parts are sealed under
+  a shredded key, and the store would keep them, unlisted, until a lifecycle rule ends them.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
@@ -21,6 +24,7 @@ from sqlalchemy.orm import Session
 from app.models import MediaObject, Recording, RecordingStatus, Share, ShareStatus, utcnow
 from app.runtime import Runtime
 from app.services import uploads
+from app.storage import PartStore
 
 MIN_ORPHAN_AGE = timedelta(hours=2)
 PREFIXES = ("recordings/", "shares/", "uploads/")
@@ -65,7 +69,25 @@ def reconcile(rt: Runtime, *, min_orphan_age: timedelta = MIN_ORPHAN_AGE) -> dic
         "objects": len(seen),
         "rows": len(known),
         "orphans_deleted": len(orphans_deleted),
+        "multipart_aborted": _abort_abandoned_parts(rt, cutoff),
         "ended_deleted": len(ended & seen),
         "missing": len(missing),
         "missing_names": missing[:50],
     }
+
+
+def _abort_abandoned_parts(rt: Runtime, cutoff: datetime) -> int:
+    """Abort the S3 multipart uploads under ``recordings/`` started before ``cutoff`` that no
+    live upload holds; how many. (A younger one may be a PATCH between opening it and
+    recording its id.)"""
+    if not getattr(rt.store, "supports_parts", False):
+        return 0
+    store = cast(PartStore, rt.store)
+    with rt.db.session() as session:
+        held = uploads.open_multipart_ids(session)
+    aborted = 0
+    for name, upload_id in store.open_parts("recordings/", started_before=cutoff):
+        if upload_id not in held:
+            store.abort_parts(name, upload_id)
+            aborted += 1
+    return aborted

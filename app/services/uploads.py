@@ -1307,6 +1307,11 @@ def _taken(field: str, upload: Upload, name: str, size: int, *, in_place: bool =
     )
 
 
+def open_multipart_ids(session: Session) -> set[str]:
+    """The S3 multipart uploads that live uploads hold open (for the reconciler)."""
+    return set(session.scalars(select(Upload.multipart_id).where(Upload.multipart_id.is_not(None))))
+
+
 def known_piece_names(session: Session) -> set[str]:
     """Every stored piece of every upload, and the object of each finished upload on S3 not
     yet a recording's (for the reconciler)."""

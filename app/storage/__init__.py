@@ -115,8 +115,11 @@ class PartStore(ObjectStore, Protocol):
     def abort_parts(self, name: str, upload_id: str) -> None:
         """Abort the upload and drop its parts (an unknown upload is no error)."""
 
-    def open_parts(self, prefix: str = "") -> list[tuple[str, str]]:
-        """The multipart uploads still open under ``prefix``: (name, upload id)."""
+    def open_parts(
+        self, prefix: str = "", *, started_before: datetime | None = None
+    ) -> list[tuple[str, str]]:
+        """The multipart uploads still open under ``prefix`` (only those started before
+        ``started_before``, if given): (name, upload id)."""
 
 
 def create_store(settings: Settings) -> ObjectStore:

@@ -6,6 +6,7 @@ import contextlib
 import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import urllib3
 from minio import Minio
@@ -287,11 +288,20 @@ class S3Store:
             if not (isinstance(cause, S3Error) and cause.code == "NoSuchUpload"):
                 raise
 
-    def open_parts(self, prefix: str = "") -> list[tuple[str, str]]:
-        """The multipart uploads not completed or aborted under ``prefix``: (name, upload id)."""
+    def open_parts(
+        self, prefix: str = "", *, started_before: datetime | None = None
+    ) -> list[tuple[str, str]]:
+        """The multipart uploads not completed or aborted under ``prefix`` (started before
+        ``started_before``, if given; one whose start the store does not say counts as
+        recent): (name, upload id)."""
         self.ensure_bucket()
         result = self._call(self.client._list_multipart_uploads, self.bucket, prefix=prefix or None)
-        return [(u.object_name, u.upload_id) for u in result.uploads]
+        return [
+            (u.object_name, str(u.upload_id))
+            for u in result.uploads
+            if started_before is None
+            or (u.initiated_time is not None and u.initiated_time < started_before)
+        ]
 
     def read_range(self, name: str, offset: int, length: int) -> bytes:
         if length <= 0:
