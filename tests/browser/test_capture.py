@@ -135,3 +135,50 @@ def test_record_send_as_it_records_discard_then_save(page, live_server, make_per
     )
     codecs = set(probe.stdout.decode().split())
     assert codecs & {"vp8", "vp9"} and "opus" in codecs, codecs
+
+
+def test_recording_source_holds_only_what_the_server_has_not_acknowledged(page):
+    """RecordingSource (tus.js), what tus-js-client reads the recording from: a slice is the
+    recording's bytes from the offset asked for, it waits for a chunk's worth (16 KiB) unless the
+    recording has ended, and the pieces before that offset (the server has them) are let go —
+    so while recording the page holds only the last few pieces, not the recording."""
+    page.goto("/login")  # any page of the app: the module is imported under its CSP
+    seen = page.evaluate(
+        """async () => {
+             const { RecordingSource } = await import('/static/js/tus.js');
+             const source = new RecordingSource('video/webm');
+             const piece = (n) => new Blob([new Uint8Array(10000).fill(n)]);
+             const bytes = async (blob) => new Uint8Array(await blob.arrayBuffer());
+             const seen = {};
+             let answered = false;
+             const asked = source.slice(0, 8 << 20).then((slice) => {
+               answered = true;
+               return slice;
+             });
+             source.push(piece(1));
+             await new Promise((resolve) => setTimeout(resolve, 100));
+             seen.waited = !answered; // 10 000 bytes: less than a chunk
+             source.push(piece(2));
+             const first = await asked;
+             seen.first = [first.value.size, first.done, source.held, source.parts.length];
+             source.push(piece(3));
+             source.push(piece(4));
+             // The server has 16 384 bytes: piece 1 (0-10 000) goes, piece 2 is still needed.
+             const second = await source.slice(16384, 8 << 20);
+             const data = await bytes(second.value);
+             seen.second = [second.value.size, second.done, source.held, source.parts.length];
+             seen.secondBytes = [data[0], data[3615], data[3616], data[data.length - 1]];
+             // It has 32 768: pieces 2 and 3 go too; the recording ends with piece 4's rest.
+             source.end();
+             const last = await source.slice(32768, 8 << 20);
+             seen.last = [last.value.size, last.done, source.held, source.parts.length];
+             seen.lastBytes = Array.from(new Set(await bytes(last.value)));
+             return seen;
+           }"""
+    )
+    assert seen["waited"] is True
+    assert seen["first"] == [20000, False, 20000, 2]
+    assert seen["second"] == [40000 - 16384, False, 30000, 3]
+    assert seen["secondBytes"] == [2, 2, 3, 4]
+    assert seen["last"] == [40000 - 32768, True, 10000, 1]
+    assert seen["lastBytes"] == [4]
