@@ -146,7 +146,8 @@ def test_recording_source_holds_only_what_the_server_has_not_acknowledged(page):
     seen = page.evaluate(
         """async () => {
              const { RecordingSource } = await import('/static/js/tus.js');
-             const source = new RecordingSource('video/webm');
+             // Answer as soon as a chunk's worth is there (the batching is tested below).
+             const source = new RecordingSource('video/webm', { batch: 16384, waitMs: 0 });
              const piece = (n) => new Blob([new Uint8Array(10000).fill(n)]);
              const bytes = async (blob) => new Uint8Array(await blob.arrayBuffer());
              const seen = {};
@@ -182,3 +183,48 @@ def test_recording_source_holds_only_what_the_server_has_not_acknowledged(page):
     assert seen["secondBytes"] == [2, 2, 3, 4]
     assert seen["last"] == [40000 - 32768, True, 10000, 1]
     assert seen["lastBytes"] == [4]
+
+
+def test_the_recorder_sends_every_few_seconds_not_every_second(page):
+    """Each request leaves garbage the browser keeps until V8's next collection, so the
+    recorder's source answers tus-js-client once a batch has built up, or once whole chunks
+    have waited a while (at most a few seconds of recording wait), or at the end."""
+    page.goto("/login")
+    seen = page.evaluate(
+        """async () => {
+             const { RecordingSource } = await import('/static/js/tus.js');
+             const piece = () => new Blob([new Uint8Array(10000).fill(7)]);
+             const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+             const seen = {};
+             const defaults = new RecordingSource('video/webm');
+             seen.defaults = [defaults.batch, defaults.waitMs];
+
+             const waits = new RecordingSource('video/webm', { batch: 65536, waitMs: 600 });
+             let answered = null;
+             waits.slice(0, 8 << 20).then((slice) => { answered = slice.value.size; });
+             waits.push(piece());
+             waits.push(piece());
+             await sleep(200);
+             seen.before = answered;        // 20 000 bytes, under the batch, not waited enough
+             await sleep(700);
+             seen.after = answered;         // waited: sent as it is
+
+             const fills = new RecordingSource('video/webm', { batch: 65536, waitMs: 60000 });
+             const asked = fills.slice(0, 8 << 20);
+             for (let i = 0; i < 7; i += 1) fills.push(piece());
+             seen.batch = (await asked).value.size;  // 70 000 >= the batch: at once
+
+             const ends = new RecordingSource('video/webm', { batch: 65536, waitMs: 60000 });
+             const last = ends.slice(0, 8 << 20);
+             ends.push(piece());
+             ends.end();
+             const slice = await last;
+             seen.end = [slice.value.size, slice.done];
+             return seen;
+           }"""
+    )
+    assert seen["defaults"][0] >= 128 * 1024 and 1000 <= seen["defaults"][1] <= 5000
+    assert seen["before"] is None
+    assert seen["after"] == 20000
+    assert seen["batch"] == 70000
+    assert seen["end"] == [10000, True]
