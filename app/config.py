@@ -407,7 +407,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CR_TRUSTED_PROXIES", "trusted_proxies", _parse_int, "0",
             "number of reverse proxies whose `X-Forwarded-*` to trust", minimum=0, maximum=5),
     Setting("CR_RATELIMIT_STORAGE_URL", "ratelimit_storage_url", _check_ratelimit_url,
-            "memory://", "e.g. `redis://…` to share sign-in rate limits across web processes"),
+            "memory://",
+            "e.g. `redis://…` to share sign-in rate limits across web processes. Failed sign-ins "
+            "are limited per account (5 a minute, 20 an hour) and per address (10 a minute, 50 "
+            "an hour); successful ones never count, so agents behind one office address do not "
+            "lock each other out at a shift's start"),
     Setting("CR_METRICS_TOKEN", "metrics_token", _check_metrics_token, None,
             "bearer token Prometheus sends to scrape `/metrics` (at least 24 characters); "
             "without it `/metrics` answers nobody", shown="— (metrics off)"),

@@ -53,7 +53,9 @@ def index():
 
 
 @pages.route("/login", methods=["GET", "POST"])
-@limiter.limit(PER_ADDRESS, methods=["POST"], error_message=ADDRESS_LIMITED)
+# Failed attempts only, as per account: a contact centre's agents often share one address (the
+# office's NAT), and at a shift's start their successful sign-ins must not lock each other out.
+@limiter.limit(PER_ADDRESS, methods=["POST"], deduct_when=_failed, error_message=ADDRESS_LIMITED)
 @limiter.limit(
     PER_ACCOUNT,
     methods=["POST"],

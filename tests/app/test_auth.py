@@ -255,6 +255,27 @@ def test_sign_in_is_rate_limited(stack_app):
     assert response.status_code == 401
 
 
+def test_colleagues_behind_one_address_do_not_lock_each_other_out(stack_app, make_person):
+    """An office's agents share one address (its NAT): at a shift's start, their sign-ins that
+    succeed never use up the address's limit; the failed ones still do."""
+    address = own_client(stack_app).environ_base["REMOTE_ADDR"]
+
+    def from_the_office():
+        web = stack_app.test_client()  # a colleague's own browser, at the office's address
+        web.environ_base["REMOTE_ADDR"] = address
+        return web
+
+    colleagues = [make_person("employee", password=PASSWORD) for _ in range(12)]
+    for person in colleagues:
+        response = sign_in(from_the_office(), person.login, PASSWORD)
+        assert response.status_code == 302, response.get_data(as_text=True)[:300]
+    office = from_the_office()
+    failures = [sign_in(office, f"guess-{n}", "guess").status_code for n in range(11)]
+    assert failures == [401] * 10 + [429]
+    # Now the address waits, whoever signs in from it.
+    assert sign_in(from_the_office(), colleagues[0].login, PASSWORD).status_code == 429
+
+
 # --- roles ------------------------------------------------------------------------------------
 
 

@@ -70,7 +70,12 @@ def sign_in(page, login: str, password: str) -> None:
     page.goto("/login")
     page.fill("input[name=login]", login)
     page.fill("input[name=password]", password)
-    page.click("main button[type=submit]")
+    with page.expect_response(lambda r: r.request.method == "POST" and "/login" in r.url) as sent:
+        page.click("main button[type=submit]")
+    answer = sent.value
+    assert answer.status in (302, 303), (
+        f"signing in as {login!r} answered {answer.status}: {page.locator('main').inner_text()}"
+    )
     page.wait_for_url(lambda url: "/login" not in url)
 
 
