@@ -1,5 +1,6 @@
 """Capture in the browser with Chromium's fake devices: record (sent through tus while it
-records), discard (deleted on the server), save as a draft."""
+records), discard (deleted on the server), save as a draft; a connection lost while recording
+loses nothing."""
 
 from __future__ import annotations
 
@@ -135,6 +136,58 @@ def test_record_send_as_it_records_discard_then_save(page, live_server, make_per
     )
     codecs = set(probe.stdout.decode().split())
     assert codecs & {"vp8", "vp9"} and "opus" in codecs, codecs
+
+
+# Every piece the page's MediaRecorder hands out, kept aside by the test (the page keeps none).
+KEEP_THE_PIECES = """
+  window.__pieces = [];
+  const add = MediaRecorder.prototype.addEventListener;
+  MediaRecorder.prototype.addEventListener = function (type, listener, ...rest) {
+    if (type !== "dataavailable") return add.call(this, type, listener, ...rest);
+    const keeping = (event) => {
+      if (event.data && event.data.size) window.__pieces.push(event.data);
+      return listener(event);
+    };
+    return add.call(this, type, keeping, ...rest);
+  };
+"""
+RECORDED_SHA256 = """async () => {
+  const bytes = await new Blob(window.__pieces).arrayBuffer();
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+}"""
+
+
+def test_a_connection_lost_while_recording_loses_nothing(page, live_server, make_person):
+    """The recorder goes on recording while the network is gone, sends what it missed when it
+    is back (by itself), and the draft is exactly what MediaRecorder made."""
+    employee = make_person("employee", password=PASSWORD)
+    failed: list[str] = []
+    page.on(
+        "requestfailed",
+        lambda request: failed.append(request.method) if "/api/v1/uploads" in request.url else None,
+    )
+    page.add_init_script(KEEP_THE_PIECES)
+    sign_in(page, employee.login, PASSWORD)
+    page.goto("/record")
+    page.get_by_role("button", name="Start recording").click()
+    expect(page.locator("#timer")).to_have_text("0:02", timeout=6_000)
+    page.context.set_offline(True)
+    expect(page.locator("#timer")).to_have_text("0:09", timeout=12_000)  # 7 s without a network
+    page.context.set_offline(False)
+    expect(page.locator("#timer")).to_have_text("0:12", timeout=6_000)
+    page.get_by_role("button", name="Stop").click()
+    expect(page.locator("#save-card")).to_be_visible(timeout=60_000)
+    assert failed, "no upload request failed: the test did not cut the connection"
+
+    title = f"Recorded through a cut {uuid.uuid4().hex[:6]}"
+    page.locator("#title").fill(title)
+    page.get_by_label("The customer was informed").check()
+    page.get_by_role("button", name="Save to My recordings").click()
+    expect(page.locator("#done-card")).to_be_visible(timeout=30_000)
+    [draft] = [r for r in recordings_of(live_server, employee) if r["title"] == title]
+    recorded = page.evaluate(RECORDED_SHA256)
+    assert draft["media_sha256"]["screen"] == recorded
 
 
 def test_recording_source_holds_only_what_the_server_has_not_acknowledged(page):
