@@ -286,3 +286,25 @@ def test_the_recorder_sends_every_few_seconds_not_every_second(page):
     assert seen["after"] == 20000
     assert seen["batch"] == 70000
     assert seen["end"] == [10000, True]
+
+
+def test_a_piece_the_page_cannot_read_stops_the_upload_with_its_reason(page):
+    """A piece lost between MediaRecorder and the source would make the upload a different
+    recording: the source refuses to go on past it rather than send the rest without it."""
+    page.goto("/login")
+    seen = page.evaluate(
+        """async () => {
+             const { RecordingSource } = await import('/static/js/tus.js');
+             const source = new RecordingSource('video/webm', { batch: 16384, waitMs: 0 });
+             const unreadable = { size: 5, arrayBuffer: () => Promise.reject(new Error('gone')) };
+             source.push(new Blob([new Uint8Array(20000)]));
+             const first = await source.slice(0, 8 << 20);
+             source.push(unreadable);
+             source.push(new Blob([new Uint8Array(20000)]));
+             const second = await source.slice(first.value.size, 8 << 20).then(
+               () => 'answered', (error) => error.message);
+             return [first.value.size, second];
+           }"""
+    )
+    assert seen == [20000, "gone"]
+
