@@ -307,4 +307,3 @@ def test_a_piece_the_page_cannot_read_stops_the_upload_with_its_reason(page):
            }"""
     )
     assert seen == [20000, "gone"]
-
