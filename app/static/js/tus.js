@@ -157,12 +157,15 @@ export function makeRecording(ids, fields) {
  * What the recorder feeds to tus-js-client (its `fileReader` option): the MediaRecorder's
  * pieces as they come. tus-js-client asks for bytes [start, end); the answer comes once
  * `batch` bytes past `start` have been recorded, or a chunk's worth has waited `waitMs`, or
- * the recording has ended — so a PATCH goes out every few seconds, not every second: each
- * request leaves garbage (its Blobs, the request's own objects) that the browser keeps until
- * V8's next collection, which may be many minutes away while the JS heap stays small
- * (bench/upload.py measured +190 MiB over 30 minutes with a PATCH a second).
- * Pieces before `start` — acknowledged by the server — are dropped: the browser holds only
- * what has not been stored yet.
+ * the recording has ended — so a PATCH goes out every few seconds, not every second.
+ *
+ * Each piece is read into the page's own memory at once and its Blob let go, as a page that
+ * uploads nothing lets it go: a Blob the page still refers to when V8 next collects lives on
+ * (with its bytes in the browser process) until a full collection, which may be many minutes
+ * away while the JS heap stays small — bench/upload.py measured +190 MiB over 30 minutes.
+ * Bytes in ArrayBuffers are counted by V8, and a request's body is copied out of them.
+ * Pieces before `start` — acknowledged by the server — are dropped: the page holds only what
+ * has not been stored yet.
  */
 export class RecordingSource {
   constructor(type, options) {
@@ -171,24 +174,37 @@ export class RecordingSource {
     this.batch = opts.batch || BATCH;
     this.waitMs = opts.waitMs === undefined ? WAIT_MS : opts.waitMs;
     this.answeredAt = Date.now();
-    this.parts = [];
+    this.parts = []; // Uint8Arrays, in order
     this.base = 0; // offset of parts[0]
     this.total = 0;
     this.done = false;
+    this.closed = false;
+    this.failed = null;
+    this.reading = Promise.resolve(); // pieces are read in the order they came
     this.waiting = null;
     this.size = null; // unknown until the end (tus: Upload-Defer-Length)
   }
 
   push(blob) {
     if (!blob || !blob.size) return;
-    this.parts.push(blob);
-    this.total += blob.size;
-    this._wake();
+    this.reading = this.reading.then(async () => {
+      try {
+        const bytes = new Uint8Array(await blob.arrayBuffer());
+        if (this.closed) return;
+        this.parts.push(bytes);
+        this.total += bytes.length;
+      } catch (error) {
+        this.failed = this.failed || error; // a piece missing: the upload stops, with a reason
+      }
+      this._wake();
+    });
   }
 
   end() {
-    this.done = true;
-    this._wake();
+    this.reading = this.reading.then(() => {
+      this.done = true;
+      this._wake();
+    });
   }
 
   get held() {
@@ -204,8 +220,8 @@ export class RecordingSource {
   }
 
   _drop(before) {
-    while (this.parts.length && this.base + this.parts[0].size <= before) {
-      this.base += this.parts[0].size;
+    while (this.parts.length && this.base + this.parts[0].length <= before) {
+      this.base += this.parts[0].length;
       this.parts.shift();
     }
   }
@@ -218,34 +234,37 @@ export class RecordingSource {
 
   async slice(start, end) {
     this._drop(start);
-    while (!this._ready(start)) {
+    while (!this.failed && !this._ready(start)) {
       const left = this.total - start >= CHUNK ? this.waitMs - (Date.now() - this.answeredAt) : null;
       await new Promise((resolve) => {
         this.waiting = resolve;
         if (left !== null) setTimeout(() => this._wake(), Math.max(left, 0));
       });
     }
+    if (this.failed) throw this.failed;
     this.answeredAt = Date.now();
     const stop = Math.min(end, this.total);
     return { value: this._bytes(start, stop), done: this.done && stop === this.total };
   }
 
-  // Bytes [start, stop) as one Blob: a slice of the one piece they lie in, or of as few pieces
-  // as they span (a Blob of Blobs refers to their data, nothing is copied).
+  // Bytes [start, stop) in one Uint8Array of their own (the request's body; tus-js-client
+  // reads its length as `size`, as of a Blob).
   _bytes(start, stop) {
-    const pieces = [];
+    const bytes = new Uint8Array(Math.max(stop - start, 0));
     let offset = this.base;
     for (const part of this.parts) {
       const from = Math.max(start - offset, 0);
-      const to = Math.min(stop - offset, part.size);
-      if (to > from) pieces.push(from === 0 && to === part.size ? part : part.slice(from, to));
-      offset += part.size;
+      const to = Math.min(stop - offset, part.length);
+      if (to > from) bytes.set(part.subarray(from, to), offset + from - start);
+      offset += part.length;
       if (offset >= stop) break;
     }
-    return pieces.length === 1 ? pieces[0] : new Blob(pieces, { type: this.type });
+    bytes.size = bytes.length;
+    return bytes;
   }
 
   close() {
+    this.closed = true;
     this.parts = [];
   }
 }
